@@ -1,0 +1,200 @@
+"""Image -> faces -> keypoints -> rendered image: the one path the pages, CLI and webcam share.
+
+`load_image` turns whatever a person hands us (bytes of any common format, arrays in any
+dtype/channel layout) into a BGR uint8 array or raises `ImageError` with a sentence a person
+understands. `FacePipeline.find_faces` detects, crops with core.geometry, and predicts every
+face of a frame in one model call. `render` draws an effect on a copy.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from core import overlays
+from core.detector import DetectorSettings, FaceDetector
+from core.geometry import CropTransform, crop_around_points, crop_from_box
+from core.model import KeypointPredictor
+from core.schema import COORD_COLUMNS, CROP_SIZE, flip_keypoints
+
+#: Larger images are refused before decoding (a decompression bomb is a few KB of PNG).
+MAX_PIXELS = 60_000_000
+#: Faces are found on a copy no larger than this; keypoints come back in full-resolution pixels.
+DETECT_MAX_SIDE = 1280
+
+
+class ImageError(ValueError):
+    """The input cannot be used as an image; str(error) is a message for a person."""
+
+
+def load_image(source: bytes | str | os.PathLike | np.ndarray, channel_order: str = "BGR") -> np.ndarray:
+    """Any image -> BGR uint8 (H, W, 3). Bytes and paths are decoded with EXIF orientation applied."""
+    if isinstance(source, np.ndarray):
+        return to_bgr_uint8(source, channel_order)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{path} does not exist or is not a file.")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise ImageError("The file is empty.")
+    _check_header(data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF orientation
+    if image is None or image.size == 0:
+        raise ImageError("The file is corrupt or truncated: it could not be decoded as an image.")
+    return image
+
+
+def _check_header(data: bytes) -> None:
+    """Read only the header (Pillow) to refuse non-images and decompression bombs before decoding."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"The image is too large to process safely ({exc}).") from exc
+    except Exception as exc:
+        raise ImageError("This is not an image file Pillow or OpenCV can read (try JPEG, PNG, WebP or BMP).") from exc
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please downscale it."
+        )
+    if width == 0 or height == 0:
+        raise ImageError("The image has no pixels.")
+
+
+def to_bgr_uint8(array: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
+    """Gray, gray+1, RGB/BGR, RGBA/BGRA of uint8, uint16 or float [0, 1] -> BGR uint8."""
+    a = np.asarray(array)
+    if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"An image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}.")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise ImageError(f"The image is {a.shape[1]}x{a.shape[0]}, over the {MAX_PIXELS / 1e6:.0f}-megapixel limit.")
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise ImageError(f"Unsupported pixel type {a.dtype}.")
+    if a.ndim == 2 or a.shape[2] == 1:
+        return cv2.cvtColor(a.reshape(a.shape[:2]), cv2.COLOR_GRAY2BGR)
+    rgb_first = channel_order.upper().startswith("RGB")
+    if a.shape[2] == 4:
+        return cv2.cvtColor(a, cv2.COLOR_RGBA2BGR if rgb_first else cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(a[..., ::-1]) if rgb_first else a
+
+
+@dataclass
+class Face:
+    """One detected face: its box and the model's 15 keypoints, both in image pixels."""
+
+    box_xywh: np.ndarray
+    keypoints_px: np.ndarray
+    crop: CropTransform = field(repr=False)
+
+    def region_xywh(self) -> np.ndarray:
+        """The square the model looked at, used as the area to blur or pixelate."""
+        return np.array([self.crop.left, self.crop.top, self.crop.side, self.crop.side])
+
+
+class FacePipeline:
+    """Detector + keypoint model. Create once per process (loading the model costs ~1 s).
+
+    `flip_average`: also predict the mirrored crop and average (test-time augmentation, one batch).
+    `refine`: a second pass on a crop re-centred on the first prediction (needs the card's mean shape).
+    Both are measured in the model card (trainer.evaluate); the defaults are what it recommends.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
+                 flip_average: bool | None = None, refine: bool | None = None):
+        self.predictor = KeypointPredictor(model_path)
+        self.detector = FaceDetector(detector_settings)
+        recommended = self.predictor.card.get("inference", {})
+        self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
+        self.mean_shape = self.predictor.card.get("mean_shape_crop")
+        wants_refine = recommended.get("refine", False) if refine is None else refine
+        self.refine = bool(wants_refine and self.mean_shape is not None)
+
+    def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
+                   boxes_xywh: np.ndarray | None = None) -> list[Face]:
+        """Faces of a BGR image; pass `boxes_xywh` to skip detection (e.g. boxes tracked between frames)."""
+        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
+        if boxes_xywh is None:
+            s = settings or self.detector.settings
+            s = DetectorSettings(s.scale_factor, s.min_neighbors, s.min_size_fraction, min(s.max_side, DETECT_MAX_SIDE))
+            boxes_xywh = self.detector.detect(gray, s)
+        return self.keypoints_for_boxes(gray, boxes_xywh)
+
+    def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:
+        """Crop every box the way training did and predict all of them in one batch."""
+        boxes = np.asarray(list(boxes_xywh), dtype=np.float64).reshape(-1, 4)
+        crops = [crop_from_box(b) for b in boxes]
+        if not crops:
+            return []
+        keypoints_px = self._predict(gray, crops)
+        if self.refine:
+            crops = [crop_around_points(k, self.mean_shape) for k in keypoints_px]
+            keypoints_px = self._predict(gray, crops)
+        return [Face(b, k, c) for b, c, k in zip(boxes, crops, keypoints_px)]
+
+    def _predict(self, gray: np.ndarray, crops: list[CropTransform]) -> list[np.ndarray]:
+        """Image-pixel keypoints for each crop, all crops (and their mirrors) in one model call."""
+        images = np.stack([c.extract(gray) for c in crops])
+        if self.flip_average:
+            both = self.predictor.predict_crops(np.concatenate([images, images[:, :, ::-1]]))
+            keypoints_crop = (both[: len(crops)] + flip_keypoints(both[len(crops):], CROP_SIZE)) / 2
+        else:
+            keypoints_crop = self.predictor.predict_crops(images)
+        return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
+
+
+def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
+           face_indices: Iterable[int] | None = None) -> np.ndarray:
+    """A copy of the image with `effect` (one of overlays.EFFECTS) on the chosen faces (default: all)."""
+    if effect not in overlays.EFFECTS and effect != "none":
+        raise ValueError(f"unknown effect {effect!r}; choose from {overlays.EFFECTS}")
+    out = image_bgr.copy()
+    chosen = set(range(len(faces)) if face_indices is None else face_indices)
+    for i, face in enumerate(faces):
+        if i not in chosen:
+            continue
+        k = face.keypoints_px
+        if effect == "keypoints":
+            overlays.draw_keypoints(out, k)
+        elif effect == "labelled keypoints":
+            overlays.draw_keypoints(out, k, labels=True)
+        elif effect == "sunglasses":
+            overlays.add_sunglasses(out, k)
+        elif effect == "moustache":
+            overlays.add_moustache(out, k)
+        elif effect == "hat":
+            overlays.add_hat(out, k)
+        elif effect == "blur":
+            overlays.blur_region(out, face.region_xywh())
+        elif effect == "pixelate":
+            overlays.pixelate_region(out, face.region_xywh())
+    return out
+
+
+def faces_table(faces: list[Face]) -> list[dict]:
+    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables."""
+    rows = []
+    for i, f in enumerate(faces):
+        row = {"face": i, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
+               "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
+        row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
+        rows.append(row)
+    return rows
+

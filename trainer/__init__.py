@@ -1,0 +1,1 @@
+"""Training recipe, dataset reading/import and augmentation. Uses core; never imports pages."""

@@ -1,0 +1,140 @@
+"""`python -m trainer`: import data, train the recipe, evaluate a model, make a model active.
+
+Every failure a person can cause (bad file, bad run name, missing model) ends in one line on
+stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from core.paths import runs_dir
+
+DEFAULT_DATA = Path("data") / "youtube68.csv.gz"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("import-68", help="68-point frames (folder or zip) -> Kaggle-format CSV with person ids")
+    imp.add_argument("frames", help="folder or .zip holding the frames (and, unless --csv, *_keypoints.csv)")
+    imp.add_argument("--csv", help="the 68-point CSV, when it is not inside `frames`")
+    imp.add_argument("--out", default=str(DEFAULT_DATA), help="output .csv or .csv.gz (default %(default)s)")
+
+    tr = sub.add_parser("train", help="run (or resume) the training recipe")
+    tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
+    tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
+    tr.add_argument("--preset", choices=("full", "quick"), default="full")
+    tr.add_argument("--config", help="JSON file of RecipeConfig fields, applied after the preset")
+    tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
+    tr.add_argument("--epochs", type=int, help="epochs per stage")
+    tr.add_argument("--test-size", type=float, help="held-out rows (>=1) or fraction (<1) of complete rows")
+    tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
+    tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
+    tr.add_argument("--frames", help="68-point source of the data, to report end-to-end NME on held-out people")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar (events still go to events.jsonl)")
+
+    evp = sub.add_parser("evaluate", help="end-to-end NME of a model on the held-out people of its card")
+    evp.add_argument("--model", default=None, help=".keras file (default: the active model)")
+    evp.add_argument("--frames", required=True, help="68-point frames folder or zip")
+    evp.add_argument("--all-people", action="store_true", help="every frame, not only the card's test people")
+    evp.add_argument("--flip-average", action="store_true")
+    evp.add_argument("--refine", action="store_true")
+
+    act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
+    act.add_argument("run", help="run name, or 'shipped'")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted; the run can be resumed with the same command", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # DatasetError, ModelError(RuntimeError) handled below
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _import(args) -> int:
+    from trainer.importer import import_68_dataset
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"\rimporting {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress)
+    print(file=sys.stderr)
+    print(json.dumps({k: v for k, v in report.to_dict().items() if k not in ("no_face",)} |
+                     {"no_face": len(report.no_face)}, indent=1))
+    print(f"wrote {args.out} ({report.imported} faces from {report.frames} frames; "
+          f"{len(report.no_face)} frames with no face are listed in {args.out}.report.json)")
+    return 0
+
+
+def _train(args) -> int:
+    from trainer import events as ev
+    from trainer.recipe import PRESETS, Cancelled, RecipeConfig, train
+    from trainer.runs import safe_run_dir
+
+    run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
+    if (run_dir / "config.json").is_file():
+        config = RecipeConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        print(f"resuming {run_dir.name} from {json.dumps((run_dir / 'state.json').read_text() if (run_dir / 'state.json').exists() else 'the start')}",
+              file=sys.stderr)
+    else:
+        fields = dict(PRESETS[args.preset], data=args.data)
+        if args.config:
+            fields.update(json.loads(Path(args.config).read_text()))
+        config = RecipeConfig.from_dict(fields)
+        for key, value in (("widths", args.widths), ("epochs_per_stage", args.epochs), ("test_size", args.test_size),
+                           ("strategy", args.strategy), ("frames", args.frames)):
+            if value is not None:
+                setattr(config, key, value)
+        if args.no_pseudo:
+            config.pseudo_label = False
+    bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
+    try:
+        card = train(config, run_dir, bus)
+    except Cancelled:
+        print(f"cancelled; checkpoints kept in {run_dir}", file=sys.stderr)
+        return 3
+    print(json.dumps(card["metrics"], indent=1))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from core.model import read_card
+    from core.paths import active_model_path
+    from trainer.evaluate import evaluate_frames
+
+    model = Path(args.model) if args.model else active_model_path()
+    people = None if args.all_people else read_card(model).get("data", {}).get("test_people")
+    if not args.all_people and not people:
+        print("error: the model card lists no test people; pass --all-people", file=sys.stderr)
+        return 2
+    result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, refine=args.refine)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _activate(args) -> int:
+    from core.registry import activate
+
+    path = activate(args.run)
+    print(f"active model: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Import 68-point full-frame datasets (YouTube-faces layout) into Kaggle format.
+
+Input: a CSV of `file name, x0, y0, ..., x67, y67` (iBUG 300-W order, frame pixels) and the frames,
+in a folder or a .zip. Each frame goes through core's detector and core's crop geometry, exactly
+as at inference, and its 68 points become the 15 Kaggle points in crop pixels. Frames where the
+detector finds no face matching the labels are counted and listed in the report, never dropped
+silently. The person id is the file name without its trailing `_NN.jpg`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from core.detector import DetectorSettings, FaceDetector
+from core.geometry import crop_from_box
+from core.schema import ibug68_to_kaggle15
+from trainer.data import DatasetError, KeypointData, write_kaggle_csv
+
+
+@dataclass
+class ImportReport:
+    frames: int = 0
+    imported: int = 0
+    no_face: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    people: int = 0
+
+    @property
+    def detection_rate(self) -> float:
+        return self.imported / max(self.frames, 1)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "detection_rate": round(self.detection_rate, 4)}
+
+
+def person_of(frame_name: str) -> str:
+    """'Luis_Fonsi_21.jpg' -> 'Luis_Fonsi'."""
+    return re.sub(r"_\d+\.\w+$", "", Path(frame_name).name)
+
+
+def read_68_csv(path: str | os.PathLike | Path) -> tuple[list[str], np.ndarray]:
+    """File names and (N, 68, 2) points from a 68-point CSV (first column = file name)."""
+    table = pd.read_csv(path)
+    if table.shape[1] != 137:
+        raise DatasetError(f"{Path(path).name}: expected a file-name column and 136 coordinates, "
+                           f"found {table.shape[1]} columns.")
+    points = table.iloc[:, 1:].to_numpy(np.float64).reshape(-1, 68, 2)
+    return table.iloc[:, 0].astype(str).tolist(), points
+
+
+class FrameSource:
+    """Reads frames by name from a folder or a .zip (searching the zip's subfolders)."""
+
+    def __init__(self, location: str | os.PathLike):
+        self.location = Path(location)
+        self._zip = zipfile.ZipFile(self.location) if self.location.suffix.lower() == ".zip" else None
+        if self._zip:
+            self._members = {Path(n).name: n for n in self._zip.namelist() if not n.endswith("/")}
+
+    def read_gray(self, name: str) -> np.ndarray | None:
+        if self._zip:
+            member = self._members.get(name)
+            data = self._zip.read(member) if member else None
+        else:
+            p = self.location / name
+            data = p.read_bytes() if p.is_file() else None
+        if not data:
+            return None
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    def find(self, suffix: str) -> str | None:
+        """The path inside the zip (or folder) of the first file ending with `suffix`."""
+        if self._zip:
+            return next((n for n in self._zip.namelist() if n.endswith(suffix)), None)
+        hits = sorted(self.location.rglob(f"*{suffix}"))
+        return str(hits[0]) if hits else None
+
+
+def best_box(boxes: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """The detection that best overlaps the labelled points' bounding box (IoU > 0.3), else None."""
+    if len(boxes) == 0:
+        return None
+    lo, hi = points.min(0), points.max(0)
+    label = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
+    ious = [_iou(b, label) for b in boxes]
+    i = int(np.argmax(ious))
+    return boxes[i] if ious[i] > 0.3 else None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+
+
+def import_68_dataset(
+    frames: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    csv_path: str | os.PathLike | None = None,
+    detector_settings: DetectorSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Detect, crop and map every labelled frame; write Kaggle CSV + `<out>.report.json`."""
+    source = FrameSource(frames)
+    if csv_path is None:
+        inside = source.find("_keypoints.csv")
+        if inside is None:
+            raise DatasetError(f"No *_keypoints.csv found in {frames}; pass the CSV path.")
+        if source._zip:
+            with source._zip.open(inside) as f:
+                names, points68 = read_68_csv(f)
+        else:
+            names, points68 = read_68_csv(inside)
+    else:
+        names, points68 = read_68_csv(csv_path)
+    detector = FaceDetector(detector_settings)
+    report = ImportReport(frames=len(names))
+    images, keypoints, groups, kept = [], [], [], []
+    for i, (name, pts) in enumerate(zip(names, points68)):
+        gray = source.read_gray(name)
+        if gray is None:
+            report.unreadable.append(name)
+        else:
+            box = best_box(detector.detect(gray), pts)
+            if box is None:
+                report.no_face.append(name)
+            else:
+                crop = crop_from_box(box)
+                images.append(crop.extract(gray))
+                keypoints.append(crop.to_crop(ibug68_to_kaggle15(pts)))
+                groups.append(person_of(name))
+                kept.append(name)
+        if progress:
+            progress(i + 1, len(names))
+    if not images:
+        raise DatasetError("No face was detected in any frame; nothing to import.")
+    report.imported = len(images)
+    report.people = len(set(groups))
+    data = KeypointData(np.stack(images), np.stack(keypoints).astype(np.float32), np.array(groups), np.array(kept))
+    out_csv = Path(out_csv)
+    write_kaggle_csv(data, out_csv)
+    tmp = out_csv.with_name(out_csv.name + ".report.json.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=1))
+    os.replace(tmp, out_csv.with_name(out_csv.name + ".report.json"))
+    return report

@@ -1,0 +1,291 @@
+"""The training recipe: MSE on normalised coordinates with Adam, through stages of
+learning rate x batch size, then pseudo-labeling and a final cycle on the complete rows.
+
+Stages (defaults = the original recipe):
+  main:   lr in (1e-3, 1e-4, 1e-5) x batch in (32, 64, 128), 15 epochs each, complete rows;
+  pseudo: the model fills only the missing keypoints of incomplete rows; training continues on
+          complete + pseudo-labelled rows (augmented) for `pseudo_stages`;
+  final:  once more on the original complete rows for `final_stages`.
+Pseudo/final stages are skipped (with an event saying so) when the data has no incomplete rows.
+
+A run is a folder (trainer.runs): it checkpoints after every epoch and resumes from the last
+completed epoch; the final model is written atomically and never replaces the active model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.model import DEFAULT_WIDTHS, build_model, denormalise_keypoints, normalise_keypoints, save_model, to_model_input
+from core.schema import KEYPOINT_NAMES
+from trainer import events as ev
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.data import KeypointData, read_kaggle_csv, split_indices
+
+# Keras/TF are imported inside functions: `python -m trainer --help` stays fast.
+
+
+@dataclass
+class RecipeConfig:
+    """Every number of the recipe; defaults are the original recipe's. Saved as config.json in a run."""
+
+    data: str = ""
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    dropout: float = 0.2
+    learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
+    batch_sizes: tuple[int, ...] = (32, 64, 128)
+    epochs_per_stage: int = 15
+    pseudo_label: bool = True
+    pseudo_stages: tuple[tuple[float, int], ...] = ((1e-4, 64), (1e-5, 128))
+    final_stages: tuple[tuple[float, int], ...] = ((1e-5, 128),)
+    test_size: float = 500  # rows (>= 1) or fraction (< 1) of complete rows held out
+    val_fraction: float = 0.1  # of the remaining complete rows, for the per-epoch validation loss
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    strategy: str = "none"  # "none" or "mirrored" (tf.distribute.MirroredStrategy over visible devices)
+    frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
+
+    def stages(self, has_incomplete: bool = True) -> list[dict]:
+        out = [dict(phase="main", lr=lr, batch=b) for lr in self.learning_rates for b in self.batch_sizes]
+        if self.pseudo_label and has_incomplete:
+            out += [dict(phase="pseudo", lr=lr, batch=b) for lr, b in self.pseudo_stages]
+            out += [dict(phase="final", lr=lr, batch=b) for lr, b in self.final_stages]
+        for i, s in enumerate(out):
+            s.update(index=i, epochs=self.epochs_per_stage, name=f"{s['phase']} lr={s['lr']:g} batch={s['batch']}")
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RecipeConfig":
+        d = dict(d)
+        d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.get("augment", {}).items()})
+        for key in ("widths", "learning_rates", "batch_sizes"):
+            if key in d:
+                d[key] = tuple(d[key])
+        for key in ("pseudo_stages", "final_stages"):
+            if key in d:
+                d[key] = tuple(tuple(s) for s in d[key])
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+PRESETS: dict[str, dict] = {
+    # The original recipe, every number as published.
+    "full": {},
+    # Seconds, for trying the pipeline end to end: two tiny stages.
+    "quick": dict(widths=(8, 16, 32, 64, 128), learning_rates=(1e-3,), batch_sizes=(32,), epochs_per_stage=1,
+                  pseudo_stages=((1e-4, 32),), final_stages=((1e-4, 32),)),
+}
+
+
+class Cancelled(Exception):
+    """The run was asked to stop (cancel file or SIGTERM); checkpoints are kept."""
+
+
+@dataclass
+class Split:
+    train: KeypointData
+    val: KeypointData
+    test: KeypointData
+    incomplete: KeypointData
+
+
+def make_split(data: KeypointData, config: RecipeConfig) -> Split:
+    """Test and validation come from complete rows, by person when the data has person ids.
+
+    Incomplete rows of test/validation people are left out, so no face of a held-out person is trained on.
+    """
+    complete = np.flatnonzero(data.complete)
+    full = data.subset(complete)
+    rest, test = split_indices(len(full), config.test_size if config.test_size < 1 else int(config.test_size),
+                               config.seed, full.groups)
+    rest_data = full.subset(rest)
+    train, val = split_indices(len(rest_data), float(config.val_fraction), config.seed + 1, rest_data.groups)
+    incomplete = data.subset(np.flatnonzero(~data.complete))
+    if data.groups is not None:
+        held_out = set(full.groups[test]) | set(rest_data.groups[val])
+        incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.groups, list(held_out))))
+    return Split(rest_data.subset(train), rest_data.subset(val), full.subset(test), incomplete)
+
+
+def _make_sequence(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int):
+    import keras
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        """Shuffled, freshly augmented batches every epoch (trainer.augment on uint8 faces)."""
+
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(data))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(data) / batch_size))
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            images, keypoints = augment_batch(data.images[idx], data.keypoints[idx], self.rng, augment)
+            return to_model_input(images), normalise_keypoints(keypoints)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(data))
+
+    return AugmentedBatches()
+
+
+def predict_keypoints(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, 96, 96) uint8 -> (N, 15, 2) crop px, batched (evaluation only; inference uses core.model)."""
+    out = [model(to_model_input(images[i:i + batch_size]), training=False).numpy()
+           for i in range(0, len(images), batch_size)]
+    return denormalise_keypoints(np.concatenate(out)) if out else np.zeros((0, 15, 2))
+
+
+def crop_metrics(model, data: KeypointData) -> dict:
+    """RMSE in crop pixels (Kaggle's measure), overall and per keypoint."""
+    if len(data) == 0:
+        return {}
+    err = predict_keypoints(model, data.images) - data.keypoints
+    per_kp = np.sqrt(np.nanmean(err**2, axis=(0, 2)))
+    return {"test_rmse_px": round(float(np.sqrt(np.nanmean(err**2))), 4),
+            "test_rows": len(data),
+            "per_keypoint_rmse_px": {n: round(float(v), 4) for n, v in zip(KEYPOINT_NAMES, per_kp)}}
+
+
+def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, int]:
+    """Fill only the missing keypoints of incomplete rows with the model's predictions."""
+    if len(incomplete) == 0:
+        return incomplete, 0
+    predicted = predict_keypoints(model, incomplete.images)
+    missing = np.isnan(incomplete.keypoints)
+    filled = np.where(missing, predicted, incomplete.keypoints).astype(np.float32)
+    return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
+
+
+class _KerasBridge:
+    """Builds the keras Callback that turns fit() progress into events, checkpoints and cancel checks."""
+
+    @staticmethod
+    def make(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Callable[[int, dict], None],
+             should_stop: Callable[[], bool]):
+        import keras
+
+        class Bridge(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+                self.started = time.time()
+
+            def on_train_batch_end(self, batch, logs=None):
+                if should_stop():
+                    self.model.stop_training = True
+                    raise Cancelled("cancelled by request")
+                bus.emit(ev.BATCH_PROGRESS, stage=stage["index"], epoch=self.epoch, batch=batch + 1, batches=batches)
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                loss, val = float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan))
+                on_epoch_done(epoch, dict(
+                    stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
+                    rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
+                    lr=stage["lr"], batch_size=stage["batch"], epoch_s=round(time.time() - self.started, 2)))
+
+        return Bridge()
+
+
+def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | None = None,
+          cancel_event: threading.Event | None = None) -> dict:
+    """Run (or resume) the recipe in `run_dir`; returns the model card. Raises Cancelled on cancel."""
+    from trainer.runs import Run  # run-folder bookkeeping
+
+    run = Run(Path(run_dir))
+    bus = bus or ev.EventBus()
+    bus.subscribe(ev.JsonlLog(run.events_path))
+    cancel_event = cancel_event or threading.Event()
+    should_stop = lambda: cancel_event.is_set() or run.cancel_requested()  # noqa: E731
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, lambda *_: cancel_event.set())
+    try:
+        return _train(config, run, bus, should_stop)
+    except Cancelled as exc:
+        bus.emit(ev.CANCELLED, message=str(exc), **run.state())
+        raise
+    except Exception as exc:
+        bus.emit(ev.ERROR, message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[], bool]) -> dict:
+    import keras
+    import tensorflow as tf
+
+    started = time.time()
+    run.write_config(config)
+    data = read_kaggle_csv(config.data)
+    split = make_split(data, config)
+    if len(split.train) == 0:
+        raise ValueError("No complete training rows left after the test/validation split.")
+    stages = config.stages(has_incomplete=len(split.incomplete) > 0)
+    state = run.state()
+    bus.emit(ev.RUN_START, run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
+             val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
+             stages=len(stages), stage_names=[s["name"] for s in stages], resumed_from=state)
+    strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
+    with strategy.scope():
+        if run.checkpoint_path.is_file():
+            model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
+        else:
+            keras.utils.set_random_seed(config.seed)
+            model = build_model(config.widths, config.dropout)
+            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss="mse")
+
+    pseudo = run.load_pseudo_labels()
+    val_xy = (to_model_input(split.val.images), normalise_keypoints(split.val.keypoints)) if len(split.val) else None
+    for stage in stages:
+        if stage["index"] < state["stage"]:
+            continue
+        first_epoch = state["epoch"] if stage["index"] == state["stage"] else 0
+        if stage["phase"] == "pseudo" and pseudo is None:
+            pseudo, filled = fill_pseudo_labels(model, split.incomplete)
+            run.save_pseudo_labels(pseudo)
+            bus.emit(ev.PSEUDO_LABELS, rows=len(pseudo), filled_values=filled)
+        train_data = KeypointData.concat([split.train, pseudo]) if stage["phase"] == "pseudo" else split.train
+        batches = int(np.ceil(len(train_data) / stage["batch"]))
+        bus.emit(ev.STAGE_START, stage=stage["index"], stages=len(stages), name=stage["name"], phase=stage["phase"],
+                 lr=stage["lr"], batch_size=stage["batch"], epochs=stage["epochs"], first_epoch=first_epoch,
+                 rows=len(train_data))
+        model.optimizer.learning_rate.assign(stage["lr"])
+
+        def epoch_done(epoch: int, fields: dict, stage=stage) -> None:
+            run.save_checkpoint(model, stage["index"], epoch + 1, len(stages))
+            bus.emit(ev.EPOCH_END, **fields)
+
+        bridge = _KerasBridge.make(bus, stage, batches, epoch_done, should_stop)
+        sequence = _make_sequence(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"])
+        if first_epoch < stage["epochs"]:
+            model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
+                      callbacks=[bridge], verbose=0)
+        run.save_checkpoint(model, stage["index"] + 1, 0, len(stages))
+        bus.emit(ev.STAGE_END, stage=stage["index"], name=stage["name"])
+
+    metrics = crop_metrics(model, split.test)
+    save_model(model, run.model_path)
+    if config.frames and split.test.groups is not None:
+        from trainer.evaluate import evaluate_frames
+
+        metrics["end_to_end"] = evaluate_frames(run.model_path, config.frames, people=sorted(set(split.test.groups)))
+    card = run.finish(config, data, split, metrics, time.time() - started)
+    bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(time.time() - started, 1))
+    return card

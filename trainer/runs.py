@@ -1,0 +1,132 @@
+"""Run folders: config, JSONL events, per-epoch checkpoint + state, final model and card.
+
+    runs/<name>/config.json      resolved RecipeConfig
+    runs/<name>/events.jsonl     every event (trainer.events)
+    runs/<name>/state.json       {"stage": k, "epoch": e}: where a resume starts
+    runs/<name>/checkpoint.keras model + optimizer after the last finished epoch
+    runs/<name>/model.keras/.onnx/.json   the finished model, its ONNX twin and its card
+    runs/<name>/CANCEL           present = please stop (the training page writes it)
+
+Every file is written to a temp name and renamed, so a crash leaves the previous version.
+Run names come from people: `safe_run_dir` keeps them inside the runs directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.model import card_path_for
+from core.paths import runs_dir
+from core.schema import KEYPOINT_NAMES
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def safe_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """runs/<name>, refusing names that could escape the runs directory ('..', '/', etc.)."""
+    if not RUN_NAME.match(name or "") or ".." in name:
+        raise ValueError(f"Run name {name!r} is not allowed: use letters, digits, '-', '_' or '.' (max 64).")
+    root = Path(root or runs_dir()).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise ValueError(f"Run name {name!r} would leave the runs directory.")
+    return path
+
+
+def write_json_atomic(path: Path, obj: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+class Run:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    events_path = property(lambda self: self.path / "events.jsonl")
+    state_path = property(lambda self: self.path / "state.json")
+    checkpoint_path = property(lambda self: self.path / "checkpoint.keras")
+    model_path = property(lambda self: self.path / "model.keras")
+    cancel_path = property(lambda self: self.path / "CANCEL")
+    pseudo_path = property(lambda self: self.path / "pseudo_labels.npz")
+
+    def state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {"stage": 0, "epoch": 0}
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_path.exists()
+
+    def write_config(self, config) -> None:
+        path = self.path / "config.json"
+        if not path.exists():
+            write_json_atomic(path, config.to_dict())
+
+    def save_checkpoint(self, model, stage: int, epoch: int, stages: int) -> None:
+        """Checkpoint first, then the state that points at it: a crash between the two only repeats an epoch."""
+        tmp = self.path / "checkpoint.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, self.checkpoint_path)
+        write_json_atomic(self.state_path, {"stage": stage, "epoch": epoch, "stages": stages})
+
+    def save_pseudo_labels(self, data) -> None:
+        tmp = self.path / "pseudo_labels.tmp.npz"
+        np.savez_compressed(tmp, images=data.images, keypoints=data.keypoints)
+        os.replace(tmp, self.pseudo_path)
+
+    def load_pseudo_labels(self):
+        from trainer.data import KeypointData
+
+        if not self.pseudo_path.is_file():
+            return None
+        with np.load(self.pseudo_path) as z:
+            return KeypointData(z["images"], z["keypoints"])
+
+    def finish(self, config, data, split, metrics: dict, wall_s: float) -> dict:
+        """Write the model card beside model.keras and mark the run finished."""
+        groups = lambda d: sorted(set(d.groups)) if d.groups is not None else None  # noqa: E731
+        card = {
+            "model": self.model_path.name,
+            "run": self.path.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(["python", "-m", "trainer", *sys.argv[1:]]) if sys.argv and "trainer" in sys.argv[0] else None,
+            "wall_s": round(wall_s, 1),
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+            "architecture": {"widths": list(config.widths), "dropout": config.dropout, "input": [96, 96, 1]},
+            "data": {
+                "source": config.data,
+                "rows": len(data),
+                "complete_rows": int(data.complete.sum()),
+                "people": len(set(data.groups)) if data.groups is not None else None,
+                "split": "by person" if data.groups is not None else "by row",
+                "train_rows": len(split.train), "val_rows": len(split.val), "test_rows": len(split.test),
+                "pseudo_labelled_rows": len(split.incomplete) if config.pseudo_label else 0,
+                "seed": config.seed,
+                "test_people": groups(split.test),
+            },
+            "config": config.to_dict(),
+            "metrics": metrics,
+            "mean_shape_crop": np.nanmean(split.train.keypoints, axis=0).round(3).tolist(),
+            "keypoint_names": list(KEYPOINT_NAMES),
+        }
+        write_json_atomic(card_path_for(self.model_path), card)
+        write_json_atomic(self.state_path, {**self.state(), "finished": True})
+        return card
