@@ -27,16 +27,16 @@ def _smooth_alpha(rgba: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=None)
 def sunglasses() -> Artwork:
     """Two dark, slightly see-through lenses with a glint, a bridge and frame arms; 400x140."""
-    w, h = 400, 140
+    w, h = 400, 150
     art = np.zeros((h, w, 4), np.uint8)
-    lens_centres = ((105, 70), (295, 70))
+    lens_centres = ((112, 75), (288, 75))
     for cx, cy in lens_centres:
-        cv2.ellipse(art, (cx, cy), (88, 58), 0, 0, 360, (30, 30, 30, 255), -1, cv2.LINE_AA)  # frame
-        cv2.ellipse(art, (cx, cy), (80, 50), 0, 0, 360, (60, 40, 25, 225), -1, cv2.LINE_AA)  # lens
-        cv2.ellipse(art, (cx - 30, cy - 22), (22, 8), -25, 0, 360, (200, 200, 200, 140), -1, cv2.LINE_AA)
-    cv2.line(art, (185, 55), (215, 55), (30, 30, 30, 255), 10, cv2.LINE_AA)  # bridge
-    cv2.line(art, (17, 50), (2, 40), (30, 30, 30, 255), 8, cv2.LINE_AA)
-    cv2.line(art, (383, 50), (398, 40), (30, 30, 30, 255), 8, cv2.LINE_AA)
+        cv2.ellipse(art, (cx, cy), (86, 64), 0, 0, 360, (30, 30, 30, 255), -1, cv2.LINE_AA)  # frame
+        cv2.ellipse(art, (cx, cy), (78, 56), 0, 0, 360, (60, 40, 25, 230), -1, cv2.LINE_AA)  # lens
+        cv2.ellipse(art, (cx - 30, cy - 25), (22, 8), -25, 0, 360, (200, 200, 200, 140), -1, cv2.LINE_AA)
+    cv2.line(art, (190, 55), (210, 55), (30, 30, 30, 255), 10, cv2.LINE_AA)  # bridge
+    cv2.line(art, (28, 52), (2, 40), (30, 30, 30, 255), 8, cv2.LINE_AA)  # arms
+    cv2.line(art, (372, 52), (398, 40), (30, 30, 30, 255), 8, cv2.LINE_AA)
     # image-left lens sits on the subject's right eye
     anchors = {"right_eye_center": lens_centres[0], "left_eye_center": lens_centres[1]}
     return Artwork(_smooth_alpha(art), anchors)
@@ -44,28 +44,22 @@ def sunglasses() -> Artwork:
 
 @lru_cache(maxsize=None)
 def moustache() -> Artwork:
-    """A brown handlebar moustache; its ends sit near the mouth corners. 300x100."""
-    w, h = 300, 100
+    """A brown moustache: two lobes thick at the middle, tapering to curled ends. 300x110."""
+    w, h = 300, 110
     art = np.zeros((h, w, 4), np.uint8)
-    colour = (20, 45, 80, 245)
+    colour = (25, 50, 85, 245)
     for side in (-1, 1):
-        pts = [(150, 35)]
-        for t in np.linspace(0, 1, 24):
-            x = 150 + side * 135 * t
-            y = 40 + 28 * np.sin(np.pi * t) - 30 * t**3
-            pts.append((x, y))
-        for t in np.linspace(1, 0, 24):
-            x = 150 + side * 135 * t
-            y = 40 + 28 * np.sin(np.pi * t) - 30 * t**3 - (26 * np.sin(np.pi * t) + 4) * (1 - 0.5 * t)
-            pts.append((x, y - 6))
-        cv2.fillPoly(art, [np.round(np.array(pts)).astype(np.int32)], colour, cv2.LINE_AA)
-    anchors = {"mouth_right_corner": (85, 62), "mouth_left_corner": (215, 62)}
+        cv2.ellipse(art, (150 + side * 55, 48), (62, 24), side * 12, 0, 360, colour, -1, cv2.LINE_AA)
+        cv2.ellipse(art, (150 + side * 112, 40), (26, 14), -side * 35, 0, 360, colour, -1, cv2.LINE_AA)
+        cv2.circle(art, (150 + side * 132, 24), 9, colour, -1, cv2.LINE_AA)
+    cv2.ellipse(art, (150, 40), (40, 20), 0, 0, 360, colour, -1, cv2.LINE_AA)
+    anchors = {"mouth_right_corner": (75, 58), "mouth_left_corner": (225, 58)}
     return Artwork(_smooth_alpha(art), anchors)
 
 
 @lru_cache(maxsize=None)
 def hat() -> Artwork:
-    """A straw-coloured hat with a band; anchored on the eyebrow outer ends. 400x260."""
+    """A straw-coloured hat with a band; its brim line is anchored above the eyebrows. 400x260."""
     w, h = 400, 260
     art = np.zeros((h, w, 4), np.uint8)
     straw, band = (90, 190, 225, 255), (40, 40, 160, 255)
@@ -74,7 +68,7 @@ def hat() -> Artwork:
     cv2.rectangle(art, (90, 150), (310, 180), band, -1, cv2.LINE_AA)
     cv2.ellipse(art, (200, 195), (198, 40), 0, 0, 360, straw, -1, cv2.LINE_AA)  # brim
     cv2.ellipse(art, (200, 195), (198, 40), 0, 0, 360, (60, 150, 190, 255), 3, cv2.LINE_AA)
-    anchors = {"right_eyebrow_outer_end": (115, 250), "left_eyebrow_outer_end": (285, 250)}
+    anchors = {"right_eyebrow_outer_end": (115, 195), "left_eyebrow_outer_end": (285, 195)}  # on the brim
     return Artwork(_smooth_alpha(art), anchors)
 
 

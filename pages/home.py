@@ -1,0 +1,29 @@
+"""Home: what the app does, where to go, and which model is active."""
+import streamlit as st
+
+from core.model import read_card
+from core.paths import active_model_path
+from pages.common import NO_MODEL_HELP, model_summary
+
+st.title("Facial Keypoints Studio")
+st.write(
+    "Finds faces in a picture (OpenCV's Haar cascade), predicts **15 facial keypoints** per face with a "
+    "small CNN (eyes, eyebrows, nose tip, mouth), and puts them to use: keypoint plots, sunglasses and other "
+    "overlays, blur or pixelation to hide identities, live on a webcam. You can also explore the training "
+    "data and train a new model while watching its loss curves."
+)
+
+st.subheader("Pages")
+st.markdown(
+    "- **Home**: this page.\n"
+    "- More pages (photo, webcam, dataset explorer, training) are listed in the sidebar as they ship."
+)
+
+st.subheader("Active model")
+path = active_model_path()
+if not path.is_file():
+    st.warning(NO_MODEL_HELP.format(path=path))
+else:
+    st.table({k: [str(v)] for k, v in model_summary(path).items()})
+    with st.expander("Model card (JSON)"):
+        st.json(read_card(path) or {"note": "this model has no card"})

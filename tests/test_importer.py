@@ -1,0 +1,51 @@
+"""68-point import on real frames (when ../shared is present) and on a made-up frame with no face."""
+import json
+import zipfile
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.schema import INDEX
+from trainer.data import read_kaggle_csv
+from trainer.importer import import_68_dataset, person_of
+
+
+@pytest.fixture
+def small_68_set(shared_data, tmp_path):
+    """20 real frames of 2 people plus one blank frame, as a zip in the dataset's layout."""
+    with zipfile.ZipFile(shared_data / "youtube-faces-68" / "training.zip") as z:
+        csv_name = next(n for n in z.namelist() if n.endswith("_keypoints.csv"))
+        table = pd.read_csv(z.open(csv_name))
+        people = table.iloc[:, 0].map(person_of)
+        chosen = table[people.isin(sorted(people.unique())[:2])]
+        out = tmp_path / "small.zip"
+        with zipfile.ZipFile(out, "w") as small:
+            for name in chosen.iloc[:, 0]:
+                member = next(n for n in z.namelist() if n.endswith("/" + name))
+                small.writestr(f"training/{name}", z.read(member))
+            blank = chosen.iloc[:1].copy()
+            blank.iloc[0, 0] = "Nobody_00.jpg"
+            small.writestr("training/Nobody_00.jpg", cv2.imencode(".jpg", np.full((200, 200), 128, np.uint8))[1].tobytes())
+            small.writestr("training_frames_keypoints.csv", pd.concat([chosen, blank]).to_csv(index=False))
+    return out, len(chosen)
+
+
+def test_import_real_frames(small_68_set, tmp_path):
+    zip_path, n_real = small_68_set
+    report = import_68_dataset(zip_path, tmp_path / "out.csv")
+    assert report.frames == n_real + 1
+    assert "Nobody_00.jpg" in report.no_face  # counted and listed, not silently dropped
+    assert report.imported >= n_real - 1 and report.people == 2
+    saved = json.loads((tmp_path / "out.csv.report.json").read_text())
+    assert saved["imported"] == report.imported and "Nobody_00.jpg" in saved["no_face"]
+    data = read_kaggle_csv(tmp_path / "out.csv")
+    assert len(data) == report.imported and data.complete.all()
+    assert len(set(data.groups)) == 2
+    k = data.keypoints
+    # faces are framed the way the model expects: eyes above nose above mouth, subject's left on image right
+    assert (k[:, INDEX["left_eye_center"], 0] > k[:, INDEX["right_eye_center"], 0]).all()
+    assert (k[:, INDEX["left_eye_center"], 1] < k[:, INDEX["nose_tip"], 1]).all()
+    assert (k[:, INDEX["nose_tip"], 1] < k[:, INDEX["mouth_center_bottom_lip"], 1]).all()
+    assert (k > 0).all() and (k < 96).all()

@@ -1,0 +1,114 @@
+"""The recipe end to end on a few dozen synthetic rows: every stage, events in order, resume."""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from core.model import KeypointPredictor, load_keras_model
+from tests.helpers import write_synthetic_csv
+from trainer import events as ev
+from trainer.augment import AugmentConfig
+from trainer.recipe import Cancelled, RecipeConfig, train
+
+TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,), epochs_per_stage=1,
+            pseudo_stages=((1e-4, 16),), final_stages=((1e-5, 16),), test_size=8, val_fraction=0.2)
+
+
+@pytest.fixture
+def tiny_csv(tmp_path):
+    return write_synthetic_csv(tmp_path / "tiny.csv", n=48, incomplete_every=4, people=12)
+
+
+def test_every_stage_runs_and_yields_a_loadable_model_with_ordered_events(tiny_csv, tmp_path):
+    config = RecipeConfig(data=str(tiny_csv), **TINY)
+    card = train(config, tmp_path / "run")
+    run = tmp_path / "run"
+    model = load_keras_model(run / "model.keras")
+    assert model.output_shape == (None, 30)
+    assert KeypointPredictor(run / "model.keras").predict_crops(np.zeros((2, 96, 96), np.uint8)).shape == (2, 15, 2)
+    names = [e["event"] for e in ev.read_events(run / "events.jsonl") if e["event"] != ev.BATCH_PROGRESS]
+    assert names == [ev.RUN_START,
+                     ev.STAGE_START, ev.EPOCH_END, ev.STAGE_END,  # main lr 1e-3
+                     ev.STAGE_START, ev.EPOCH_END, ev.STAGE_END,  # main lr 1e-4
+                     ev.PSEUDO_LABELS,
+                     ev.STAGE_START, ev.EPOCH_END, ev.STAGE_END,  # pseudo
+                     ev.STAGE_START, ev.EPOCH_END, ev.STAGE_END,  # final
+                     ev.RUN_END]
+    events = ev.read_events(run / "events.jsonl")
+    pseudo = next(e for e in events if e["event"] == ev.PSEUDO_LABELS)
+    assert pseudo["rows"] > 0 and pseudo["filled_values"] == pseudo["rows"] * 5 * 2
+    pseudo_stage = next(e for e in events if e["event"] == ev.STAGE_START and e["phase"] == "pseudo")
+    final_stage = next(e for e in events if e["event"] == ev.STAGE_START and e["phase"] == "final")
+    assert pseudo_stage["rows"] == final_stage["rows"] + pseudo["rows"]
+    assert card["data"]["split"] == "by person" and card["data"]["test_rows"] >= 8
+    assert set(card["data"]["test_people"]).isdisjoint(set())  # a list of people
+    assert 0 < card["metrics"]["test_rmse_px"] < 100
+    assert json.loads((run / "model.json").read_text())["metrics"] == card["metrics"]
+    assert json.loads((run / "config.json").read_text())["widths"] == list(TINY["widths"])
+
+
+def test_pseudo_labels_fill_only_missing_values():
+    from tests.helpers import synthetic_faces
+    from core.model import build_model
+    from trainer.recipe import fill_pseudo_labels
+
+    data = synthetic_faces(8, incomplete_every=2)
+    incomplete = data.subset(np.flatnonzero(~data.complete))
+    filled, count = fill_pseudo_labels(build_model((4, 4, 4, 4, 4)), incomplete)
+    known = ~np.isnan(incomplete.keypoints)
+    assert count == (~known).sum() and not np.isnan(filled.keypoints).any()
+    assert (filled.keypoints[known] == incomplete.keypoints[known]).all()
+
+
+def test_resume_after_interruption_continues_where_it_stopped(tiny_csv, tmp_path):
+    config = RecipeConfig(data=str(tiny_csv), **{**TINY, "epochs_per_stage": 2})
+    run = tmp_path / "run"
+    cancel = threading.Event()
+    epochs_seen = []
+
+    def stop_after_three_epochs(e):
+        if e["event"] == ev.EPOCH_END:
+            epochs_seen.append((e["stage"], e["epoch"]))
+            if len(epochs_seen) == 3:
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        train(config, run, ev.EventBus([stop_after_three_epochs]), cancel_event=cancel)
+    assert not (run / "model.keras").exists()  # a cancelled run writes no model
+    state = json.loads((run / "state.json").read_text())
+    assert (state["stage"], state["epoch"]) == (1, 1)
+    train(config, run)
+    events = ev.read_events(run / "events.jsonl")
+    done = [(e["stage"], e["epoch"]) for e in events if e["event"] == ev.EPOCH_END]
+    assert done == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]  # nothing repeated
+    starts = [e for e in events if e["event"] == ev.RUN_START]
+    assert starts[1]["resumed_from"]["stage"] == 1
+    assert (run / "model.keras").is_file()
+
+
+MIRRORED = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import sys
+from trainer.recipe import RecipeConfig, train
+config = RecipeConfig(data=sys.argv[1], strategy="mirrored", widths=(4, 8, 8, 16, 16), learning_rates=(1e-3,),
+                      batch_sizes=(16,), epochs_per_stage=1, pseudo_label=False, test_size=8, val_fraction=0.2)
+card = train(config, sys.argv[2])
+strategy = tf.distribute.MirroredStrategy()
+print("REPLICAS", strategy.num_replicas_in_sync, "RMSE", card["metrics"]["test_rmse_px"])
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_csv, tmp_path):
+    from tests.conftest import REPO
+
+    out = subprocess.run([sys.executable, "-c", MIRRORED, str(tiny_csv), str(tmp_path / "run")], cwd=REPO,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "REPLICAS 2" in out.stdout
+    assert (tmp_path / "run" / "model.keras").is_file()
