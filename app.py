@@ -11,5 +11,6 @@ st.set_page_config(page_title="Facial Keypoints Studio", page_icon="🙂", layou
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/photo.py", title="Photo", icon="🖼️", url_path="photo"),
 ]
 st.navigation(PAGES).run()

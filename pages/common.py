@@ -53,3 +53,15 @@ def model_summary(path: Path) -> dict:
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
     }
+
+
+def sample_photos() -> dict[str, Path]:
+    """Sample photos by name: FKS_SAMPLES_DIR, else ../shared/data/photos when it is beside the repo."""
+    import os
+
+    from core.paths import REPO_ROOT
+
+    folder = Path(os.environ.get("FKS_SAMPLES_DIR", REPO_ROOT.parent / "shared" / "data" / "photos"))
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.jpeg"))}

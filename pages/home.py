@@ -16,7 +16,10 @@ st.write(
 st.subheader("Pages")
 st.markdown(
     "- **Home**: this page.\n"
-    "- More pages (photo, webcam, dataset explorer, training) are listed in the sidebar as they ship."
+    "- **Photo**: upload a photo (or take a snapshot), see every face with keypoints, sunglasses, a moustache "
+    "or a hat, blur or pixelate faces, and download the image and the keypoints (CSV, JSON).\n"
+    "- Command line: `python -m core annotate FOLDER --out OUT` does the same for whole folders; "
+    "`python -m trainer` imports data, trains and evaluates models."
 )
 
 st.subheader("Active model")

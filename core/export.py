@@ -1,0 +1,40 @@
+"""Keypoints out: CSV and JSON in image-pixel coordinates with the Kaggle names.
+
+Shared by the photo page's downloads and the folder CLI so both write the same columns.
+"""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import pandas as pd
+
+from core.pipeline import Face, faces_table
+from core.schema import KEYPOINT_NAMES
+
+
+def faces_dataframe(faces: Sequence[Face], image_name: str | None = None) -> pd.DataFrame:
+    """One row per face: [image], face, box_x/y/w/h, then <keypoint>_x/_y for the 15 keypoints."""
+    table = pd.DataFrame(faces_table(list(faces)))
+    if table.empty:
+        from core.schema import COORD_COLUMNS
+
+        table = pd.DataFrame(columns=["face", "box_x", "box_y", "box_w", "box_h", *COORD_COLUMNS])
+    if image_name is not None:
+        table.insert(0, "image", image_name)
+    return table
+
+
+def faces_csv(faces: Sequence[Face]) -> str:
+    return faces_dataframe(faces).to_csv(index=False)
+
+
+def faces_json(faces: Sequence[Face], image_size: tuple[int, int] | None = None) -> str:
+    """{"image_size": [w, h], "faces": [{"box_xywh": [...], "keypoints": {name: [x, y]}}]}"""
+    return json.dumps({
+        "image_size": list(image_size) if image_size else None,
+        "coordinates": "image pixels, origin top-left",
+        "faces": [{"box_xywh": [int(v) for v in f.box_xywh],
+                   "keypoints": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(KEYPOINT_NAMES, f.keypoints_px)}}
+                  for f in faces],
+    }, indent=1)
