@@ -12,5 +12,6 @@ st.set_page_config(page_title="Facial Keypoints Studio", page_icon="🙂", layou
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/photo.py", title="Photo", icon="🖼️", url_path="photo"),
+    st.Page("pages/webcam.py", title="Webcam", icon="🎥", url_path="webcam"),
 ]
 st.navigation(PAGES).run()

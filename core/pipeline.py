@@ -143,13 +143,13 @@ class FacePipeline:
         crops = [crop_from_box(b) for b in boxes]
         if not crops:
             return []
-        keypoints_px = self._predict(gray, crops)
+        keypoints_px = self.keypoints_in_crops(gray, crops)
         if self.refine:
             crops = [crop_around_points(k, self.mean_shape) for k in keypoints_px]
-            keypoints_px = self._predict(gray, crops)
+            keypoints_px = self.keypoints_in_crops(gray, crops)
         return [Face(b, k, c) for b, c, k in zip(boxes, crops, keypoints_px)]
 
-    def _predict(self, gray: np.ndarray, crops: list[CropTransform]) -> list[np.ndarray]:
+    def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform]) -> list[np.ndarray]:
         """Image-pixel keypoints for each crop, all crops (and their mirrors) in one model call."""
         images = np.stack([c.extract(gray) for c in crops])
         if self.flip_average:

@@ -18,6 +18,8 @@ st.markdown(
     "- **Home**: this page.\n"
     "- **Photo**: upload a photo (or take a snapshot), see every face with keypoints, sunglasses, a moustache "
     "or a hat, blur or pixelate faces, and download the image and the keypoints (CSV, JSON).\n"
+    "- **Webcam**: live sunglasses, moustache, hat, keypoints, blur or pixelation that follow every face on "
+    "your camera, in real time (WebRTC).\n"
     "- Command line: `python -m core annotate FOLDER --out OUT` does the same for whole folders; "
     "`python -m trainer` imports data, trains and evaluates models."
 )

@@ -122,16 +122,26 @@ def streamlit_app(tmp_path, app_model_path):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Debian Chromium driven by Playwright (the browser is the system's; nothing is downloaded)."""
+def playwright_driver():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (see .ci/run)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+def launch_chromium(playwright_driver, extra_args: list[str] = ()):
+    """Debian Chromium driven by Playwright (the browser is the system's; nothing is downloaded)."""
+    return playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    b = launch_chromium(playwright_driver)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -32,3 +32,27 @@ def synthetic_faces(n: int, seed: int = 0, incomplete_every: int = 0, people: in
 
 def write_synthetic_csv(path: Path, n: int = 48, **kwargs) -> Path:
     return write_kaggle_csv(synthetic_faces(n, **kwargs), path)
+
+
+def write_y4m(frames_bgr: list[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """Frames -> a YUV4MPEG2 (4:2:0) file, the format Chromium's fake camera reads."""
+    h, w = frames_bgr[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames_bgr:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def video_frames(path: Path, size: tuple[int, int] = (640, 480), limit: int = 150) -> list[np.ndarray]:
+    """Decoded frames of a video file, resized (the webcam page asks for 640x480)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+    capture.release()
+    return frames
