@@ -1,0 +1,127 @@
+"""Live (webcam) processing on recorded frames: speed, smoothing jitter, memory over a long stream.
+
+    python bench/bench_live.py [--minutes 10] [--model models/keypoints.keras]
+
+Frames: ../shared/data/video/frontal_face_320x240.mp4 scaled to 640x480 (one face), or a synthetic
+clip without ../shared. All figures come from one run:
+1. per-frame time of LiveProcessor.process (median, p95) against the naive path in the same run
+   (full-frame detection every frame + model + render); goal median <= 10 ms;
+2. jitter of the nose tip on a still face (one frame repeated with camera-like noise), standard
+   deviation in px, with and without One Euro smoothing;
+3. resident memory while `--minutes` of 30 fps video are fed straight to the processor; goal < 10% growth.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.detector import DetectorSettings  # noqa: E402
+from core.live import LiveProcessor, LiveSettings  # noqa: E402
+from core.paths import REPO_ROOT, active_model_path  # noqa: E402
+from core.pipeline import FacePipeline, render  # noqa: E402
+from core.schema import INDEX  # noqa: E402
+
+VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.mp4"
+
+
+def load_frames() -> list[np.ndarray]:
+    frames = []
+    if VIDEO.is_file():
+        cap = cv2.VideoCapture(str(VIDEO))
+        while True:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.resize(f, (640, 480)))
+    else:
+        for i in range(300):
+            f = np.full((480, 640, 3), 90, np.uint8)
+            cv2.circle(f, (200 + i, 240), 60, (200, 180, 160), -1)
+            frames.append(f)
+    return frames
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values, q):
+    return float(np.percentile(values, q)) * 1000
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--model", default=str(active_model_path()))
+    args = p.parse_args()
+    frames = load_frames()
+    pipeline = FacePipeline(args.model)
+
+    # 1. speed: the live path against the naive per-frame path
+    live = LiveProcessor(pipeline, LiveSettings(effect="sunglasses", mirror=False))
+    live_times, naive_times = [], []
+    for i, f in enumerate(frames):
+        t = time.perf_counter()
+        live.process(f, now=i / 30)
+        live_times.append(time.perf_counter() - t)
+    naive = DetectorSettings(scale_factor=1.1, min_neighbors=5, max_side=640)
+    for f in frames[::4]:
+        t = time.perf_counter()
+        faces = pipeline.find_faces(f, naive)
+        render(f, faces, "sunglasses")
+        naive_times.append(time.perf_counter() - t)
+    stats = live.stats()
+    print(f"{len(frames)} frames 640x480 ({'real video, one face' if VIDEO.is_file() else 'synthetic'}), "
+          f"faces found in {stats.frames_with_face}/{stats.frames}")
+    med_live, med_naive = statistics.median(live_times) * 1000, statistics.median(naive_times) * 1000
+    print(f"  live path : median {med_live:5.1f} ms, p95 {pct(live_times, 95):5.1f} ms   goal median <= 10 ms: "
+          f"{'PASS' if med_live <= 10 else 'FAIL'}")
+    print(f"  naive path: median {med_naive:5.1f} ms, p95 {pct(naive_times, 95):5.1f} ms  (detect every frame at 640 px)")
+    print(f"  speed-up  : {med_naive / med_live:.1f}x")
+
+    # 2. jitter on a still face
+    still = frames[len(frames) // 4]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8) for _ in range(150)]
+    for smoothing in (False, True):
+        proc = LiveProcessor(pipeline, LiveSettings(effect="none", mirror=False, smoothing=smoothing))
+        noses = []
+        for i, f in enumerate(noisy):
+            proc.process(f, now=i / 30)
+            track = proc._tracks[0] if proc._tracks else None
+            if i >= 30 and track is not None and track.keypoints_px is not None:
+                noses.append(track.keypoints_px[INDEX["nose_tip"]].copy())
+        if noses:
+            sd = np.array(noses).std(axis=0)
+            print(f"  nose-tip jitter on a still face, {'smoothed' if smoothing else 'raw     '}: "
+                  f"sd x {sd[0]:.2f} px, y {sd[1]:.2f} px")
+
+    # 3. memory over a long stream
+    total = int(args.minutes * 60 * 30)
+    proc = LiveProcessor(pipeline, LiveSettings(effect="sunglasses", mirror=True))
+    warm = min(900, total)
+    for i in range(warm):
+        proc.process(frames[i % len(frames)], now=i / 30)
+    start_rss = rss_mb()
+    t = time.perf_counter()
+    for i in range(warm, total):
+        proc.process(frames[i % len(frames)], now=i / 30)
+    end_rss = rss_mb()
+    print(f"  memory: {total} frames ({args.minutes:g} min at 30 fps) in {time.perf_counter() - t:.0f} s; "
+          f"RSS {start_rss:.0f} MB after warm-up -> {end_rss:.0f} MB ({(end_rss / start_rss - 1):+.1%}); "
+          f"goal < +10%: {'PASS' if end_rss < start_rss * 1.1 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
