@@ -13,5 +13,6 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/photo.py", title="Photo", icon="🖼️", url_path="photo"),
     st.Page("pages/webcam.py", title="Webcam", icon="🎥", url_path="webcam"),
+    st.Page("pages/dataset.py", title="Dataset", icon="🗂️", url_path="dataset"),
 ]
 st.navigation(PAGES).run()

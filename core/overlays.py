@@ -18,9 +18,10 @@ EFFECTS: tuple[str, ...] = ("keypoints", "labelled keypoints", "sunglasses", "mo
 def draw_keypoints(
     image: np.ndarray, keypoints_px: np.ndarray, labels: bool = False, colour: tuple[int, int, int] = (0, 255, 0)
 ) -> np.ndarray:
-    """Dots (radius scaled to the face) and, optionally, the Kaggle names beside them."""
+    """Dots (radius scaled to the face) and, optionally, the Kaggle names beside them. NaN points are skipped."""
     keypoints_px = np.asarray(keypoints_px, dtype=np.float64)
-    span = float(np.ptp(keypoints_px[:, 0])) if len(keypoints_px) else 0.0
+    finite = keypoints_px[np.isfinite(keypoints_px).all(axis=1)]
+    span = float(np.ptp(finite[:, 0])) if len(finite) else 0.0
     radius = max(1, int(round(span / 40)))
     font_scale = max(0.3, span / 400)
     for name, (x, y) in zip(KEYPOINT_NAMES, keypoints_px):

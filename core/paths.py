@@ -25,3 +25,13 @@ def active_model_path() -> Path:
     except OSError:
         pass
     return SHIPPED_MODEL
+
+
+def data_dir() -> Path:
+    """Training data: imported datasets and uploaded files. FKS_DATA_DIR overrides (default data/)."""
+    return Path(os.environ.get("FKS_DATA_DIR", REPO_ROOT / "data"))
+
+
+#: The 68-point frames beside the repository, importable with `python -m trainer import-68`.
+SHARED_68_DATASET = REPO_ROOT.parent / "shared" / "data" / "youtube-faces-68" / "training.zip"
+DEFAULT_DATASET_NAME = "youtube68.csv.gz"

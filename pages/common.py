@@ -65,3 +65,87 @@ def sample_photos() -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {p.name: p for p in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.jpeg"))}
+
+
+def _safe_upload_name(name: str) -> str:
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).name).lstrip(".") or "upload.csv"
+    return stem[:80]
+
+
+def choose_dataset(key: str) -> Path | None:
+    """Widgets to pick a Kaggle-format file: upload, a path on the server, or the default data.
+
+    Uploads are saved under the data folder, so the trainer (a separate process) can read them too.
+    Returns the file's path, or None until one is chosen.
+    """
+    import os
+
+    from core.paths import DEFAULT_DATASET_NAME, SHARED_68_DATASET, data_dir
+
+    source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True, key=f"{key}-src")
+    if source == "Upload":
+        upload = st.file_uploader("Kaggle-format training file (.csv, .csv.gz or .zip)", type=["csv", "gz", "zip"],
+                                  key=f"{key}-upload")
+        if upload is None:
+            return None
+        target = data_dir() / "uploads" / _safe_upload_name(upload.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.stat().st_size != upload.size or st.session_state.get(f"{key}-id") != upload.file_id:
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_bytes(upload.getvalue())
+            os.replace(tmp, target)
+            st.session_state[f"{key}-id"] = upload.file_id
+        return target
+    if source == "Path on the server":
+        text = st.text_input("Path to a .csv, .csv.gz or .zip file on the server", key=f"{key}-path")
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        if not path.is_file():
+            st.error(f"No file at {path}.")
+            return None
+        return path
+    default = data_dir() / DEFAULT_DATASET_NAME
+    if default.is_file():
+        st.caption(f"Default data: `{default}`")
+        return default
+    if SHARED_68_DATASET.is_file():
+        st.info(f"No imported data yet. The YouTube-faces frames are available at `{SHARED_68_DATASET}`: "
+                "import them (face detection + cropping, about a minute).")
+        if st.button("Import YouTube-faces now", key=f"{key}-import"):
+            from trainer.importer import import_68_dataset
+
+            bar = st.progress(0.0, text="Importing frames…")
+            report = import_68_dataset(SHARED_68_DATASET, default,
+                                       progress=lambda done, total: bar.progress(done / total, text=f"Importing frame {done}/{total}"))
+            st.success(f"Imported {report.imported} faces from {report.frames} frames "
+                       f"({len(report.no_face)} frames without a detected face are listed in the report).")
+            return default
+        return None
+    st.info(f"No default data in `{data_dir()}`. Upload a Kaggle-format file or give a path.")
+    return None
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _read_dataset(path: str, mtime: float, _progress=None):
+    from trainer.data import read_kaggle_csv
+
+    return read_kaggle_csv(path, progress=_progress)
+
+
+def load_dataset(path: Path):
+    """Parse once per file version (cached for the process), with a progress bar; errors shown in the page."""
+    from trainer.data import DatasetError
+
+    bar = st.progress(0.0, text=f"Reading {path.name}…")
+    try:
+        data = _read_dataset(str(path), path.stat().st_mtime,
+                             lambda f: bar.progress(min(f, 1.0), text=f"Parsing pixels… {f:.0%}"))
+    except DatasetError as exc:
+        bar.empty()
+        st.error(f"{path.name} is not usable training data: {exc}")
+        return None
+    bar.empty()
+    return data

@@ -20,6 +20,8 @@ st.markdown(
     "or a hat, blur or pixelate faces, and download the image and the keypoints (CSV, JSON).\n"
     "- **Webcam**: live sunglasses, moustache, hat, keypoints, blur or pixelation that follow every face on "
     "your camera, in real time (WebRTC).\n"
+    "- **Dataset**: load a Kaggle-format training file and see its rows, missing labels, faces with keypoints, "
+    "where each keypoint falls, and what flip / rotation / scaling do to a face.\n"
     "- Command line: `python -m core annotate FOLDER --out OUT` does the same for whole folders; "
     "`python -m trainer` imports data, trains and evaluates models."
 )

@@ -86,3 +86,6 @@ def test_overlays_near_the_border_do_not_crash():
         fn(np.zeros((50, 50, 3), np.uint8), k)
     overlays.blur_region(np.zeros((50, 50, 3), np.uint8), (-20, -20, 30, 30))
     overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
+    k[:5] = np.nan  # missing labels (Kaggle rows) are skipped, not drawn at (0, 0)
+    overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
+    overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), np.full((15, 2), np.nan))

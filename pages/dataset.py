@@ -1,0 +1,100 @@
+"""Dataset: rows, missing labels, faces with their keypoints, and what augmentation does to them."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from core.schema import KEYPOINT_NAMES
+from pages.common import choose_dataset, load_dataset
+from trainer import explore
+from trainer.augment import AugmentConfig, affine_matrix, apply_affine, augment_batch, flip
+
+TILES_PER_PAGE = 12
+
+st.title("Dataset")
+st.caption("Explore a Kaggle-format keypoint file (30 keypoint columns + Image) before training on it.")
+
+path = choose_dataset("dataset")
+if path is None:
+    st.stop()
+data = load_dataset(path)
+if data is None:
+    st.stop()
+
+s = explore.summary(data)
+c = st.columns(4)
+c[0].metric("Rows", s["rows"])
+c[1].metric("Complete rows", s["complete"])
+c[2].metric("Incomplete rows", s["incomplete"])
+c[3].metric("People", s["people"] if s["people"] is not None else "—")
+
+overview, gallery, distributions, augmentation = st.tabs(["Overview", "Gallery", "Distributions", "Augmentation"])
+
+with overview:
+    table = explore.completeness(data)
+    fig = px.bar(table, x="keypoint", y="labelled_rows", hover_data=["fraction"],
+                 title="Rows labelling each keypoint")
+    fig.update_layout(xaxis_tickangle=-40, height=420)
+    st.plotly_chart(fig)
+    st.subheader("Missing-label patterns")
+    st.dataframe(explore.missing_patterns(data), hide_index=True)
+
+with gallery:
+    choice = st.selectbox("Show", ["all", "complete", "incomplete", *[f"missing {n}" for n in KEYPOINT_NAMES]])
+    rows = explore.filter_rows(data, choice)
+    st.caption(f"{len(rows)} faces")
+    if len(rows):
+        pages = int(np.ceil(len(rows) / TILES_PER_PAGE))
+        page = st.number_input("Page", 1, pages, 1, key="gallery-page") - 1
+        shown = rows[page * TILES_PER_PAGE:(page + 1) * TILES_PER_PAGE]
+        for start in range(0, len(shown), 6):
+            columns = st.columns(6)
+            for col, i in zip(columns, shown[start:start + 6]):
+                col.image(explore.face_picture(data.images[i], data.keypoints[i]), channels="BGR", caption=f"row {i + 1}")
+        pick = st.selectbox("Look closer at", [f"row {i + 1}" for i in shown])
+        i = int(pick.split()[1]) - 1
+        st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True), channels="BGR")
+
+with distributions:
+    positions = explore.keypoint_positions(data)
+    fig = px.scatter(positions, x="x", y="y", color="keypoint", opacity=0.25, title="Where each keypoint falls (96x96 crop)")
+    mean = explore.mean_shape(data)
+    fig.add_scatter(x=mean["x"], y=mean["y"], mode="markers", marker=dict(color="black", size=10, symbol="x"),
+                    name="mean face", text=mean["keypoint"])
+    fig.update_yaxes(range=[96, 0], scaleanchor="x")
+    fig.update_xaxes(range=[0, 96])
+    fig.update_layout(height=650)
+    st.plotly_chart(fig)
+
+with augmentation:
+    st.caption("Uses the trainer's own augmentation code: what you see is what the model is trained on.")
+    left, right = st.columns(2)
+    sample = left.number_input("Sample row", 1, len(data), 1, key="aug-row") - 1
+    do_flip = left.toggle("Horizontal flip", value=True, key="aug-flip")
+    angle = right.slider("Rotation (degrees)", -30, 30, 0, key="aug-angle")
+    scale = right.slider("Scale", 0.7, 1.3, 1.0, 0.05, key="aug-scale")
+    image, keypoints = data.images[sample], data.keypoints[sample]
+    augmented, moved = (flip(image, keypoints) if do_flip else (image, keypoints))
+    augmented, moved = apply_affine(augmented, moved, affine_matrix(angle, scale))
+    a, b = st.columns(2)
+    a.image(explore.face_picture(image, keypoints, scale=4, labels=True), channels="BGR", caption="original")
+    b.image(explore.face_picture(augmented, moved, scale=4, labels=True), channels="BGR",
+            caption="augmented" + (" (flipped: left/right names swapped)" if do_flip else ""))
+
+    st.subheader("Random batch")
+    st.caption("Eight faces as the training pipeline draws them with these settings.")
+    k1, k2, k3, k4 = st.columns(4)
+    config = AugmentConfig(
+        flip_probability=k1.slider("Flip probability", 0.0, 1.0, 0.5, key="aug-p"),
+        max_rotation_deg=k2.slider("Max rotation", 0, 30, 15, key="aug-rot"),
+        scale_range=k3.slider("Scale range", 0.7, 1.3, (0.9, 1.1), key="aug-sr"),
+        max_shift_fraction=k4.slider("Max shift (of crop)", 0.0, 0.15, 0.05, key="aug-shift"),
+    )
+    seed = st.number_input("Seed", 0, 10_000, 0, key="aug-seed")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data), size=min(8, len(data)), replace=False)
+    batch_images, batch_keypoints = augment_batch(data.images[idx], data.keypoints[idx], rng, config)
+    columns = st.columns(8)
+    for col, img, kp in zip(columns, batch_images, batch_keypoints):
+        col.image(explore.face_picture(img, kp), channels="BGR")

@@ -1,0 +1,77 @@
+"""Dataset statistics and pictures for the dataset explorer page (no Streamlit here).
+
+Everything takes a trainer.data.KeypointData, so the page, tests and benchmarks share it.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from core.overlays import draw_keypoints
+from core.schema import KEYPOINT_NAMES, NUM_KEYPOINTS
+from trainer.data import KeypointData
+
+
+def summary(data: KeypointData) -> dict:
+    complete = int(data.complete.sum())
+    return {"rows": len(data), "complete": complete, "incomplete": len(data) - complete,
+            "people": len(set(data.groups)) if data.groups is not None else None}
+
+
+def completeness(data: KeypointData) -> pd.DataFrame:
+    """Per keypoint: how many rows label it, and the fraction, in schema order."""
+    labelled = (~np.isnan(data.keypoints).any(axis=2)).sum(axis=0)
+    return pd.DataFrame({"keypoint": KEYPOINT_NAMES, "labelled_rows": labelled,
+                         "fraction": labelled / max(len(data), 1)})
+
+
+def missing_patterns(data: KeypointData, top: int = 15) -> pd.DataFrame:
+    """Which sets of keypoints are missing together, and how often (most frequent first)."""
+    missing = np.isnan(data.keypoints).any(axis=2)
+    labels = ["none (complete)" if not row.any() else ", ".join(np.array(KEYPOINT_NAMES)[row]) for row in missing]
+    counts = pd.Series(labels).value_counts()
+    return pd.DataFrame({"missing keypoints": counts.index, "rows": counts.to_numpy(),
+                         "missing count": [0 if l.startswith("none") else l.count(",") + 1 for l in counts.index]}).head(top)
+
+
+def filter_rows(data: KeypointData, which: str) -> np.ndarray:
+    """Row indices for 'all', 'complete', 'incomplete' or 'missing <keypoint name>'."""
+    if which == "all":
+        return np.arange(len(data))
+    if which == "complete":
+        return np.flatnonzero(data.complete)
+    if which == "incomplete":
+        return np.flatnonzero(~data.complete)
+    name = which.removeprefix("missing ")
+    if name not in KEYPOINT_NAMES:
+        raise ValueError(f"unknown filter {which!r}")
+    return np.flatnonzero(np.isnan(data.keypoints[:, KEYPOINT_NAMES.index(name)]).any(axis=1))
+
+
+def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False) -> np.ndarray:
+    """A 96x96 face upscaled to BGR with its labelled keypoints drawn (missing ones are skipped)."""
+    big = cv2.resize(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    if labels:
+        pad = 110 * scale // 2  # room for names on both sides
+        big = cv2.copyMakeBorder(big, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        offset = np.array([pad, 0])
+    else:
+        offset = np.zeros(2)
+    return draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5 + offset, labels=labels)
+
+
+def keypoint_positions(data: KeypointData, max_points: int = 30000, seed: int = 0) -> pd.DataFrame:
+    """Long table (keypoint, x, y) of labelled positions, sampled to at most max_points rows."""
+    k = data.keypoints.reshape(-1, 2)
+    names = np.tile(np.array(KEYPOINT_NAMES), len(data))
+    keep = ~np.isnan(k).any(axis=1)
+    table = pd.DataFrame({"keypoint": names[keep], "x": k[keep, 0], "y": k[keep, 1]})
+    if len(table) > max_points:
+        table = table.sample(max_points, random_state=seed)
+    return table
+
+
+def mean_shape(data: KeypointData) -> pd.DataFrame:
+    mean = np.nanmean(data.keypoints, axis=0) if len(data) else np.full((NUM_KEYPOINTS, 2), np.nan)
+    return pd.DataFrame({"keypoint": KEYPOINT_NAMES, "x": mean[:, 0], "y": mean[:, 1]})
