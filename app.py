@@ -1,18 +1,40 @@
-"""Facial Keypoints Studio: `streamlit run app.py`.
-
-The entry point only routes: every page lives in pages/ and stays thin over core/ and trainer/.
-"""
-# streamlit_webrtc must be imported before anything that may import TensorFlow: both ship
-# OpenSSL symbols and the other order crashes the interpreter (see DEVELOPERS.md).
-import streamlit_webrtc  # noqa: F401  isort: skip
+"""Facial Keypoints Studio: `streamlit run app.py`. This file is the home page: what the app does,
+where to go, and which model is active. The other pages are pages/*.py."""
+from pages.ui import NO_MODEL_HELP, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
 import streamlit as st
 
-st.set_page_config(page_title="Facial Keypoints Studio", page_icon="🙂", layout="wide")
+from core.model import read_card
+from core.paths import active_model_path
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/photo.py", title="Photo", icon="🖼️", url_path="photo"),
-    st.Page("pages/webcam.py", title="Webcam", icon="🎥", url_path="webcam"),
-    st.Page("pages/dataset.py", title="Dataset", icon="🗂️", url_path="dataset"),
-]
-st.navigation(PAGES).run()
+page_setup("Home")
+st.title("Facial Keypoints Studio")
+st.write(
+    "Finds faces in a picture (OpenCV's Haar cascade), predicts **15 facial keypoints** per face with a "
+    "small CNN (eyes, eyebrows, nose tip, mouth), and puts them to use: keypoint plots, sunglasses and other "
+    "overlays, blur or pixelation to hide identities, live on a webcam. You can also explore the training "
+    "data and train a new model while watching its loss curves."
+)
+
+st.subheader("Pages")
+st.markdown(
+    "- **Home**: this page.\n"
+    "- **Photo**: upload a photo (or take a snapshot), see every face with keypoints, sunglasses, a moustache "
+    "or a hat, blur or pixelate faces, and download the image and the keypoints (CSV, JSON).\n"
+    "- **Webcam**: live sunglasses, moustache, hat, keypoints, blur or pixelation that follow every face on "
+    "your camera, in real time (WebRTC).\n"
+    "- **Dataset**: load a Kaggle-format training file and see its rows, missing labels, faces with keypoints, "
+    "where each keypoint falls, and what flip / rotation / scaling do to a face.\n"
+    "- **Training**: start the training recipe from the browser, watch live loss curves, cancel, compare runs, "
+    "and make a finished model the one the app uses.\n"
+    "- Command line: `python -m core annotate FOLDER --out OUT` does the same for whole folders; "
+    "`python -m trainer` imports data, trains and evaluates models."
+)
+
+st.subheader("Active model")
+path = active_model_path()
+if not path.is_file():
+    st.warning(NO_MODEL_HELP.format(path=path))
+else:
+    st.table({k: [str(v)] for k, v in model_summary(path).items()})
+    with st.expander("Model card (JSON)"):
+        st.json(read_card(path) or {"note": "this model has no card"})

@@ -1,17 +1,19 @@
 """Dataset: rows, missing labels, faces with their keypoints, and what augmentation does to them."""
 from __future__ import annotations
 
+from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+
 import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from core.schema import KEYPOINT_NAMES
-from pages.common import choose_dataset, load_dataset
 from trainer import explore
 from trainer.augment import AugmentConfig, affine_matrix, apply_affine, augment_batch, flip
 
 TILES_PER_PAGE = 12
 
+page_setup("Dataset")
 st.title("Dataset")
 st.caption("Explore a Kaggle-format keypoint file (30 keypoint columns + Image) before training on it.")
 

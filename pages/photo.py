@@ -1,6 +1,8 @@
 """Photo: every face of a picture with its keypoints and a chosen effect, then downloads."""
 from __future__ import annotations
 
+from pages.ui import load_pipeline, page_setup, sample_photos  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+
 import cv2
 import numpy as np
 import streamlit as st
@@ -9,10 +11,10 @@ from core.detector import DetectorSettings
 from core.export import faces_csv, faces_dataframe, faces_json
 from core.overlays import EFFECTS
 from core.pipeline import ImageError, load_image, render
-from pages.common import load_pipeline, sample_photos
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
 
+page_setup("Photo")
 st.title("Photo")
 st.caption("Drop in a photo: faces are found, 15 keypoints are predicted per face, and the effect you pick is drawn.")
 

@@ -1,15 +1,16 @@
 """Webcam: live sunglasses (or another effect) that follow every face, over WebRTC."""
 from __future__ import annotations
 
-import streamlit_webrtc  # noqa: F401  isort: skip  (before anything that may load TensorFlow)
+from pages.ui import load_pipeline, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+
 import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from core.live import LiveProcessor, rtc_configuration
 from core.overlays import EFFECTS
-from pages.common import load_pipeline
 
+page_setup("Webcam")
 st.title("Webcam")
 st.caption("Press **START**, allow the camera, and the effect follows your face in real time. "
            "Frames are processed on this server; nothing is recorded.")

@@ -90,8 +90,8 @@ def _train(args) -> int:
     run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
     if (run_dir / "config.json").is_file():
         config = RecipeConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        print(f"resuming {run_dir.name} from {json.dumps((run_dir / 'state.json').read_text() if (run_dir / 'state.json').exists() else 'the start')}",
-              file=sys.stderr)
+        if (run_dir / "state.json").is_file():
+            print(f"resuming {run_dir.name} from {(run_dir / 'state.json').read_text()}", file=sys.stderr)
     else:
         fields = dict(PRESETS[args.preset], data=args.data)
         if args.config:

@@ -232,6 +232,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     import tensorflow as tf
 
     started = time.time()
+    run.cancel_path.unlink(missing_ok=True)  # starting (or resuming) a run means it should run
     run.write_config(config)
     data = read_kaggle_csv(config.data)
     split = make_split(data, config)
@@ -281,6 +282,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         bus.emit(ev.STAGE_END, stage=stage["index"], name=stage["name"])
 
     metrics = crop_metrics(model, split.test)
+    run.save_test_faces(split.test.images[:8], split.test.keypoints[:8], predict_keypoints(model, split.test.images[:8]))
     save_model(model, run.model_path)
     if config.frames and split.test.groups is not None:
         from trainer.evaluate import evaluate_frames

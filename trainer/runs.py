@@ -5,6 +5,7 @@
     runs/<name>/state.json       {"stage": k, "epoch": e}: where a resume starts
     runs/<name>/checkpoint.keras model + optimizer after the last finished epoch
     runs/<name>/model.keras/.onnx/.json   the finished model, its ONNX twin and its card
+    runs/<name>/test_faces.npz   a few held-out faces with true and predicted keypoints
     runs/<name>/CANCEL           present = please stop (the training page writes it)
 
 Every file is written to a temp name and renamed, so a crash leaves the previous version.
@@ -91,6 +92,12 @@ class Run:
         tmp = self.path / "pseudo_labels.tmp.npz"
         np.savez_compressed(tmp, images=data.images, keypoints=data.keypoints)
         os.replace(tmp, self.pseudo_path)
+
+    def save_test_faces(self, images, truth, predicted) -> None:
+        """A few held-out faces with true and predicted keypoints, for the run's card on the training page."""
+        tmp = self.path / "test_faces.tmp.npz"
+        np.savez_compressed(tmp, images=images, truth=truth, predicted=predicted)
+        os.replace(tmp, self.path / "test_faces.npz")
 
     def load_pseudo_labels(self):
         from trainer.data import KeypointData

@@ -1,13 +1,36 @@
-"""Helpers shared by the pages: the cached pipeline and the active-model panel.
+"""Helpers shared by app.py and the pages: page setup, the cached pipeline, data-source widgets.
 
-Pages call these instead of core directly when Streamlit caching or widgets are involved;
-everything that is not about the UI stays in core/ and trainer/.
+Streamlit runs app.py (the home page) and each pages/*.py file on its own, so every one of them
+starts with `page_setup()`. This package sits in a subfolder of pages/ so Streamlit does not list
+it as a page. Everything that is not about the UI stays in core/ and trainer/.
 """
 from __future__ import annotations
+
+# streamlit_webrtc must be imported before anything that may import TensorFlow: both ship
+# OpenSSL symbols and the other order crashes the interpreter (see DEVELOPERS.md).
+import streamlit_webrtc  # noqa: F401  isort: skip
 
 from pathlib import Path
 
 import streamlit as st
+
+#: (script, label) of every page, in sidebar order.
+PAGES = [
+    ("app.py", "Home"),
+    ("pages/photo.py", "Photo"),
+    ("pages/webcam.py", "Webcam"),
+    ("pages/dataset.py", "Dataset"),
+    ("pages/training.py", "Training"),
+]
+
+
+def page_setup(title: str) -> None:
+    """Page config and the sidebar navigation; the first Streamlit call of every page."""
+    st.set_page_config(page_title=f"{title} · Facial Keypoints Studio", page_icon="🙂", layout="wide")
+    with st.sidebar:
+        for script, label in PAGES:
+            st.page_link(script, label=label)
+        st.divider()
 
 from core.model import ModelError, read_card
 from core.paths import SHIPPED_MODEL, active_model_path

@@ -1,0 +1,171 @@
+"""Training: configure and start the recipe, watch it live, compare runs, choose the active model."""
+from __future__ import annotations
+
+from pages.ui import choose_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+
+import json
+import time
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.model import ModelError
+from core.overlays import draw_keypoints
+from core.paths import active_model_path, runs_dir
+from core.registry import activate
+from trainer import events as ev
+from trainer import explore, jobs
+from trainer.recipe import PRESETS, RecipeConfig
+from trainer.runs import safe_run_dir
+
+page_setup("Training")
+st.title("Training")
+st.caption("Train the keypoint model with the recipe, watch the loss fall, then make the result the app's model.")
+
+root = runs_dir()
+root.mkdir(parents=True, exist_ok=True)
+
+# ---------------------------------------------------------------- new run
+with st.expander("New run", expanded=jobs.running_run(root) is None):
+    data_path = choose_dataset("train")
+    preset_label = st.radio("Preset", ["Quick check (seconds)", "Full recipe"], horizontal=True)
+    base = RecipeConfig.from_dict(PRESETS["quick" if preset_label.startswith("Quick") else "full"])
+    c1, c2, c3 = st.columns(3)
+    widths_text = c1.text_input("Model widths", ",".join(map(str, base.widths)), key=f"w-{preset_label}")
+    epochs = c2.number_input("Epochs per stage", 1, 200, base.epochs_per_stage, key=f"e-{preset_label}")
+    test_size = c3.number_input("Held-out test rows (or fraction < 1)", 0.0, 100_000.0, 500.0, key="test")
+    lrs = c1.multiselect("Learning rates", [1e-3, 1e-4, 1e-5], list(base.learning_rates), key=f"lr-{preset_label}")
+    batches = c2.multiselect("Batch sizes", [16, 32, 64, 128], list(base.batch_sizes), key=f"b-{preset_label}")
+    pseudo = c3.toggle("Pseudo-labeling + final cycle", base.pseudo_label, key="pseudo")
+    a1, a2, a3 = st.columns(3)
+    rotation = a1.slider("Max rotation (augmentation)", 0, 30, int(base.augment.max_rotation_deg))
+    flip_p = a2.slider("Flip probability", 0.0, 1.0, base.augment.flip_probability)
+    shift = a3.slider("Max shift (fraction of crop)", 0.0, 0.15, base.augment.max_shift_fraction)
+    st.session_state.setdefault("run-name", time.strftime("run-%Y%m%d-%H%M%S"))  # a stable default: keyed widget
+    name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
+    if st.button("Start training", type="primary", disabled=data_path is None):
+        try:
+            widths = tuple(int(w) for w in widths_text.split(","))
+            if not lrs or not batches:
+                raise ValueError("Choose at least one learning rate and one batch size.")
+            config = {**base.to_dict(), "data": str(data_path), "widths": widths, "epochs_per_stage": int(epochs),
+                      "learning_rates": sorted(lrs, reverse=True), "batch_sizes": sorted(batches),
+                      "test_size": test_size, "pseudo_label": pseudo,
+                      "augment": {**base.to_dict()["augment"], "max_rotation_deg": rotation,
+                                  "flip_probability": flip_p, "max_shift_fraction": shift}}
+            jobs.start(name, config, root)
+            st.session_state["watch"] = name
+            st.success(f"Started run '{name}'.")
+        except jobs.BusyError as exc:
+            st.warning(str(exc))
+        except ValueError as exc:
+            st.error(str(exc))
+
+# ---------------------------------------------------------------- live view
+runs = jobs.list_runs(root)
+names = list(runs["run"])
+default = jobs.running_run(root) or st.session_state.get("watch") or (names[0] if names else None)
+
+
+def curves_figure(run_names: list[str]) -> go.Figure:
+    fig = go.Figure()
+    for run_name in run_names:
+        table = jobs.curves(safe_run_dir(run_name, root))
+        suffix = f" ({run_name})" if len(run_names) > 1 else ""
+        fig.add_scatter(x=table["global_epoch"], y=table["loss"], name="train loss" + suffix, mode="lines+markers")
+        fig.add_scatter(x=table["global_epoch"], y=table["val_loss"], name="validation loss" + suffix, mode="lines+markers")
+        if len(run_names) == 1:
+            for _, row in table[table["epoch"] == 0].iterrows():
+                fig.add_vline(x=row["global_epoch"] - 0.5, line_dash="dot", line_color="grey")
+    fig.update_layout(yaxis_type="log", xaxis_title="epoch", yaxis_title="MSE (normalised coordinates)", height=380,
+                      title="Loss per epoch (dotted lines: stage boundaries)")
+    return fig
+
+
+@st.fragment(run_every=2.0)
+def live(run_name: str) -> None:
+    path = safe_run_dir(run_name, root)
+    state = jobs.status(path)
+    p = jobs.progress(path)
+    st.subheader(f"Run '{run_name}': {state}")
+    if p is not None:
+        eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
+        st.progress(p.fraction if state != "finished" else 1.0,
+                    text=f"stage {p.stage + 1}/{p.stages} ({p.stage_name}), epoch {p.epoch}/{p.epochs}{eta}")
+    table = jobs.curves(path)
+    if not table.empty:
+        last = table.iloc[-1]
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Validation RMSE", f"{last['val_rmse_px']:.2f} px")
+        m2.metric("Train RMSE", f"{last['rmse_px']:.2f} px")
+        m3.metric("Epochs done", len(table))
+        st.plotly_chart(curves_figure([run_name]), key=f"curves-{run_name}-{len(table)}")
+    errors = [e for e in ev.read_events(path / "events.jsonl") if e["event"] == ev.ERROR]
+    if state == "failed" and errors:
+        st.error(f"The run failed: {errors[-1]['message']}")
+    log = path / "log.txt"
+    if log.is_file():
+        with st.expander("Log (last lines)"):
+            st.code("\n".join(log.read_text(errors="replace").splitlines()[-15:]) or "(empty)")
+    if state == "running" and st.button("Cancel run", key=f"cancel-{run_name}"):
+        jobs.cancel(run_name, root)
+        st.info("Cancelling: the run stops after the current batch; its checkpoints stay.")
+    # When the run ends, refresh the whole page once so the registry below lists its model.
+    previous = st.session_state.get(f"state-{run_name}")
+    st.session_state[f"state-{run_name}"] = state
+    if previous == "running" and state != "running":
+        st.rerun()
+
+
+if default:
+    watched = st.selectbox("Watch run", names, index=names.index(default) if default in names else 0)
+    live(watched)
+
+# ---------------------------------------------------------------- results and registry
+st.header("Runs and models")
+st.caption(f"Active model: `{active_model_path()}`")
+st.dataframe(runs, hide_index=True)
+finished = [r for r, s in zip(runs["run"], runs["status"]) if s == "finished"]
+if finished:
+    watched_run = st.session_state.get("watch")
+    chosen = st.selectbox("Run", finished, index=finished.index(watched_run) if watched_run in finished else 0)
+    path = safe_run_dir(chosen, root)
+    card = json.loads((path / "model.json").read_text())
+    m = card.get("metrics", {})
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test RMSE (96 px crop)", f"{m.get('test_rmse_px', float('nan')):.2f} px")
+    c2.metric("Held-out NME", m.get("end_to_end", {}).get("nme", "—"))
+    c3.metric("Wall time", f"{card.get('wall_s', 0) / 60:.1f} min")
+    c4.metric("Train rows", card.get("data", {}).get("train_rows"))
+    per_kp = m.get("per_keypoint_rmse_px", {})
+    if per_kp:
+        st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
+                               title="Test error per keypoint"), key=f"perkp-{chosen}")
+    faces = path / "test_faces.npz"
+    if faces.is_file():
+        with np.load(faces) as z:
+            cols = st.columns(min(len(z["images"]), 8) or 1)
+            for col, img, truth, pred in zip(cols, z["images"], z["truth"], z["predicted"]):
+                picture = explore.face_picture(img, truth)  # green: true
+                draw_keypoints(picture, (pred + 0.5) * 2 - 0.5, colour=(0, 0, 255))  # red: predicted
+                col.image(picture, channels="BGR")
+            st.caption("Held-out faces: green = true keypoints, red = predicted.")
+    with st.expander("Card (JSON)"):
+        st.json(card)
+    if st.button(f"Use this model ({chosen})", type="primary"):
+        try:
+            activate(chosen)
+            st.success(f"'{chosen}' is now the active model; the Photo and Webcam pages use it from their next run.")
+        except ModelError as exc:
+            st.error(str(exc))
+if st.button("Use the shipped model"):
+    try:
+        activate("shipped")
+        st.success("The shipped model is active again.")
+    except ModelError as exc:
+        st.error(str(exc))
+compare = st.multiselect("Compare runs' curves", names, max_selections=2)
+if len(compare) == 2:
+    st.plotly_chart(curves_figure(compare), key="compare")
