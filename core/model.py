@@ -73,6 +73,15 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     return keras.Model(inputs, outputs, name="facial_keypoints")
 
 
+def inference_copy(model: "keras.Model") -> "keras.Model":
+    """The same architecture and weights without optimizer state (a third of the file size)."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_model(model: "keras.Model", path: str | os.PathLike) -> Path:
     """Write `.keras` and its ONNX twin atomically (temp file + rename): a crash never leaves half a model."""
     path = Path(path)
@@ -81,12 +90,19 @@ def save_model(model: "keras.Model", path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    export_onnx(model, onnx_path_for(path))
+    export_onnx(model, onnx_path_for(path), source_sha256=file_sha256(path))
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_keras_model(path: str | os.PathLike) -> "keras.Model":
@@ -111,14 +127,25 @@ def onnx_path_for(keras_path: str | os.PathLike) -> Path:
     return Path(keras_path).with_suffix(".onnx")
 
 
-def export_onnx(model: "keras.Model", path: str | os.PathLike) -> Path:
-    """Export through keras' ONNX exporter (tf2onnx) to a temp file, then rename into place."""
+#: ONNX metadata key naming the `.keras` file an ONNX twin was exported from (file mtimes are not
+#: reliable after a git checkout, content hashes are).
+SOURCE_KEY = "source_keras_sha256"
+
+
+def export_onnx(model: "keras.Model", path: str | os.PathLike, source_sha256: str = "") -> Path:
+    """Export through keras' ONNX exporter (tf2onnx) to a temp file, tag it with its source, rename into place."""
+    import onnx
+
     path = Path(path)
     model(np.zeros((1, CROP_SIZE, CROP_SIZE, 1), np.float32), training=False)  # exporter needs a built, called model
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         model.export(tmp, format="onnx", verbose=False)
+        graph = onnx.load(tmp)
+        onnx.helper.set_model_props(graph, {SOURCE_KEY: source_sha256})
+        onnx.save(graph, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -129,32 +156,41 @@ def export_onnx(model: "keras.Model", path: str | os.PathLike) -> Path:
 class KeypointPredictor:
     """Fast batch inference for one model file: crops in, crop-pixel keypoints out.
 
-    Loads the ONNX twin of a `.keras` file (exporting it first when missing or older than the
-    `.keras`); one `predict` call serves one face or a whole frame's faces in one batch.
+    Loads the ONNX twin of a `.keras` file, exporting it first when it is missing or was exported
+    from other weights; one `predict` call serves one face or a whole frame's faces in one batch.
     """
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime as ort
-
         self.keras_path = Path(keras_path)
         if not self.keras_path.is_file():
             raise ModelError(
                 f"No model file at {self.keras_path}. Train one (python -m trainer train ...) or restore the shipped model."
             )
+        self._threads = threads or min(2, os.cpu_count() or 1)
+        sha = file_sha256(self.keras_path)
         onnx_path = onnx_path_for(self.keras_path)
-        if not onnx_path.is_file() or onnx_path.stat().st_mtime < self.keras_path.stat().st_mtime:
+        session = self._open(onnx_path) if onnx_path.is_file() else None
+        if session is None or session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY) != sha:
             model = load_keras_model(self.keras_path)
             target = onnx_path if os.access(onnx_path.parent, os.W_OK) else Path(tempfile.mkdtemp()) / onnx_path.name
-            onnx_path = export_onnx(model, target)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"Could not load {onnx_path.name}: {exc}") from exc
+            session = self._open(export_onnx(model, target, source_sha256=sha))
+            if session is None:
+                raise ModelError(f"Could not load the ONNX export of {self.keras_path.name}")
+        self._session = session
         self._input_name = self._session.get_inputs()[0].name
         self.card = read_card(self.keras_path)
+
+    def _open(self, onnx_path: Path):
+        """An ONNX Runtime session, or None when the file is unreadable (it will be re-exported)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception:
+            return None
 
     def predict_normalised(self, model_input: np.ndarray) -> np.ndarray:
         """(N, 96, 96, 1) float32 -> (N, 30) raw model outputs."""

@@ -41,13 +41,25 @@ def test_onnx_inference_matches_keras(tiny_model_path):
 
 
 def test_stale_or_missing_onnx_is_re_exported(tiny_model_path, tmp_path):
+    import os
     import shutil
 
     copy = tmp_path / "copy.keras"
     shutil.copy(tiny_model_path, copy)
     assert not onnx_path_for(copy).exists()
     KeypointPredictor(copy)
-    assert onnx_path_for(copy).is_file()
+    exported = onnx_path_for(copy).read_bytes()
+    os.utime(onnx_path_for(copy), (1, 1))  # older than the .keras, as after a git checkout: still current
+    KeypointPredictor(copy)
+    assert onnx_path_for(copy).read_bytes() == exported
+    other = build_model(widths=(4, 4, 4, 4, 4))  # an ONNX file of other weights is replaced
+    from core.model import export_onnx
+
+    export_onnx(other, onnx_path_for(copy), source_sha256="something else")
+    predictor = KeypointPredictor(copy)
+    keras_model = load_keras_model(copy)
+    x = to_model_input(np.zeros((1, 96, 96), np.uint8))
+    np.testing.assert_allclose(predictor.predict_normalised(x), keras_model(x, training=False).numpy(), atol=1e-4)
 
 
 def test_missing_and_corrupt_model_files_raise_model_error(tmp_path):

@@ -43,8 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     evp.add_argument("--model", default=None, help=".keras file (default: the active model)")
     evp.add_argument("--frames", required=True, help="68-point frames folder or zip")
     evp.add_argument("--all-people", action="store_true", help="every frame, not only the card's test people")
-    evp.add_argument("--flip-average", action="store_true")
-    evp.add_argument("--refine", action="store_true")
+    evp.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                     help="average with the mirrored crop (default: what the model card recommends)")
+    evp.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                     help="second pass on a crop re-centred on the first prediction (default: the card's choice)")
+
+    shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
+    shp.add_argument("run", help="run name")
+    shp.add_argument("--frames", help="68-point frames: measure the inference options on the held-out people "
+                                      "and record the best in the card")
 
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
@@ -54,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate}[args.command](args)
+        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
         return 130
@@ -125,6 +133,14 @@ def _evaluate(args) -> int:
         return 2
     result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, refine=args.refine)
     print(json.dumps(result, indent=1))
+    return 0
+
+
+def _ship(args) -> int:
+    from trainer.ship import ship
+
+    card = ship(args.run, args.frames)
+    print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
     return 0
 
 

@@ -18,8 +18,11 @@ from trainer.importer import FrameSource, best_box, person_of, read_68_csv
 
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
-                    flip_average: bool = False, refine: bool = False, csv_path: str | None = None) -> dict:
-    """Detection rate, NME (overall, per keypoint) and crop RMSE on the frames of `people` (all if None)."""
+                    flip_average: bool | None = None, refine: bool | None = None, csv_path: str | None = None) -> dict:
+    """Detection rate, NME (overall, per keypoint) and crop RMSE on the frames of `people` (all if None).
+
+    flip_average / refine: None = what the model card recommends (what the app does), else forced.
+    """
     source = FrameSource(frames)
     if csv_path is None:
         with source._zip.open(source.find("_keypoints.csv")) if source._zip else open(source.find("_keypoints.csv"), "rb") as f:
@@ -59,6 +62,6 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
         "per_keypoint_nme": {n: round(float(v), 4) for n, v in zip(KEYPOINT_NAMES, errors.mean(0))},
         "crop_rmse_px": round(float(np.sqrt(np.mean(crop_sq_errors))), 3),
         "ms_per_face": round(1000 * seconds / found, 2),
-        "flip_average": flip_average,
-        "refine": refine,
+        "flip_average": pipeline.flip_average,
+        "refine": pipeline.refine,
     }

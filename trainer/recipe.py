@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from core.model import DEFAULT_WIDTHS, build_model, denormalise_keypoints, normalise_keypoints, save_model, to_model_input
+from core.model import (DEFAULT_WIDTHS, build_model, denormalise_keypoints, inference_copy, normalise_keypoints,
+                        save_model, to_model_input)
 from core.schema import KEYPOINT_NAMES
 from trainer import events as ev
 from trainer.augment import AugmentConfig, augment_batch
@@ -283,7 +284,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
 
     metrics = crop_metrics(model, split.test)
     run.save_test_faces(split.test.images[:8], split.test.keypoints[:8], predict_keypoints(model, split.test.images[:8]))
-    save_model(model, run.model_path)
+    save_model(inference_copy(model), run.model_path)
     if config.frames and split.test.groups is not None:
         from trainer.evaluate import evaluate_frames
 
