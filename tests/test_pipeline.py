@@ -87,3 +87,28 @@ def test_photos_give_the_expected_face_counts(photos, app_model_path):
     for name in ("james.jpg", "mona_lisa.jpg"):
         faces = pipeline.find_faces(load_image(photos / name))
         assert len(faces) == 1, name
+
+
+def test_exif_orientation_is_applied():
+    from PIL import Image
+
+    img = np.zeros((40, 100, 3), np.uint8)  # landscape as stored
+    img[:, :10] = 255
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(img).save(buf, format="JPEG", exif=exif, quality=95)
+    out = load_image(buf.getvalue())
+    assert out.shape[:2] == (100, 40)  # displayed upright: portrait
+    assert out[:10].mean() > 150 and out[-10:].mean() < 50  # the bright left strip is now on top
+
+
+def test_core_imports_no_streamlit_and_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import core, core.pipeline, core.live, core.overlays, sys; "
+            "assert 'streamlit' not in sys.modules; assert 'tensorflow' not in sys.modules")
+    from tests.conftest import REPO
+
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
