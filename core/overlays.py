@@ -77,23 +77,23 @@ def add_sunglasses(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
 
 
 def add_moustache(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
-    """Between nose tip and upper lip: the artwork's ends go to the mouth corners lifted halfway to the nose."""
+    """Between nose tip and upper lip: the artwork's ends go to the mouth corners lifted 60% of the way to the nose."""
     t = _targets(keypoints_px)
     nose, lip = t["nose_tip"], t["mouth_center_top_lip"]
-    lift = 0.5 * (nose - lip)
+    lift = 0.6 * (nose - lip)
     t["mouth_left_corner"] = t["mouth_left_corner"] + lift
     t["mouth_right_corner"] = t["mouth_right_corner"] + lift
     return paste_artwork(image, art.moustache(), t)
 
 
 def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
-    """Brim above the brows (0.7 brow half-spans up), as wide as about 2.3 brow spans."""
+    """Brim above the brows (0.45 brow half-spans up), as wide as about 2.3 brow spans."""
     t = _targets(keypoints_px)
     left, right = t["left_eyebrow_outer_end"], t["right_eyebrow_outer_end"]
     centre, half = (left + right) / 2, (left - right) / 2
     up = np.array([half[1], -half[0]])  # perpendicular to the brow line, towards the top of the head
-    t["left_eyebrow_outer_end"] = centre + 1.0 * half + 0.7 * up
-    t["right_eyebrow_outer_end"] = centre - 1.0 * half + 0.7 * up
+    t["left_eyebrow_outer_end"] = centre + 1.0 * half + 0.45 * up
+    t["right_eyebrow_outer_end"] = centre - 1.0 * half + 0.45 * up
     return paste_artwork(image, art.hat(), t)
 
 
