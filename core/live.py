@@ -29,6 +29,13 @@ from core.pipeline import Face, FacePipeline, render
 from core.smoothing import OneEuroFilter
 
 
+#: One Euro parameters, chosen on the recorded video (shipped model): on a still face with camera
+#: noise the nose tip's jitter drops from 0.61 px to 0.05 px for every setting tried; during head
+#: motion the smoothed point trails the raw one by 0.77 px on average with these, 1.15 px with (1.0, 0.05).
+SMOOTHING_MIN_CUTOFF_HZ = 0.2
+SMOOTHING_BETA = 0.3
+
+
 @dataclass(frozen=True)
 class LiveSettings:
     effect: str = "sunglasses"
@@ -125,7 +132,8 @@ class LiveProcessor:
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
                     track.crop = crop_from_box(boxes[i])
         for i in unmatched:
-            self._tracks.append(_Track(boxes[i].astype(float), crop_from_box(boxes[i]), OneEuroFilter(), now))
+            self._tracks.append(_Track(boxes[i].astype(float), crop_from_box(boxes[i]),
+                                       OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), now))
 
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:
