@@ -111,6 +111,10 @@ def _train(args) -> int:
                 setattr(config, key, value)
         if args.no_pseudo:
             config.pseudo_label = False
+    if not Path(config.data).is_file():
+        hint = " Import the YouTube-faces frames first: python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip" \
+            if Path(config.data) == DEFAULT_DATA else ""
+        raise ValueError(f"No training data at {config.data}.{hint}")
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
     try:
         card = train(config, run_dir, bus)

@@ -2,10 +2,9 @@
 
 A job is `python -m trainer train --run NAME` in its own process session, so it outlives page
 reloads, closed browsers and other users' sessions. The page and the CLI make the same run
-folders (trainer.runs); this module only adds the process around them:
-    runs/<name>/job.json   {"pid": ..., "started": ...}
-    runs/<name>/log.txt    the process's stdout/stderr
-One job runs at a time (checked through the pids of unfinished runs).
+folders (trainer.runs); every training process writes runs/<name>/job.json with its pid, and a
+job started here also keeps its stdout/stderr in runs/<name>/log.txt.
+One run trains at a time, whoever started it (checked through the pids of unfinished runs).
 """
 from __future__ import annotations
 

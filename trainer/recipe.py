@@ -235,6 +235,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     started = time.time()
     run.cancel_path.unlink(missing_ok=True)  # starting (or resuming) a run means it should run
     run.write_config(config)
+    run.write_job()
     data = read_kaggle_csv(config.data)
     split = make_split(data, config)
     if len(split.train) == 0:

@@ -7,6 +7,7 @@
     runs/<name>/model.keras/.onnx/.json   the finished model, its ONNX twin and its card
     runs/<name>/test_faces.npz   a few held-out faces with true and predicted keypoints
     runs/<name>/CANCEL           present = please stop (the training page writes it)
+    runs/<name>/job.json         the training process's pid (trainer.jobs reads it)
 
 Every file is written to a temp name and renamed, so a crash leaves the previous version.
 Run names come from people: `safe_run_dir` keeps them inside the runs directory.
@@ -80,6 +81,10 @@ class Run:
         path = self.path / "config.json"
         if not path.exists():
             write_json_atomic(path, config.to_dict())
+
+    def write_job(self) -> None:
+        """job.json names the training process, so the page sees CLI runs as running too (one at a time)."""
+        write_json_atomic(self.path / "job.json", {"pid": os.getpid(), "started": time.time()})
 
     def save_checkpoint(self, model, stage: int, epoch: int, stages: int) -> None:
         """Checkpoint first, then the state that points at it: a crash between the two only repeats an epoch."""

@@ -1,0 +1,38 @@
+"""Background training jobs: one at a time, names kept inside the runs folder, cancel, status."""
+import time
+
+import pytest
+
+from tests.helpers import write_synthetic_csv
+from trainer import jobs
+from trainer.runs import safe_run_dir
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "x" * 80, "..", "/abs"])
+def test_run_names_cannot_escape_the_runs_folder(name, tmp_path):
+    with pytest.raises(ValueError):
+        safe_run_dir(name, tmp_path)
+
+
+def test_one_job_at_a_time_and_cancel(tmp_path):
+    data = write_synthetic_csv(tmp_path / "d.csv", n=40, people=10)
+    config = dict(data=str(data), widths=(8, 8, 8, 8, 8), epochs_per_stage=200, test_size=8, pseudo_label=False)
+    root = tmp_path / "runs"
+    jobs.start("first", config, root)
+    assert jobs.status(root / "first") == "running"
+    with pytest.raises(jobs.BusyError, match="first"):
+        jobs.start("second", config, root)
+    deadline = time.time() + 120
+    while time.time() < deadline and jobs.curves(root / "first").empty:
+        time.sleep(0.5)
+    assert not jobs.curves(root / "first").empty, (root / "first" / "log.txt").read_text()[-2000:]
+    jobs.cancel("first", root)
+    while time.time() < deadline and jobs.status(root / "first") == "running":
+        time.sleep(0.5)
+    assert jobs.status(root / "first") == "cancelled"
+    table = jobs.list_runs(root)
+    assert list(table["run"]) == ["first"] and table["status"][0] == "cancelled"
+    p = jobs.progress(root / "first")
+    assert p.stages == 9 and 0 < p.fraction < 0.1
+    jobs.start("second", config, root)  # free again
+    jobs.cancel("second", root)
