@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -133,8 +133,7 @@ class FacePipeline:
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
         if boxes_xywh is None:
             s = settings or self.detector.settings
-            s = DetectorSettings(s.scale_factor, s.min_neighbors, s.min_size_fraction, min(s.max_side, DETECT_MAX_SIDE))
-            boxes_xywh = self.detector.detect(gray, s)
+            boxes_xywh = self.detector.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
         return self.keypoints_for_boxes(gray, boxes_xywh)
 
     def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:
