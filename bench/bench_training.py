@@ -14,7 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
 from core.model import DEFAULT_WIDTHS, build_model  # noqa: E402
 from trainer.augment import AugmentConfig  # noqa: E402

@@ -103,3 +103,11 @@ def crop_around_points(points_px: np.ndarray, reference_crop: np.ndarray, size: 
     # (p_mean + 0.5 - left) * scale - 0.5 == r_mean
     left, top = p_mean + 0.5 - (r_mean + 0.5) / scale
     return CropTransform(float(left), float(top), side, size)
+
+
+def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9))

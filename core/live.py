@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.detector import DetectorSettings
-from core.geometry import CropTransform, crop_around_points, crop_from_box
+from core.geometry import CropTransform, box_iou, crop_around_points, crop_from_box
 from core.pipeline import Face, FacePipeline, render
 from core.smoothing import OneEuroFilter
 
@@ -64,13 +64,6 @@ class LiveStats:
     fps: float = 0.0
     faces: int = 0
     last_frame_time: float = field(default=0.0, repr=False)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
 
 
 class LiveProcessor:
@@ -124,7 +117,7 @@ class LiveProcessor:
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])
-            scores = [(_iou(region, boxes[i]), i) for i in unmatched]
+            scores = [(box_iou(region, boxes[i]), i) for i in unmatched]
             if scores and max(scores)[0] > 0.3:
                 i = max(scores)[1]
                 unmatched.remove(i)

@@ -1,5 +1,4 @@
 """Photo page in real Chromium: upload, face count, downloads, and bad files."""
-import io
 
 import pandas as pd
 import pytest

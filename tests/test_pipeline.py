@@ -69,8 +69,9 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
     for face in faces:
         assert face.keypoints_px.shape == (15, 2)
         x, y, side = face.crop.left, face.crop.top, face.crop.side
-        # an untrained model predicts near the crop centre: inside the (grown) crop in image pixels
+        # an untrained model predicts near the crop centre: around the crop, in image pixels
         assert (face.keypoints_px[:, 0] > x - side).all() and (face.keypoints_px[:, 0] < x + 2 * side).all()
+        assert (face.keypoints_px[:, 1] > y - side).all() and (face.keypoints_px[:, 1] < y + 2 * side).all()
     table = faces_table(faces)
     assert len(table) == 2 and "nose_tip_x" in table[0] and table[0]["box_w"] == 120
     for effect in ("keypoints", "labelled keypoints", "sunglasses", "moustache", "hat", "blur", "pixelate"):

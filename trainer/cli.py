@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from core.paths import runs_dir
 
 DEFAULT_DATA = Path("data") / "youtube68.csv.gz"
 

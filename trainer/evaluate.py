@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import time
 
-import cv2
 import numpy as np
 
 from core.pipeline import FacePipeline
 from core.schema import KEYPOINT_NAMES, ibug68_to_kaggle15
-from trainer.importer import FrameSource, best_box, person_of, read_68_csv
+from trainer.importer import FrameSource, best_box, person_of
 
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
@@ -24,11 +23,7 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
     flip_average / refine: None = what the model card recommends (what the app does), else forced.
     """
     source = FrameSource(frames)
-    if csv_path is None:
-        with source._zip.open(source.find("_keypoints.csv")) if source._zip else open(source.find("_keypoints.csv"), "rb") as f:
-            names, points68 = read_68_csv(f)
-    else:
-        names, points68 = read_68_csv(csv_path)
+    names, points68 = source.read_labels(csv_path)
     wanted = set(people) if people else None
     pipeline = FacePipeline(model_path, flip_average=flip_average, refine=refine)
     errors, crop_sq_errors, found, total, seconds = [], [], 0, 0, 0.0

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.detector import DetectorSettings, FaceDetector
-from core.geometry import crop_from_box
+from core.geometry import box_iou, crop_from_box
 from core.schema import ibug68_to_kaggle15
 from trainer.data import DatasetError, KeypointData, write_kaggle_csv
 
@@ -77,6 +77,18 @@ class FrameSource:
             return None
         return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
 
+    def read_labels(self, csv_path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+        """File names and 68 points: from `csv_path`, else from the *_keypoints.csv inside the source."""
+        if csv_path is not None:
+            return read_68_csv(csv_path)
+        inside = self.find("_keypoints.csv")
+        if inside is None:
+            raise DatasetError(f"No *_keypoints.csv found in {self.location}; pass the CSV path.")
+        if self._zip:
+            with self._zip.open(inside) as f:
+                return read_68_csv(f)
+        return read_68_csv(inside)
+
     def find(self, suffix: str) -> str | None:
         """The path inside the zip (or folder) of the first file ending with `suffix`."""
         if self._zip:
@@ -91,16 +103,10 @@ def best_box(boxes: np.ndarray, points: np.ndarray) -> np.ndarray | None:
         return None
     lo, hi = points.min(0), points.max(0)
     label = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
-    ious = [_iou(b, label) for b in boxes]
+    ious = [box_iou(b, label) for b in boxes]
     i = int(np.argmax(ious))
     return boxes[i] if ious[i] > 0.3 else None
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
 
 
 def import_68_dataset(
@@ -112,17 +118,7 @@ def import_68_dataset(
 ) -> ImportReport:
     """Detect, crop and map every labelled frame; write Kaggle CSV + `<out>.report.json`."""
     source = FrameSource(frames)
-    if csv_path is None:
-        inside = source.find("_keypoints.csv")
-        if inside is None:
-            raise DatasetError(f"No *_keypoints.csv found in {frames}; pass the CSV path.")
-        if source._zip:
-            with source._zip.open(inside) as f:
-                names, points68 = read_68_csv(f)
-        else:
-            names, points68 = read_68_csv(inside)
-    else:
-        names, points68 = read_68_csv(csv_path)
+    names, points68 = source.read_labels(csv_path)
     detector = FaceDetector(detector_settings)
     report = ImportReport(frames=len(names))
     images, keypoints, groups, kept = [], [], [], []

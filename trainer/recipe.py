@@ -14,7 +14,6 @@ completed epoch; the final model is written atomically and never replaces the ac
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import threading
