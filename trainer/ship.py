@@ -27,6 +27,10 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL)
         save_model(inference_copy(load_keras_model(run / "model.keras")), staged)
         card["model"] = target.name
         card["shipped_from_run"] = run_name
+        import_report = Path(card["data"]["source"] + ".report.json")
+        if import_report.is_file():  # how many frames the detector found when the data was imported
+            report = json.loads(import_report.read_text())
+            card["data"]["import"] = {k: report[k] for k in ("frames", "imported", "detection_rate", "people")}
         if frames and card.get("data", {}).get("test_people"):
             from trainer.evaluate import evaluate_frames
 
