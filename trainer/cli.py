@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
-    tr.add_argument("--preset", choices=("full", "quick"), default="full")
+    tr.add_argument("--preset", choices=("full", "fast", "quick"), default="full",
+                    help="full: the recipe; fast: half the widths (~2.4x faster, NME 0.083 vs 0.076); quick: smoke test")
     tr.add_argument("--config", help="JSON file of RecipeConfig fields, applied after the preset")
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
     tr.add_argument("--epochs", type=int, help="epochs per stage")

@@ -80,8 +80,11 @@ class RecipeConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # The original recipe, every number as published.
+    # The original recipe, every number as published. On YouTube-faces (2750 train rows, 2-core CPU):
+    # 64 min, held-out NME 0.0756 with flip averaging (the shipped model).
     "full": {},
+    # The same schedule at half the widths: 26 min, NME 0.083 with flip averaging (run shipped-v1).
+    "fast": dict(widths=(16, 32, 64, 128, 256)),
     # Seconds, for trying the pipeline end to end: two tiny stages.
     "quick": dict(widths=(8, 16, 32, 64, 128), learning_rates=(1e-3,), batch_sizes=(32,), epochs_per_stage=1,
                   pseudo_stages=((1e-4, 32),), final_stages=((1e-4, 32),)),
