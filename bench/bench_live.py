@@ -99,9 +99,9 @@ def main() -> None:
         noses = []
         for i, f in enumerate(noisy):
             proc.process(f, now=i / 30)
-            track = proc._tracks[0] if proc._tracks else None
-            if i >= 30 and track is not None and track.keypoints_px is not None:
-                noses.append(track.keypoints_px[INDEX["nose_tip"]].copy())
+            tracked = proc.tracked_keypoints()
+            if i >= 30 and tracked:
+                noses.append(tracked[0][INDEX["nose_tip"]].copy())
         if noses:
             sd = np.array(noses).std(axis=0)
             print(f"  nose-tip jitter on a still face, {'smoothed' if smoothing else 'raw     '}: "

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.model import DEFAULT_WIDTHS, build_model  # noqa: E402
 from trainer.augment import AugmentConfig  # noqa: E402
-from trainer.recipe import RecipeConfig, _make_sequence  # noqa: E402
+from trainer.recipe import RecipeConfig, augmented_batches  # noqa: E402
 from tests.helpers import synthetic_faces  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     data = synthetic_faces(args.images)
     rates = {}
     for batch in (32, 64, 128):
-        seq = _make_sequence(data, batch, AugmentConfig(), 0)
+        seq = augmented_batches(data, batch, AugmentConfig(), 0)
         model.fit(seq, epochs=1, steps_per_epoch=2, verbose=0)  # warm-up / trace
         t = time.perf_counter()
         model.fit(seq, epochs=1, verbose=0)

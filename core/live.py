@@ -94,6 +94,10 @@ class LiveProcessor:
         with self._lock:
             return replace(self._stats)
 
+    def tracked_keypoints(self) -> list[np.ndarray]:
+        """The last (smoothed) keypoints of every tracked face, image pixels."""
+        return [t.keypoints_px for t in self._tracks if t.keypoints_px is not None]
+
     # -- the per-frame work -----------------------------------------------------------------------
     def process(self, frame_bgr: np.ndarray, now: float | None = None) -> np.ndarray:
         started = time.perf_counter()

@@ -17,7 +17,7 @@ from core.paths import active_model_path, runs_dir
 from core.registry import activate
 from trainer import events as ev
 from trainer import explore, jobs
-from trainer.recipe import PRESETS, RecipeConfig
+from trainer.recipe import config_for
 from trainer.runs import safe_run_dir
 
 page_setup("Training")
@@ -31,7 +31,8 @@ root.mkdir(parents=True, exist_ok=True)
 with st.expander("New run", expanded=jobs.running_run(root) is None):
     data_path = choose_dataset("train")
     preset_label = st.radio("Preset", ["Quick check (seconds)", "Full recipe"], horizontal=True)
-    base = RecipeConfig.from_dict(PRESETS["quick" if preset_label.startswith("Quick") else "full"])
+    preset = "quick" if preset_label.startswith("Quick") else "full"
+    base = config_for(preset)
     c1, c2, c3 = st.columns(3)
     widths_text = c1.text_input("Model widths", ",".join(map(str, base.widths)), key=f"w-{preset_label}")
     epochs = c2.number_input("Epochs per stage", 1, 200, base.epochs_per_stage, key=f"e-{preset_label}")
@@ -50,12 +51,11 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
             widths = tuple(int(w) for w in widths_text.split(","))
             if not lrs or not batches:
                 raise ValueError("Choose at least one learning rate and one batch size.")
-            config = {**base.to_dict(), "data": str(data_path), "widths": widths, "epochs_per_stage": int(epochs),
-                      "learning_rates": sorted(lrs, reverse=True), "batch_sizes": sorted(batches),
-                      "test_size": test_size, "pseudo_label": pseudo,
-                      "augment": {**base.to_dict()["augment"], "max_rotation_deg": rotation,
-                                  "flip_probability": flip_p, "max_shift_fraction": shift}}
-            jobs.start(name, config, root)
+            config = config_for(preset, dict(max_rotation_deg=rotation, flip_probability=flip_p, max_shift_fraction=shift),
+                                data=str(data_path), widths=widths, epochs_per_stage=int(epochs),
+                                learning_rates=tuple(sorted(lrs, reverse=True)), batch_sizes=tuple(sorted(batches)),
+                                test_size=test_size, pseudo_label=pseudo)
+            jobs.start(name, config.to_dict(), root)
             st.session_state["watch"] = name
             st.success(f"Started run '{name}'.")
         except jobs.BusyError as exc:

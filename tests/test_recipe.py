@@ -116,3 +116,13 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_csv, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "REPLICAS 2" in out.stdout
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_config_for_merges_preset_fields_and_augmentation():
+    from trainer.recipe import config_for
+
+    c = config_for("quick", {"max_rotation_deg": 5}, data="x.csv", epochs_per_stage=None, test_size=8)
+    assert c.widths == (8, 16, 32, 64, 128) and c.epochs_per_stage == 1  # preset kept where None
+    assert c.data == "x.csv" and c.test_size == 8
+    assert c.augment.max_rotation_deg == 5 and c.augment.flip_probability == 0.5
+    assert config_for("full").learning_rates == (1e-3, 1e-4, 1e-5)

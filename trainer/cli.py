@@ -91,7 +91,7 @@ def _import(args) -> int:
 
 def _train(args) -> int:
     from trainer import events as ev
-    from trainer.recipe import PRESETS, Cancelled, RecipeConfig, train
+    from trainer.recipe import Cancelled, RecipeConfig, config_for, train
     from trainer.runs import safe_run_dir
 
     run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
@@ -100,16 +100,12 @@ def _train(args) -> int:
         if (run_dir / "state.json").is_file():
             print(f"resuming {run_dir.name} from {(run_dir / 'state.json').read_text()}", file=sys.stderr)
     else:
-        fields = dict(PRESETS[args.preset], data=args.data)
-        if args.config:
-            fields.update(json.loads(Path(args.config).read_text()))
-        config = RecipeConfig.from_dict(fields)
-        for key, value in (("widths", args.widths), ("epochs_per_stage", args.epochs), ("test_size", args.test_size),
-                           ("strategy", args.strategy), ("frames", args.frames)):
-            if value is not None:
-                setattr(config, key, value)
-        if args.no_pseudo:
-            config.pseudo_label = False
+        fields = json.loads(Path(args.config).read_text()) if args.config else {}
+        augment = fields.pop("augment", None)
+        fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
+                                             test_size=args.test_size, strategy=args.strategy, frames=args.frames,
+                                             pseudo_label=False if args.no_pseudo else None).items() if v is not None})
+        config = config_for(args.preset, augment, **fields)
     if not Path(config.data).is_file():
         hint = " Import the YouTube-faces frames first: python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip" \
             if Path(config.data) == DEFAULT_DATA else ""

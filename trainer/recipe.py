@@ -91,6 +91,17 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def config_for(preset: str = "full", augment: dict | None = None, **fields) -> RecipeConfig:
+    """A preset with fields overridden (None = keep the preset's value); `augment` overrides AugmentConfig fields.
+
+    The one place the CLI and the training page turn a person's choices into a RecipeConfig.
+    """
+    merged = {**RecipeConfig().to_dict(), **PRESETS[preset]}
+    merged.update({k: v for k, v in fields.items() if v is not None})
+    merged["augment"] = {**merged["augment"], **(augment or {})}
+    return RecipeConfig.from_dict(merged)
+
+
 class Cancelled(Exception):
     """The run was asked to stop (cancel file or SIGTERM); checkpoints are kept."""
 
@@ -121,7 +132,8 @@ def make_split(data: KeypointData, config: RecipeConfig) -> Split:
     return Split(rest_data.subset(train), rest_data.subset(val), full.subset(test), incomplete)
 
 
-def _make_sequence(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int):
+def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int):
+    """A keras PyDataset of freshly augmented, shuffled batches (what fit() trains on)."""
     import keras
 
     class AugmentedBatches(keras.utils.PyDataset):
@@ -174,34 +186,31 @@ def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, i
     return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
 
 
-class _KerasBridge:
-    """Builds the keras Callback that turns fit() progress into events, checkpoints and cancel checks."""
+def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Callable[[int, dict], None],
+                  should_stop: Callable[[], bool]):
+    """The keras Callback that turns fit() progress into events, checkpoints and cancel checks."""
+    import keras
 
-    @staticmethod
-    def make(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Callable[[int, dict], None],
-             should_stop: Callable[[], bool]):
-        import keras
+    class Bridge(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.started = time.time()
 
-        class Bridge(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch
-                self.started = time.time()
+        def on_train_batch_end(self, batch, logs=None):
+            if should_stop():
+                self.model.stop_training = True
+                raise Cancelled("cancelled by request")
+            bus.emit(ev.BATCH_PROGRESS, stage=stage["index"], epoch=self.epoch, batch=batch + 1, batches=batches)
 
-            def on_train_batch_end(self, batch, logs=None):
-                if should_stop():
-                    self.model.stop_training = True
-                    raise Cancelled("cancelled by request")
-                bus.emit(ev.BATCH_PROGRESS, stage=stage["index"], epoch=self.epoch, batch=batch + 1, batches=batches)
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            loss, val = float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan))
+            on_epoch_done(epoch, dict(
+                stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
+                rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
+                lr=stage["lr"], batch_size=stage["batch"], epoch_s=round(time.time() - self.started, 2)))
 
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                loss, val = float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan))
-                on_epoch_done(epoch, dict(
-                    stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
-                    rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
-                    lr=stage["lr"], batch_size=stage["batch"], epoch_s=round(time.time() - self.started, 2)))
-
-        return Bridge()
+    return Bridge()
 
 
 def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | None = None,
@@ -277,8 +286,8 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
             run.save_checkpoint(model, stage["index"], epoch + 1, len(stages))
             bus.emit(ev.EPOCH_END, **fields)
 
-        bridge = _KerasBridge.make(bus, stage, batches, epoch_done, should_stop)
-        sequence = _make_sequence(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"])
+        bridge = _keras_bridge(bus, stage, batches, epoch_done, should_stop)
+        sequence = augmented_batches(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"])
         if first_epoch < stage["epochs"]:
             model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
                       callbacks=[bridge], verbose=0)
