@@ -9,7 +9,7 @@ import pytest
 
 from core.schema import INDEX
 from trainer.data import read_kaggle_csv
-from trainer.importer import import_68_dataset, person_of
+from trainer.importer import JitterConfig, import_68_dataset, person_of
 
 
 @pytest.fixture
@@ -49,3 +49,17 @@ def test_import_real_frames(small_68_set, tmp_path):
     assert (k[:, INDEX["left_eye_center"], 1] < k[:, INDEX["nose_tip"], 1]).all()
     assert (k[:, INDEX["nose_tip"], 1] < k[:, INDEX["mouth_center_bottom_lip"], 1]).all()
     assert (k > 0).all() and (k < 96).all()
+
+
+def test_jitter_copies_are_real_crops_of_the_same_labels(small_68_set, tmp_path):
+    zip_path, _ = small_68_set
+    report = import_68_dataset(zip_path, tmp_path / "out.csv", jitter=JitterConfig(copies=2, seed=1))
+    data = read_kaggle_csv(tmp_path / "out.csv")
+    assert len(data) == 3 * report.imported  # the report still counts frames, not rows
+    originals, copies = data.subset(np.flatnonzero(~data.is_copy)), data.subset(np.flatnonzero(data.is_copy))
+    assert len(copies) == 2 * len(originals)
+    assert all(str(f).split("#")[0] in set(originals.frames) for f in copies.frames)
+    # same face, other framing: the labels moved with the crop, and the pixels under them are new
+    moved = np.abs(copies.keypoints[::2] - originals.keypoints).max(axis=(1, 2))
+    assert np.median(moved) > 1.0
+    assert (copies.keypoints > -20).all() and (copies.keypoints < 116).all()

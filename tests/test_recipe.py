@@ -126,3 +126,21 @@ def test_config_for_merges_preset_fields_and_augmentation():
     assert c.data == "x.csv" and c.test_size == 8
     assert c.augment.max_rotation_deg == 5 and c.augment.flip_probability == 0.5
     assert config_for("full").learning_rates == (1e-3, 1e-4, 1e-5)
+
+
+def test_jitter_copies_follow_their_frame_into_training_only():
+    from tests.helpers import synthetic_faces
+    from trainer.data import KeypointData
+    from trainer.recipe import make_split
+
+    faces = synthetic_faces(40, people=10)
+    faces.frames = np.array([f"{g}_{i:02d}.jpg" for i, g in enumerate(faces.groups)])
+    copies = synthetic_faces(40, seed=1, people=10)
+    copies.frames = np.array([f + "#jitter1" for f in faces.frames])
+    split = make_split(KeypointData.concat([faces, copies]), RecipeConfig(test_size=8, val_fraction=0.2))
+    plain = make_split(faces, RecipeConfig(test_size=8, val_fraction=0.2))
+    assert not split.val.is_copy.any() and not split.test.is_copy.any()
+    assert list(split.test.frames) == list(plain.test.frames)  # copies change nothing about who is held out
+    assert list(split.val.frames) == list(plain.val.frames)
+    train_copies = split.train.frames[split.train.is_copy]
+    assert sorted(f.split("#")[0] for f in train_copies) == sorted(plain.train.frames)

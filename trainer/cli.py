@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("frames", help="folder or .zip holding the frames (and, unless --csv, *_keypoints.csv)")
     imp.add_argument("--csv", help="the 68-point CSV, when it is not inside `frames`")
     imp.add_argument("--out", default=str(DEFAULT_DATA), help="output .csv or .csv.gz (default %(default)s)")
+    imp.add_argument("--jitter-copies", type=int, default=0,
+                     help="extra crops per frame from boxes jittered around the detection (training only)")
 
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
     tr.add_argument("--epochs", type=int, help="epochs per stage")
     tr.add_argument("--test-size", type=float, help="held-out rows (>=1) or fraction (<1) of complete rows")
+    tr.add_argument("--pose-balance", type=float,
+                    help="0 (the recipe) to 1: draw turned heads more often in each epoch (trainer.sampling)")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
     tr.add_argument("--frames", help="68-point source of the data, to report end-to-end NME on held-out people")
@@ -74,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _import(args) -> int:
-    from trainer.importer import import_68_dataset
+    from trainer.importer import JitterConfig, import_68_dataset
 
     def progress(done: int, total: int) -> None:
         if done % 50 == 0 or done == total:
             print(f"\rimporting {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress)
+    report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress,
+                               jitter=JitterConfig(copies=args.jitter_copies))
     print(file=sys.stderr)
     print(json.dumps({k: v for k, v in report.to_dict().items() if k not in ("no_face",)} |
                      {"no_face": len(report.no_face)}, indent=1))
@@ -104,6 +109,7 @@ def _train(args) -> int:
         augment = fields.pop("augment", None)
         fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
                                              test_size=args.test_size, strategy=args.strategy, frames=args.frames,
+                                             pose_balance=args.pose_balance,
                                              pseudo_label=False if args.no_pseudo else None).items() if v is not None})
         config = config_for(args.preset, augment, **fields)
     if not Path(config.data).is_file():

@@ -27,6 +27,10 @@ class DatasetError(ValueError):
     """The file is not usable training data; the message names the row and column at fault."""
 
 
+#: Frame names containing this mark are extra crops of another row's frame (trainer.importer's jitter copies).
+COPY_MARK = "#"
+
+
 @dataclass
 class KeypointData:
     """Faces and labels: images (N, 96, 96) uint8, keypoints (N, 15, 2) crop px with NaN = missing."""
@@ -43,6 +47,13 @@ class KeypointData:
     def complete(self) -> np.ndarray:
         """Boolean mask of rows with all 15 keypoints."""
         return ~np.isnan(self.keypoints).any(axis=(1, 2))
+
+    @property
+    def is_copy(self) -> np.ndarray:
+        """Boolean mask of rows that are extra crops of a frame another row already holds."""
+        if self.frames is None:
+            return np.zeros(len(self), bool)
+        return np.char.find(self.frames.astype(str), COPY_MARK) >= 0
 
     def subset(self, index: np.ndarray) -> "KeypointData":
         pick = lambda a: None if a is None else a[index]  # noqa: E731

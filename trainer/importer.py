@@ -5,6 +5,11 @@ in a folder or a .zip. Each frame goes through core's detector and core's crop g
 as at inference, and its 68 points become the 15 Kaggle points in crop pixels. Frames where the
 detector finds no face matching the labels are counted and listed in the report, never dropped
 silently. The person id is the file name without its trailing `_NN.jpg`.
+
+Optionally each frame also yields `JitterConfig.copies` extra crops from boxes moved and resized
+at random around the detector's box: real pixels around a face framed the way a worse detection
+would frame it, where the trainer's augmentation of a 96 px crop can only repeat its border.
+Copies are named `<frame>#jitterN`; trainer.recipe trains on them but never validates or tests on them.
 """
 from __future__ import annotations
 
@@ -23,7 +28,28 @@ import pandas as pd
 from core.detector import DetectorSettings, FaceDetector
 from core.geometry import box_iou, crop_from_box
 from core.schema import ibug68_to_kaggle15
-from trainer.data import DatasetError, KeypointData, write_kaggle_csv
+from trainer.data import COPY_MARK, DatasetError, KeypointData, write_kaggle_csv
+
+
+@dataclass(frozen=True)
+class JitterConfig:
+    """Extra crops per frame from boxes jittered around the detection (0 copies = the detector's crop only)."""
+
+    copies: int = 0
+    shift_sd: float = 0.08  # box centre moves by N(0, shift_sd) x box side, per axis
+    scale_sd: float = 0.10  # box side is multiplied by exp(N(0, scale_sd))
+    clip_sd: float = 3.0  # draws beyond this many standard deviations are clipped
+    seed: int = 0
+
+    def boxes(self, box: np.ndarray, rng: np.random.Generator) -> list[tuple[float, float, float, float]]:
+        x, y, w, h = (float(v) for v in box)
+        out = []
+        for _ in range(self.copies):
+            dx, dy = np.clip(rng.normal(0, 1, 2), -self.clip_sd, self.clip_sd) * self.shift_sd * max(w, h)
+            s = float(np.exp(np.clip(rng.normal(), -self.clip_sd, self.clip_sd) * self.scale_sd))
+            cx, cy = x + w / 2 + dx, y + h / 2 + dy
+            out.append((cx - w * s / 2, cy - h * s / 2, w * s, h * s))
+        return out
 
 
 @dataclass
@@ -115,9 +141,11 @@ def import_68_dataset(
     csv_path: str | os.PathLike | None = None,
     detector_settings: DetectorSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    jitter: JitterConfig = JitterConfig(),
 ) -> ImportReport:
     """Detect, crop and map every labelled frame; write Kaggle CSV + `<out>.report.json`."""
     source = FrameSource(frames)
+    rng = np.random.default_rng(jitter.seed)
     names, points68 = source.read_labels(csv_path)
     detector = FaceDetector(detector_settings)
     report = ImportReport(frames=len(names))
@@ -131,16 +159,18 @@ def import_68_dataset(
             if box is None:
                 report.no_face.append(name)
             else:
-                crop = crop_from_box(box)
-                images.append(crop.extract(gray))
-                keypoints.append(crop.to_crop(ibug68_to_kaggle15(pts)))
-                groups.append(person_of(name))
-                kept.append(name)
+                report.imported += 1
+                boxes = [box, *jitter.boxes(box, rng)]
+                for copy, crop_box in enumerate(boxes):
+                    crop = crop_from_box(crop_box)
+                    images.append(crop.extract(gray))
+                    keypoints.append(crop.to_crop(ibug68_to_kaggle15(pts)))
+                    groups.append(person_of(name))
+                    kept.append(f"{name}{COPY_MARK}jitter{copy}" if copy else name)
         if progress:
             progress(i + 1, len(names))
     if not images:
         raise DatasetError("No face was detected in any frame; nothing to import.")
-    report.imported = len(images)
     report.people = len(set(groups))
     data = KeypointData(np.stack(images), np.stack(keypoints).astype(np.float32), np.array(groups), np.array(kept))
     out_csv = Path(out_csv)

@@ -29,7 +29,8 @@ from core.model import (DEFAULT_WIDTHS, build_model, denormalise_keypoints, infe
 from core.schema import KEYPOINT_NAMES
 from trainer import events as ev
 from trainer.augment import AugmentConfig, augment_batch
-from trainer.data import KeypointData, read_kaggle_csv, split_indices
+from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
+from trainer.sampling import pose_balanced_probabilities
 
 # Keras/TF are imported inside functions: `python -m trainer --help` stays fast.
 
@@ -51,6 +52,7 @@ class RecipeConfig:
     val_fraction: float = 0.1  # of the remaining complete rows, for the per-epoch validation loss
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pose_balance: float = 0.0  # 0 = each row once per epoch (the recipe); >0 = turned heads more often (trainer.sampling)
     strategy: str = "none"  # "none" or "mirrored" (tf.distribute.MirroredStrategy over visible devices)
     frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
 
@@ -118,9 +120,11 @@ def make_split(data: KeypointData, config: RecipeConfig) -> Split:
     """Test and validation come from complete rows, by person when the data has person ids.
 
     Incomplete rows of test/validation people are left out, so no face of a held-out person is trained on.
+    Jitter copies (trainer.importer) follow their frame into training and are never validated or tested on.
     """
-    complete = np.flatnonzero(data.complete)
-    full = data.subset(complete)
+    complete = data.subset(np.flatnonzero(data.complete))
+    copies = complete.subset(np.flatnonzero(complete.is_copy))
+    full = complete.subset(np.flatnonzero(~complete.is_copy))
     rest, test = split_indices(len(full), config.test_size if config.test_size < 1 else int(config.test_size),
                                config.seed, full.groups)
     rest_data = full.subset(rest)
@@ -129,11 +133,20 @@ def make_split(data: KeypointData, config: RecipeConfig) -> Split:
     if data.groups is not None:
         held_out = set(full.groups[test]) | set(rest_data.groups[val])
         incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.groups, list(held_out))))
-    return Split(rest_data.subset(train), rest_data.subset(val), full.subset(test), incomplete)
+    train_data = rest_data.subset(train)
+    if len(copies):
+        sources = np.array([str(f).split(COPY_MARK)[0] for f in copies.frames])
+        train_data = KeypointData.concat([train_data, copies.subset(np.flatnonzero(np.isin(sources, train_data.frames)))])
+    return Split(train_data, rest_data.subset(val), full.subset(test), incomplete)
 
 
-def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int):
-    """A keras PyDataset of freshly augmented, shuffled batches (what fit() trains on)."""
+def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int,
+                      probabilities: np.ndarray | None = None):
+    """A keras PyDataset of freshly augmented, shuffled batches (what fit() trains on).
+
+    With `probabilities` (one per row), each epoch draws len(data) rows with replacement by them
+    instead of taking every row once.
+    """
     import keras
 
     class AugmentedBatches(keras.utils.PyDataset):
@@ -142,7 +155,12 @@ def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfi
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(data))
+            self.order = self.draw_order()
+
+        def draw_order(self) -> np.ndarray:
+            if probabilities is None:
+                return self.rng.permutation(len(data))
+            return self.rng.choice(len(data), len(data), p=probabilities)
 
         def __len__(self) -> int:
             return int(np.ceil(len(data) / batch_size))
@@ -153,7 +171,7 @@ def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfi
             return to_model_input(images), normalise_keypoints(keypoints)
 
         def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(len(data))
+            self.order = self.draw_order()
 
     return AugmentedBatches()
 
@@ -287,7 +305,8 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
             bus.emit(ev.EPOCH_END, **fields)
 
         bridge = _keras_bridge(bus, stage, batches, epoch_done, should_stop)
-        sequence = augmented_batches(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"])
+        sequence = augmented_batches(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"],
+                                     pose_balanced_probabilities(train_data.keypoints, config.pose_balance))
         if first_epoch < stage["epochs"]:
             model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
                       callbacks=[bridge], verbose=0)

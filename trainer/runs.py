@@ -129,14 +129,15 @@ class Run:
                 "complete_rows": int(data.complete.sum()),
                 "people": len(set(data.groups)) if data.groups is not None else None,
                 "split": "by person" if data.groups is not None else "by row",
-                "train_rows": len(split.train), "val_rows": len(split.val), "test_rows": len(split.test),
+                "train_rows": len(split.train), "train_jitter_copies": int(split.train.is_copy.sum()), "val_rows": len(split.val), "test_rows": len(split.test),
                 "pseudo_labelled_rows": len(split.incomplete) if config.pseudo_label else 0,
                 "seed": config.seed,
                 "test_people": groups(split.test),
             },
             "config": config.to_dict(),
             "metrics": metrics,
-            "mean_shape_crop": np.nanmean(split.train.keypoints, axis=0).round(3).tolist(),
+            # Where the detector's crop puts a face on average (jitter copies would blur it): refine and live tracking use it.
+            "mean_shape_crop": np.nanmean(split.train.keypoints[~split.train.is_copy], axis=0).round(3).tolist(),
             "keypoint_names": list(KEYPOINT_NAMES),
         }
         write_json_atomic(card_path_for(self.model_path), card)
