@@ -68,6 +68,13 @@ with distributions:
     fig.update_xaxes(range=[0, 96])
     fig.update_layout(height=650)
     st.plotly_chart(fig)
+    turns = explore.head_turns(data)
+    if len(turns):
+        fig = px.histogram(turns, x="head turn", nbins=40,
+                           title="Head turn: nose offset from the eyes' midpoint, in eye distances (0 = frontal)")
+        st.plotly_chart(fig)
+        st.caption(f"{(turns['head turn'] > 0.5).mean():.1%} of faces are turned past 0.5, where the model errs most. "
+                   "The training page's 'Pose balance' shows such faces more often.")
 
 with augmentation:
     st.caption("Uses the trainer's own augmentation code: what you see is what the model is trained on.")

@@ -40,10 +40,12 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     lrs = c1.multiselect("Learning rates", [1e-3, 1e-4, 1e-5], list(base.learning_rates), key=f"lr-{preset_label}")
     batches = c2.multiselect("Batch sizes", [16, 32, 64, 128], list(base.batch_sizes), key=f"b-{preset_label}")
     pseudo = c3.toggle("Pseudo-labeling + final cycle", base.pseudo_label, key="pseudo")
-    a1, a2, a3 = st.columns(3)
+    a1, a2, a3, a4 = st.columns(4)
     rotation = a1.slider("Max rotation (augmentation)", 0, 30, int(base.augment.max_rotation_deg))
     flip_p = a2.slider("Flip probability", 0.0, 1.0, base.augment.flip_probability)
     shift = a3.slider("Max shift (fraction of crop)", 0.0, 0.15, base.augment.max_shift_fraction)
+    balance = a4.slider("Pose balance", 0.0, 1.0, base.pose_balance,
+                        help="0 = every face once per epoch (the recipe); 1 = turned heads as often as frontal ones")
     st.session_state.setdefault("run-name", time.strftime("run-%Y%m%d-%H%M%S"))  # a stable default: keyed widget
     name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
     if st.button("Start training", type="primary", disabled=data_path is None):
@@ -54,7 +56,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
             config = config_for(preset, dict(max_rotation_deg=rotation, flip_probability=flip_p, max_shift_fraction=shift),
                                 data=str(data_path), widths=widths, epochs_per_stage=int(epochs),
                                 learning_rates=tuple(sorted(lrs, reverse=True)), batch_sizes=tuple(sorted(batches)),
-                                test_size=test_size, pseudo_label=pseudo)
+                                test_size=test_size, pseudo_label=pseudo, pose_balance=balance)
             jobs.start(name, config.to_dict(), root)
             st.session_state["watch"] = name
             st.success(f"Started run '{name}'.")

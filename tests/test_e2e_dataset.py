@@ -25,6 +25,8 @@ def test_upload_shows_counts_and_a_flipped_sample(streamlit_app, page, tmp_path)
     expect(_metric(page, "Complete rows")).to_contain_text("20")
     expect(_metric(page, "Incomplete rows")).to_contain_text("10")
     expect(page.get_by_text("Rows labelling each keypoint")).to_be_visible()
+    page.get_by_role("tab", name="Distributions").click()
+    expect(page.get_by_text("0.0% of faces are turned past 0.5")).to_be_visible()  # synthetic faces look ahead
     page.get_by_role("tab", name="Augmentation").click()
     expect(page.get_by_text("augmented (flipped: left/right names swapped)")).to_be_visible()
     expect(page.get_by_text("Random batch")).to_be_visible()

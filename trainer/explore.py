@@ -11,6 +11,7 @@ import pandas as pd
 from core.overlays import draw_keypoints
 from core.schema import KEYPOINT_NAMES, NUM_KEYPOINTS
 from trainer.data import KeypointData
+from trainer.sampling import head_turn
 
 
 def summary(data: KeypointData) -> dict:
@@ -75,3 +76,9 @@ def keypoint_positions(data: KeypointData, max_points: int = 30000, seed: int = 
 def mean_shape(data: KeypointData) -> pd.DataFrame:
     mean = np.nanmean(data.keypoints, axis=0) if len(data) else np.full((NUM_KEYPOINTS, 2), np.nan)
     return pd.DataFrame({"keypoint": KEYPOINT_NAMES, "x": mean[:, 0], "y": mean[:, 1]})
+
+
+def head_turns(data: KeypointData) -> pd.DataFrame:
+    """Head turn of every row where it can be measured (trainer.sampling.head_turn), for a histogram."""
+    turn = head_turn(data.keypoints)
+    return pd.DataFrame({"head turn": turn[np.isfinite(turn)]})
