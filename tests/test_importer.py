@@ -55,11 +55,19 @@ def test_jitter_copies_are_real_crops_of_the_same_labels(small_68_set, tmp_path)
     zip_path, _ = small_68_set
     report = import_68_dataset(zip_path, tmp_path / "out.csv", jitter=JitterConfig(copies=2, seed=1))
     data = read_kaggle_csv(tmp_path / "out.csv")
-    assert len(data) == 3 * report.imported  # the report still counts frames, not rows
+    assert 2 * report.imported <= len(data) <= 3 * report.imported  # the report counts frames, not rows
     originals, copies = data.subset(np.flatnonzero(~data.is_copy)), data.subset(np.flatnonzero(data.is_copy))
-    assert len(copies) == 2 * len(originals)
+    assert len(copies) >= len(originals)  # a draw that would cut off a keypoint is skipped
     assert all(str(f).split("#")[0] in set(originals.frames) for f in copies.frames)
     # same face, other framing: the labels moved with the crop, and the pixels under them are new
-    moved = np.abs(copies.keypoints[::2] - originals.keypoints).max(axis=(1, 2))
+    row_of = {f: i for i, f in enumerate(originals.frames)}
+    source = [row_of[str(f).split("#")[0]] for f in copies.frames]
+    moved = np.abs(copies.keypoints - originals.keypoints[source]).max(axis=(1, 2))
     assert np.median(moved) > 1.0
-    assert (copies.keypoints > -20).all() and (copies.keypoints < 116).all()
+    # the face's shape is the same, only framed differently (a scale + shift of the original labels)
+    a, b = originals.keypoints[source], copies.keypoints
+    spread = lambda k: np.linalg.norm(k - k.mean(1, keepdims=True), axis=2).mean(1)  # noqa: E731
+    ratio = spread(b) / spread(a)
+    normalised = (b - b.mean(1, keepdims=True)) / ratio[:, None, None] - (a - a.mean(1, keepdims=True))
+    assert np.abs(normalised).max() < 0.05
+    assert (copies.keypoints >= 0).all() and (copies.keypoints <= 95).all()

@@ -30,7 +30,8 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL)
         import_report = Path(card["data"]["source"] + ".report.json")
         if import_report.is_file():  # how many frames the detector found when the data was imported
             report = json.loads(import_report.read_text())
-            card["data"]["import"] = {k: report[k] for k in ("frames", "imported", "detection_rate", "people")}
+            card["data"]["import"] = {k: report.get(k) for k in ("frames", "imported", "detection_rate", "people",
+                                                                 "rows", "jitter", "command")}
         if frames and card.get("data", {}).get("test_people"):
             from trainer.evaluate import evaluate_frames
 
@@ -42,7 +43,8 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL)
             card["inference"] = {"flip_average": best["flip_average"], "refine": best["refine"]}
             card["metrics"]["end_to_end"] = best
         card["reproduce"] = [
-            "python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip --out data/youtube68.csv.gz",
+            card["data"].get("import", {}).get("command")
+            or "python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip --out data/youtube68.csv.gz",
             card.get("command") or f"python -m trainer train --run {run_name} (see config)",
             f"python -m trainer ship {run_name} --frames ../shared/data/youtube-faces-68/training.zip",
             f"python -m trainer evaluate --model {target.relative_to(target.parent.parent)} "
