@@ -144,3 +144,29 @@ def test_jitter_copies_follow_their_frame_into_training_only():
     assert list(split.val.frames) == list(plain.val.frames)
     train_copies = split.train.frames[split.train.is_copy]
     assert sorted(f.split("#")[0] for f in train_copies) == sorted(plain.train.frames)
+
+
+def test_fine_tuning_starts_from_the_parent_weights_and_refuses_a_leaky_split(tiny_csv, tmp_path):
+    from core.model import build_model
+    from trainer.data import read_kaggle_csv
+    from trainer.recipe import make_split, start_from_weights
+
+    parent = RecipeConfig(data=str(tiny_csv), **{**TINY, "pseudo_label": False})
+    train(parent, tmp_path / "parent")
+    parent_path = tmp_path / "parent" / "model.keras"
+    split = make_split(read_kaggle_csv(tiny_csv), parent)
+    child = build_model(TINY["widths"])
+    start_from_weights(child, parent_path, split)
+    for mine, theirs in zip(child.get_weights(), load_keras_model(parent_path).get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+    with pytest.raises(ValueError, match="architecture"):
+        start_from_weights(build_model((4, 4, 4, 4, 4)), parent_path, split)
+    other_people = make_split(read_kaggle_csv(tiny_csv), RecipeConfig(data=str(tiny_csv), **{**TINY, "seed": 7}))
+    with pytest.raises(ValueError, match="test people"):
+        start_from_weights(build_model(TINY["widths"]), parent_path, other_people)
+
+    card = train(RecipeConfig(data=str(tiny_csv), init_from=str(parent_path), **{**TINY, "pseudo_label": False}),
+                 tmp_path / "child")
+    assert card["config"]["init_from"] == str(parent_path)
+    assert card["data"]["test_people"] == json.loads((tmp_path / "parent" / "model.json").read_text())["data"]["test_people"]

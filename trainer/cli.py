@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--test-size", type=float, help="held-out rows (>=1) or fraction (<1) of complete rows")
     tr.add_argument("--pose-balance", type=float,
                     help="0 (the recipe) to 1: draw turned heads more often in each epoch (trainer.sampling)")
+    tr.add_argument("--init-from", help="start from this .keras model's weights (fine-tune) instead of random ones")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
     tr.add_argument("--frames", help="68-point source of the data, to report end-to-end NME on held-out people")
@@ -109,7 +110,7 @@ def _train(args) -> int:
         augment = fields.pop("augment", None)
         fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
                                              test_size=args.test_size, strategy=args.strategy, frames=args.frames,
-                                             pose_balance=args.pose_balance,
+                                             pose_balance=args.pose_balance, init_from=args.init_from,
                                              pseudo_label=False if args.no_pseudo else None).items() if v is not None})
         config = config_for(args.preset, augment, **fields)
     if not Path(config.data).is_file():

@@ -55,6 +55,7 @@ class RecipeConfig:
     pose_balance: float = 0.0  # 0 = each row once per epoch (the recipe); >0 = turned heads more often (trainer.sampling)
     strategy: str = "none"  # "none" or "mirrored" (tf.distribute.MirroredStrategy over visible devices)
     frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
+    init_from: str = ""  # optional .keras model whose weights training starts from (fine-tuning); "" = random init
 
     def stages(self, has_incomplete: bool = True) -> list[dict]:
         out = [dict(phase="main", lr=lr, batch=b) for lr in self.learning_rates for b in self.batch_sizes]
@@ -204,6 +205,24 @@ def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, i
     return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
 
 
+def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> None:
+    """Copy a trained model's weights into `model` (fine-tuning), refusing what would spoil the test.
+
+    The parent model's card names the people it was tested on; continuing on a split whose test
+    people differ would train on faces the parent (and so the child) will be tested on.
+    """
+    from core.model import load_keras_model, read_card
+
+    parent = load_keras_model(init_from)
+    if [w.shape for w in parent.get_weights()] != [w.shape for w in model.get_weights()]:
+        raise ValueError(f"{init_from} has another architecture than this run; pass the --widths it was trained with.")
+    parent_test = read_card(init_from).get("data", {}).get("test_people")
+    if parent_test is not None and split.test.groups is not None and sorted(parent_test) != sorted(set(split.test.groups)):
+        raise ValueError(f"{init_from} was tested on other people than this split holds out; fine-tuning it here "
+                         "would train on its test people. Use the same data, --test-size and seed as its card.")
+    model.set_weights(parent.get_weights())
+
+
 def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Callable[[int, dict], None],
                   should_stop: Callable[[], bool]):
     """The keras Callback that turns fit() progress into events, checkpoints and cancel checks."""
@@ -281,6 +300,8 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         else:
             keras.utils.set_random_seed(config.seed)
             model = build_model(config.widths, config.dropout)
+            if config.init_from:
+                start_from_weights(model, config.init_from, split)
             model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss="mse")
 
     pseudo = run.load_pseudo_labels()
