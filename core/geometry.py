@@ -105,6 +105,18 @@ def crop_around_points(points_px: np.ndarray, reference_crop: np.ndarray, size: 
     return CropTransform(float(left), float(top), side, size)
 
 
+def offset_from_reference(crop: CropTransform, points_px: np.ndarray, reference_crop: np.ndarray) -> np.ndarray:
+    """How far (crop px, x and y) the centroid of `points_px` sits from the reference shape's centroid in `crop`."""
+    points_crop = crop.to_crop(np.asarray(points_px, dtype=np.float64).reshape(-1, 2))
+    return points_crop.mean(0) - np.asarray(reference_crop, dtype=np.float64).reshape(-1, 2).mean(0)
+
+
+def shift_onto_points(crop: CropTransform, points_px: np.ndarray, reference_crop: np.ndarray) -> CropTransform:
+    """The same-sized crop moved so the centroid of `points_px` lands on the reference shape's centroid."""
+    dx, dy = offset_from_reference(crop, points_px, reference_crop) / crop.scale
+    return CropTransform(crop.left + dx, crop.top + dy, crop.side, crop.size)
+
+
 def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])

@@ -128,9 +128,9 @@ class LiveProcessor:
                 track.box_xywh, track.last_confirmed = boxes[i].astype(float), now
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
                     track.crop = crop_from_box(boxes[i])
-        for i in unmatched:
-            self._tracks.append(_Track(boxes[i].astype(float), crop_from_box(boxes[i]),
-                                       OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), now))
+        new_boxes = boxes[unmatched].astype(float)
+        for box, crop in zip(new_boxes, self.pipeline.crops_for_boxes(gray, new_boxes)):  # re-centred like photos
+            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), now))
 
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:

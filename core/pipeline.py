@@ -19,7 +19,7 @@ import numpy as np
 
 from core import overlays
 from core.detector import DetectorSettings, FaceDetector
-from core.geometry import CropTransform, crop_around_points, crop_from_box
+from core.geometry import CropTransform, crop_around_points, crop_from_box, offset_from_reference, shift_onto_points
 from core.model import KeypointPredictor
 from core.schema import COORD_COLUMNS, CROP_SIZE, flip_keypoints
 
@@ -109,23 +109,53 @@ class Face:
         return np.array([self.crop.left, self.crop.top, self.crop.side, self.crop.side])
 
 
+@dataclass(frozen=True)
+class Recentring:
+    """Move a detector crop onto the face before the keypoint model reads it.
+
+    The Haar box of a turned head centres on the head, not the face, so the face can sit 20-30 crop
+    px off-centre, where the model (trained on detector crops) falls back to a frontal layout.
+    A locator model (trained on crops jittered around the detection, trainer.importer) is run up to
+    `passes` times, shifting the crop onto its prediction each time; the last prediction then
+    frames the crop the way training crops are framed (core.geometry.crop_around_points). Only
+    faces whose first prediction sits more than `min_offset_px` off the mean shape are moved:
+    re-framing a well-centred face costs accuracy. `locator` is a model file beside the keypoint
+    model ("" = the keypoint model itself).
+    """
+
+    locator: str = ""
+    passes: int = 3
+    min_offset_px: float = 6.0
+
+    @classmethod
+    def from_card(cls, inference: dict) -> "Recentring | None":
+        """The card's `inference.recentre` (None = no re-centring); an older card's `refine: true` is one pass."""
+        if inference.get("recentre"):
+            return cls(**inference["recentre"])
+        return cls(passes=1, min_offset_px=0.0) if inference.get("refine") else None
+
+
 class FacePipeline:
     """Detector + keypoint model. Create once per process (loading the model costs ~1 s).
 
     `flip_average`: also predict the mirrored crop and average (test-time augmentation, one batch).
-    `refine`: a second pass on a crop re-centred on the first prediction (needs the card's mean shape).
-    Both are measured in the model card (trainer.evaluate); the defaults are what it recommends.
+    `recentre`: move crops onto off-centre faces first (Recentring; needs the card's mean shape).
+    Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends.
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
-                 flip_average: bool | None = None, refine: bool | None = None):
+                 flip_average: bool | None = None, recentre: Recentring | bool | None = None):
         self.predictor = KeypointPredictor(model_path)
         self.detector = FaceDetector(detector_settings)
         recommended = self.predictor.card.get("inference", {})
         self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
         self.mean_shape = self.predictor.card.get("mean_shape_crop")
-        wants_refine = recommended.get("refine", False) if refine is None else refine
-        self.refine = bool(wants_refine and self.mean_shape is not None)
+        if recentre is None or recentre is True:
+            recentre = Recentring.from_card(recommended) or (Recentring() if recentre else None)
+        self.recentre = recentre if recentre and self.mean_shape is not None else None
+        self.locator = self.predictor
+        if self.recentre and self.recentre.locator:
+            self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
 
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None) -> list[Face]:
@@ -137,25 +167,44 @@ class FacePipeline:
         return self.keypoints_for_boxes(gray, boxes_xywh)
 
     def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:
-        """Crop every box the way training did and predict all of them in one batch."""
+        """Crop every box the way training did (re-centred where needed) and predict all of them in one batch."""
         boxes = np.asarray(list(boxes_xywh), dtype=np.float64).reshape(-1, 4)
-        crops = [crop_from_box(b) for b in boxes]
+        crops = self.crops_for_boxes(gray, boxes)
         if not crops:
             return []
         keypoints_px = self.keypoints_in_crops(gray, crops)
-        if self.refine:
-            crops = [crop_around_points(k, self.mean_shape) for k in keypoints_px]
-            keypoints_px = self.keypoints_in_crops(gray, crops)
         return [Face(b, k, c) for b, c, k in zip(boxes, crops, keypoints_px)]
 
-    def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform]) -> list[np.ndarray]:
+    def crops_for_boxes(self, gray: np.ndarray, boxes_xywh: np.ndarray) -> list[CropTransform]:
+        """The model's crop of each detector box: core.geometry's framing, then Recentring if enabled."""
+        crops = [crop_from_box(b) for b in boxes_xywh]
+        if not self.recentre or not crops:
+            return crops
+        r, reference = self.recentre, np.asarray(self.mean_shape)
+        located = self.keypoints_in_crops(gray, crops, self.locator)
+        moving = [i for i, (c, k) in enumerate(zip(crops, located))
+                  if np.hypot(*offset_from_reference(c, k, reference)) > r.min_offset_px]
+        for _ in range(r.passes - 1):
+            if not moving:
+                break
+            for i in moving:
+                crops[i] = shift_onto_points(crops[i], located[i], reference)
+            for i, k in zip(moving, self.keypoints_in_crops(gray, [crops[i] for i in moving], self.locator)):
+                located[i] = k
+        for i in moving:
+            crops[i] = crop_around_points(located[i], reference)
+        return crops
+
+    def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform],
+                           predictor: KeypointPredictor | None = None) -> list[np.ndarray]:
         """Image-pixel keypoints for each crop, all crops (and their mirrors) in one model call."""
+        predictor = predictor or self.predictor
         images = np.stack([c.extract(gray) for c in crops])
         if self.flip_average:
-            both = self.predictor.predict_crops(np.concatenate([images, images[:, :, ::-1]]))
+            both = predictor.predict_crops(np.concatenate([images, images[:, :, ::-1]]))
             keypoints_crop = (both[: len(crops)] + flip_keypoints(both[len(crops):], CROP_SIZE)) / 2
         else:
-            keypoints_crop = self.predictor.predict_crops(images)
+            keypoints_crop = predictor.predict_crops(images)
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
 
 

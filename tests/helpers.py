@@ -10,11 +10,15 @@ from core.schema import CROP_SIZE
 from trainer.data import KeypointData, write_kaggle_csv
 
 
+#: A frontal face's 15 keypoints in a 96x96 crop (schema order), about where detector crops put them.
+FRONTAL_SHAPE_CROP = np.array([[62, 37], [35, 37], [57, 37], [67, 36], [40, 37], [30, 37], [56, 28], [73, 29], [40, 28],
+                               [23, 30], [49, 53], [60, 67], [38, 67], [49, 64], [49, 73]], np.float32)
+
+
 def synthetic_faces(n: int, seed: int = 0, incomplete_every: int = 0, people: int = 0) -> KeypointData:
     """Blobs drawn at the keypoints (so a model can learn something), optional NaN labels and person ids."""
     rng = np.random.default_rng(seed)
-    base = np.array([[62, 37], [35, 37], [57, 37], [67, 36], [40, 37], [30, 37], [56, 28], [73, 29], [40, 28],
-                     [23, 30], [49, 53], [60, 67], [38, 67], [49, 64], [49, 73]], np.float32)
+    base = FRONTAL_SHAPE_CROP
     images = np.empty((n, CROP_SIZE, CROP_SIZE), np.uint8)
     keypoints = np.empty((n, 15, 2), np.float32)
     for i in range(n):

@@ -48,3 +48,15 @@ def test_crop_around_points_inverts_a_known_crop():
     points_px = truth.to_image(reference)
     fitted = crop_around_points(points_px, reference)
     assert (fitted.left, fitted.top, fitted.side) == pytest.approx((120.0, 80.0, 200.0))
+
+
+def test_shift_onto_points_moves_the_crop_not_its_size():
+    from core.geometry import offset_from_reference, shift_onto_points
+
+    reference = np.array([[40.0, 40.0], [56.0, 40.0], [48.0, 60.0]])
+    crop = crop_from_box((100, 100, 80, 80))
+    points = crop.to_image(reference + (20.0, -6.0))  # the face sits 20 px right, 6 px up in the crop
+    np.testing.assert_allclose(offset_from_reference(crop, points, reference), (20.0, -6.0), atol=1e-9)
+    moved = shift_onto_points(crop, points, reference)
+    assert moved.side == crop.side
+    np.testing.assert_allclose(moved.to_crop(points), reference, atol=1e-9)

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.pipeline import FacePipeline, ImageError, faces_table, load_image, render, to_bgr_uint8
+from core.pipeline import Face, FacePipeline, ImageError, Recentring, faces_table, load_image, render, to_bgr_uint8
+from tests.helpers import FRONTAL_SHAPE_CROP
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -74,8 +75,10 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
         assert (face.keypoints_px[:, 1] > y - side).all() and (face.keypoints_px[:, 1] < y + 2 * side).all()
     table = faces_table(faces)
     assert len(table) == 2 and "nose_tip_x" in table[0] and table[0]["box_w"] == 120
+    # the untrained model's layout is arbitrary: draw the effects on a frontal layout in the same crops
+    frontal = [Face(f.box_xywh, f.crop.to_image(FRONTAL_SHAPE_CROP), f.crop) for f in faces]
     for effect in ("keypoints", "labelled keypoints", "sunglasses", "moustache", "hat", "blur", "pixelate"):
-        out = render(image, faces, effect)
+        out = render(image, frontal, effect)
         assert out.shape == image.shape and not (out == image).all(), effect
     with pytest.raises(ValueError):
         render(image, faces, "lasers")
@@ -113,3 +116,10 @@ def test_core_imports_no_streamlit_and_no_tensorflow():
     from tests.conftest import REPO
 
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_recentring_settings_come_from_the_card():
+    assert Recentring.from_card({}) is None
+    assert Recentring.from_card({"refine": True}) == Recentring(passes=1, min_offset_px=0.0)  # older cards
+    chosen = {"recentre": {"locator": "keypoints-locator.keras", "passes": 3, "min_offset_px": 5.0}}
+    assert Recentring.from_card(chosen) == Recentring("keypoints-locator.keras", 3, 5.0)

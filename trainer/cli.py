@@ -29,8 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
-    tr.add_argument("--preset", choices=("full", "fast", "quick"), default="full",
-                    help="full: the recipe; fast: half the widths (~2.4x faster, NME 0.083 vs 0.076); quick: smoke test")
+    tr.add_argument("--preset", choices=("full", "fast", "quick", "finetune"), default="full",
+                    help="full: the recipe; fast: half the widths (~2.4x faster, NME 0.083 vs 0.076); quick: smoke test; "
+                         "finetune: a short low-learning-rate continuation, with --init-from")
     tr.add_argument("--config", help="JSON file of RecipeConfig fields, applied after the preset")
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
     tr.add_argument("--epochs", type=int, help="epochs per stage")
@@ -49,13 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     evp.add_argument("--all-people", action="store_true", help="every frame, not only the card's test people")
     evp.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
                      help="average with the mirrored crop (default: what the model card recommends)")
-    evp.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
-                     help="second pass on a crop re-centred on the first prediction (default: the card's choice)")
+    evp.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
+                     help="move crops onto off-centre faces first, as the card's inference.recentre says (default: "
+                          "the card's choice; --recentre on a card without one uses the model itself as locator)")
 
     shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
     shp.add_argument("run", help="run name")
     shp.add_argument("--frames", help="68-point frames: measure the inference options on the held-out people "
                                       "and record the best in the card")
+    shp.add_argument("--locator", help="a run (fine-tuned on jittered crops) to ship as the re-centring locator")
 
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
@@ -137,7 +140,7 @@ def _evaluate(args) -> int:
     if not args.all_people and not people:
         print("error: the model card lists no test people; pass --all-people", file=sys.stderr)
         return 2
-    result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, refine=args.refine)
+    result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, recentre=args.recentre)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -145,7 +148,7 @@ def _evaluate(args) -> int:
 def _ship(args) -> int:
     from trainer.ship import ship
 
-    card = ship(args.run, args.frames)
+    card = ship(args.run, args.frames, locator_run=args.locator)
     print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
     return 0
 

@@ -6,26 +6,28 @@ did not count against the detection rate, not the NME.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import numpy as np
 
-from core.pipeline import FacePipeline
+from core.pipeline import FacePipeline, Recentring
 from core.schema import KEYPOINT_NAMES, ibug68_to_kaggle15
 from trainer.importer import FrameSource, best_box, person_of
 
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
-                    flip_average: bool | None = None, refine: bool | None = None, csv_path: str | None = None) -> dict:
+                    flip_average: bool | None = None, recentre: Recentring | bool | None = None,
+                    csv_path: str | None = None) -> dict:
     """Detection rate, NME (overall, per keypoint) and crop RMSE on the frames of `people` (all if None).
 
-    flip_average / refine: None = what the model card recommends (what the app does), else forced.
+    flip_average / recentre: None = what the model card recommends (what the app does), else forced.
     """
     source = FrameSource(frames)
     names, points68 = source.read_labels(csv_path)
     wanted = set(people) if people else None
-    pipeline = FacePipeline(model_path, flip_average=flip_average, refine=refine)
+    pipeline = FacePipeline(model_path, flip_average=flip_average, recentre=recentre)
     errors, crop_sq_errors, found, total, seconds = [], [], 0, 0, 0.0
     for name, pts in zip(names, points68):
         if wanted is not None and person_of(name) not in wanted:
@@ -58,5 +60,5 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
         "crop_rmse_px": round(float(np.sqrt(np.mean(crop_sq_errors))), 3),
         "ms_per_face": round(1000 * seconds / found, 2),
         "flip_average": pipeline.flip_average,
-        "refine": pipeline.refine,
+        "recentre": dataclasses.asdict(pipeline.recentre) if pipeline.recentre else None,
     }

@@ -91,6 +91,8 @@ PRESETS: dict[str, dict] = {
     # Seconds, for trying the pipeline end to end: two tiny stages.
     "quick": dict(widths=(8, 16, 32, 64, 128), learning_rates=(1e-3,), batch_sizes=(32,), epochs_per_stage=1,
                   pseudo_stages=((1e-4, 32),), final_stages=((1e-4, 32),)),
+    # A short continuation for --init-from (a trained model): lower learning rates, no pseudo stages.
+    "finetune": dict(learning_rates=(1e-4, 1e-5), batch_sizes=(64,), epochs_per_stage=2, pseudo_label=False),
 }
 
 

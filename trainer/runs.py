@@ -56,6 +56,16 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def parent_summary(init_from: str) -> dict:
+    """What a fine-tuned model started from: the file's hash, and its card's run, command and wall time."""
+    from core.model import file_sha256, read_card
+
+    card = read_card(init_from)
+    return {"path": init_from, "sha256": file_sha256(init_from), "run": card.get("run"),
+            "command": card.get("command"), "wall_s": card.get("wall_s"),
+            "end_to_end_nme": card.get("metrics", {}).get("end_to_end", {}).get("nme")}
+
+
 class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -133,8 +143,10 @@ class Run:
                 "pseudo_labelled_rows": len(split.incomplete) if config.pseudo_label else 0,
                 "seed": config.seed,
                 "test_people": groups(split.test),
+                "val_people": groups(split.val),
             },
             "config": config.to_dict(),
+            "parent": parent_summary(config.init_from) if config.init_from else None,
             "metrics": metrics,
             # Where the detector's crop puts a face on average (jitter copies would blur it): refine and live tracking use it.
             "mean_shape_crop": np.nanmean(split.train.keypoints[~split.train.is_copy], axis=0).round(3).tolist(),

@@ -1,25 +1,47 @@
 """Promote a finished run to the shipped model (models/keypoints.keras + .onnx + .json card).
 
 The card gains what a reader needs to trust the numbers: the end-to-end evaluation of each
-inference option (plain, flip-averaged, flip-averaged + re-centred second pass) on the held-out
-people, the option the app will use (the best NME), and the commands that reproduce it all.
+inference option (plain, flip-averaged, flip-averaged + re-centring) on the held-out test people,
+the option the app will use, and the commands that reproduce it all. Every choice (which option,
+the re-centring threshold) is made on the validation people, never on the test people.
+
+With `locator_run`, that run's model is shipped beside the keypoint model as the locator of
+core.pipeline.Recentring (a model fine-tuned on jittered crops finds a face the detector framed
+badly; the keypoint model then reads the re-centred crop).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from core.model import card_path_for, inference_copy, load_keras_model, save_model
+from core.model import card_path_for, file_sha256, inference_copy, load_keras_model, save_model
 from core.paths import SHIPPED_MODEL, runs_dir
+from core.pipeline import Recentring
 from trainer.runs import safe_run_dir, write_json_atomic
 
-INFERENCE_OPTIONS = ({"flip_average": False, "refine": False}, {"flip_average": True, "refine": False},
-                     {"flip_average": True, "refine": True})
+LOCATOR_NAME = "keypoints-locator.keras"
+#: Re-centring thresholds tried on the validation people (crop px the face sits off the mean shape).
+MIN_OFFSET_CANDIDATES_PX = (0.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
-def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL) -> dict:
+def held_out_people(card: dict) -> tuple[list[str], list[str]]:
+    """(validation people, test people) of a run's card; older cards lack the first: re-derive the split."""
+    data = card.get("data", {})
+    if data.get("val_people") is not None:
+        return data["val_people"], data["test_people"]
+    from trainer.data import read_kaggle_csv
+    from trainer.recipe import RecipeConfig, make_split
+
+    config = RecipeConfig.from_dict(card["config"])
+    split = make_split(read_kaggle_csv(config.data), config)
+    assert sorted(set(split.test.groups)) == sorted(data["test_people"]), "the data no longer gives the card's split"
+    return sorted(set(split.val.groups)), data["test_people"]
+
+
+def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL, locator_run: str | None = None) -> dict:
     run = safe_run_dir(run_name, runs_dir())
     card = json.loads(card_path_for(run / "model.keras").read_text())
     with tempfile.TemporaryDirectory() as tmp:
@@ -32,27 +54,75 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL)
             report = json.loads(import_report.read_text())
             card["data"]["import"] = {k: report.get(k) for k in ("frames", "imported", "detection_rate", "people",
                                                                  "rows", "jitter", "command")}
+        locator = None
+        if locator_run:
+            locator_path = safe_run_dir(locator_run, runs_dir()) / "model.keras"
+            locator_card = json.loads(card_path_for(locator_path).read_text())
+            if sorted(locator_card["data"].get("test_people") or []) != sorted(card["data"].get("test_people") or []):
+                raise ValueError(f"run {locator_run} was tested on other people than {run_name}; it cannot be its locator.")
+            save_model(inference_copy(load_keras_model(locator_path)), staged.with_name(LOCATOR_NAME))
+            locator = {"run": locator_run, "file": LOCATOR_NAME, "command": locator_card.get("command"),
+                       "parent": locator_card.get("parent"), "wall_s": locator_card.get("wall_s"),
+                       "sha256": file_sha256(staged.with_name(LOCATOR_NAME))}
+            card["locator"] = locator
         if frames and card.get("data", {}).get("test_people"):
-            from trainer.evaluate import evaluate_frames
-
-            write_json_atomic(card_path_for(staged), card)  # evaluate reads the mean shape from the card
-            results = [evaluate_frames(staged, frames, card["data"]["test_people"], **option)
-                       for option in INFERENCE_OPTIONS]
-            best = min(results, key=lambda r: r.get("nme", float("inf")))
-            card["evaluations"] = results
-            card["inference"] = {"flip_average": best["flip_average"], "refine": best["refine"]}
-            card["metrics"]["end_to_end"] = best
-        card["reproduce"] = [
-            card["data"].get("import", {}).get("command")
-            or "python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip --out data/youtube68.csv.gz",
-            card.get("command") or f"python -m trainer train --run {run_name} (see config)",
-            f"python -m trainer ship {run_name} --frames ../shared/data/youtube-faces-68/training.zip",
-            f"python -m trainer evaluate --model {target.relative_to(target.parent.parent)} "
-            "--frames ../shared/data/youtube-faces-68/training.zip",
-        ]
+            card.update(_measure_inference_options(staged, card, frames, locator is not None))
+        card["reproduce"] = _reproduce(card, run_name, locator_run, target)
         write_json_atomic(card_path_for(staged), card)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (".onnx", ".json", ".keras"):  # .keras last: its mtime must not be newer than .onnx
-            shutil.copy2(staged.with_suffix(suffix), target.with_suffix(suffix + ".tmp"))
-            Path(target.with_suffix(suffix + ".tmp")).replace(target.with_suffix(suffix))
+        located = staged.with_name(LOCATOR_NAME)
+        pairs = [(staged.with_suffix(s), target.with_suffix(s)) for s in (".onnx", ".json", ".keras")]  # .keras last
+        if locator:
+            pairs = [(located.with_suffix(".onnx"), target.with_name(located.with_suffix(".onnx").name)),
+                     (located, target.with_name(LOCATOR_NAME))] + pairs
+        for source, final in pairs:
+            shutil.copy2(source, final.with_name(final.name + ".tmp"))
+            final.with_name(final.name + ".tmp").replace(final)
+        if not locator:
+            for stale in (target.with_name(LOCATOR_NAME), target.with_name(LOCATOR_NAME).with_suffix(".onnx")):
+                stale.unlink(missing_ok=True)
     return card
+
+
+def _measure_inference_options(staged: Path, card: dict, frames: str, has_locator: bool) -> dict:
+    """Choose flip averaging and re-centring on the validation people; report every option on the test people."""
+    from trainer.evaluate import evaluate_frames
+
+    val_people, test_people = held_out_people(card)
+    card["data"]["val_people"] = val_people
+    write_json_atomic(card_path_for(staged), card)  # evaluate reads the mean shape from the card
+    locator = LOCATOR_NAME if has_locator else ""
+    tuning = [dict(recentre=Recentring(locator=locator, min_offset_px=m)) for m in MIN_OFFSET_CANDIDATES_PX]
+    tuning_results = [evaluate_frames(staged, frames, val_people, flip_average=True, **o) for o in tuning]
+    best_recentre = tuning[min(range(len(tuning)), key=lambda i: tuning_results[i].get("nme", float("inf")))]
+    options = [dict(flip_average=False, recentre=False), dict(flip_average=True, recentre=False),
+               dict(flip_average=True, **best_recentre)]
+    val = [evaluate_frames(staged, frames, val_people, **o) for o in options]
+    chosen = min(range(len(options)), key=lambda i: val[i].get("nme", float("inf")))
+    test = [evaluate_frames(staged, frames, test_people, **o) for o in options]
+    recentre = options[chosen]["recentre"]
+    return {
+        "inference": {"flip_average": options[chosen]["flip_average"],
+                      "recentre": dataclasses.asdict(recentre) if recentre else None,
+                      "chosen_on": "validation people"},
+        "recentre_tuning": [{"min_offset_px": o["recentre"].min_offset_px, "val_nme": r.get("nme")}
+                            for o, r in zip(tuning, tuning_results)],
+        "evaluations": [{"people": "validation", **r} for r in val] + [{"people": "test", **r} for r in test],
+        "metrics": {**card["metrics"], "end_to_end": test[chosen]},
+    }
+
+
+def _reproduce(card: dict, run_name: str, locator_run: str | None, target: Path) -> list[str]:
+    frames = "../shared/data/youtube-faces-68/training.zip"
+    steps = [card["data"].get("import", {}).get("command")
+             or f"python -m trainer import-68 {frames} --out data/youtube68.csv.gz"]
+    parent = card.get("parent") or (card.get("locator") or {}).get("parent")
+    if parent:
+        steps.append(f"# the fine-tuned models start from {parent['path']} (sha256 {parent['sha256'][:12]}), "
+                     f"the shipped model of an earlier commit, trained by: {parent.get('command')}")
+    steps.append(card.get("command") or f"python -m trainer train --run {run_name} (see config)")
+    if locator_run:
+        steps.append(card["locator"].get("command") or f"python -m trainer train --run {locator_run} (see its config)")
+    steps.append(f"python -m trainer ship {run_name} --frames {frames}" + (f" --locator {locator_run}" if locator_run else ""))
+    steps.append(f"python -m trainer evaluate --model {target.relative_to(target.parent.parent)} --frames {frames}")
+    return steps
