@@ -37,7 +37,8 @@ def held_out_people(card: dict) -> tuple[list[str], list[str]]:
 
     config = RecipeConfig.from_dict(card["config"])
     split = make_split(read_kaggle_csv(config.data), config)
-    assert sorted(set(split.test.groups)) == sorted(data["test_people"]), "the data no longer gives the card's split"
+    if sorted(set(split.test.groups)) != sorted(data["test_people"]):
+        raise ValueError(f"{config.data} no longer gives the card's split (its test people differ).")
     return sorted(set(split.val.groups)), data["test_people"]
 
 
