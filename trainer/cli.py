@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", default=str(DEFAULT_DATA), help="output .csv or .csv.gz (default %(default)s)")
     imp.add_argument("--jitter-copies", type=int, default=0,
                      help="extra crops per frame from boxes jittered around the detection (training only)")
+    imp.add_argument("--jitter-shift", type=lambda s: tuple(float(v) for v in s.split(",")), default=None,
+                     help="x,y standard deviation of the jittered box centre, in box sides (default 0.12,0.06)")
 
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
@@ -55,10 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                           "the card's choice; --recentre on a card without one uses the model itself as locator)")
 
     shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
-    shp.add_argument("run", help="run name")
+    shp.add_argument("run", help="run name, or a .keras file with its card beside it (e.g. an earlier shipped model)")
     shp.add_argument("--frames", help="68-point frames: measure the inference options on the held-out people "
                                       "and record the best in the card")
-    shp.add_argument("--locator", help="a run (fine-tuned on jittered crops) to ship as the re-centring locator")
+    shp.add_argument("--locator", help="a run (or .keras file) fine-tuned on jittered crops, shipped as the re-centring locator")
 
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
@@ -89,7 +91,7 @@ def _import(args) -> int:
             print(f"\rimporting {done}/{total}", end="", file=sys.stderr, flush=True)
 
     report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress,
-                               jitter=JitterConfig(copies=args.jitter_copies))
+                               jitter=JitterConfig(copies=args.jitter_copies, **({"shift_sd": args.jitter_shift} if args.jitter_shift else {})))
     print(file=sys.stderr)
     print(json.dumps({k: v for k, v in report.to_dict().items() if k not in ("no_face",)} |
                      {"no_face": len(report.no_face)}, indent=1))

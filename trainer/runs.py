@@ -56,6 +56,14 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def face_offset_p99(train) -> float:
+    """99th percentile (crop px) of the distance from each training face's centroid to the mean face's centroid."""
+    keypoints = train.keypoints[~train.is_copy]
+    centroids = np.nanmean(keypoints, axis=1)
+    offsets = np.hypot(*(centroids - np.nanmean(centroids, axis=0)).T)
+    return round(float(np.nanpercentile(offsets, 99)), 2)
+
+
 def parent_summary(init_from: str) -> dict:
     """What a fine-tuned model started from: the file's hash, and its card's run, command and wall time."""
     from core.model import file_sha256, read_card
@@ -150,6 +158,8 @@ class Run:
             "metrics": metrics,
             # Where the detector's crop puts a face on average (jitter copies would blur it): refine and live tracking use it.
             "mean_shape_crop": np.nanmean(split.train.keypoints[~split.train.is_copy], axis=0).round(3).tolist(),
+            # How far detector crops put a face off that mean position: re-centring only moves faces beyond this.
+            "train_offset_p99_px": face_offset_p99(split.train),
             "keypoint_names": list(KEYPOINT_NAMES),
         }
         write_json_atomic(card_path_for(self.model_path), card)

@@ -23,33 +23,43 @@ from core.pipeline import Recentring
 from trainer.runs import safe_run_dir, write_json_atomic
 
 LOCATOR_NAME = "keypoints-locator.keras"
-#: Re-centring thresholds tried on the validation people (crop px the face sits off the mean shape).
-MIN_OFFSET_CANDIDATES_PX = (0.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
-def held_out_people(card: dict) -> tuple[list[str], list[str]]:
-    """(validation people, test people) of a run's card; older cards lack the first: re-derive the split."""
+def held_out_people(card: dict) -> tuple[list[str], list[str], float]:
+    """(validation people, test people, train_offset_p99_px) of a run's card; older cards lack the first
+    and the last: they are re-derived from the card's data and config."""
     data = card.get("data", {})
-    if data.get("val_people") is not None:
-        return data["val_people"], data["test_people"]
+    if data.get("val_people") is not None and card.get("train_offset_p99_px") is not None:
+        return data["val_people"], data["test_people"], card["train_offset_p99_px"]
     from trainer.data import read_kaggle_csv
     from trainer.recipe import RecipeConfig, make_split
+    from trainer.runs import face_offset_p99
 
     config = RecipeConfig.from_dict(card["config"])
     split = make_split(read_kaggle_csv(config.data), config)
     if sorted(set(split.test.groups)) != sorted(data["test_people"]):
         raise ValueError(f"{config.data} no longer gives the card's split (its test people differ).")
-    return sorted(set(split.val.groups)), data["test_people"]
+    return sorted(set(split.val.groups)), data["test_people"], face_offset_p99(split.train)
+
+
+def model_of(run_or_file: str) -> Path:
+    """A run's model.keras, or a .keras file (with its JSON card beside it), e.g. an earlier shipped model."""
+    if run_or_file.endswith(".keras"):
+        if not card_path_for(run_or_file).is_file():
+            raise ValueError(f"{run_or_file} has no card ({card_path_for(run_or_file).name}) beside it.")
+        return Path(run_or_file)
+    return safe_run_dir(run_or_file, runs_dir()) / "model.keras"
 
 
 def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL, locator_run: str | None = None) -> dict:
-    run = safe_run_dir(run_name, runs_dir())
-    card = json.loads(card_path_for(run / "model.keras").read_text())
+    """Copy a run's model (or a .keras file with its card) to `target`, measured on `frames` when given."""
+    model_path = model_of(run_name)
+    card = json.loads(card_path_for(model_path).read_text())
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model.keras"
-        save_model(inference_copy(load_keras_model(run / "model.keras")), staged)
+        save_model(inference_copy(load_keras_model(model_path)), staged)
         card["model"] = target.name
-        card["shipped_from_run"] = run_name
+        card["shipped_from_run"] = card.get("shipped_from_run") if run_name.endswith(".keras") else run_name
         import_report = Path(card["data"]["source"] + ".report.json")
         if import_report.is_file():  # how many frames the detector found when the data was imported
             report = json.loads(import_report.read_text())
@@ -57,7 +67,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
                                                                  "rows", "jitter", "command")}
         locator = None
         if locator_run:
-            locator_path = safe_run_dir(locator_run, runs_dir()) / "model.keras"
+            locator_path = model_of(locator_run)
             locator_card = json.loads(card_path_for(locator_path).read_text())
             if sorted(locator_card["data"].get("test_people") or []) != sorted(card["data"].get("test_people") or []):
                 raise ValueError(f"run {locator_run} was tested on other people than {run_name}; it cannot be its locator.")
@@ -89,13 +99,10 @@ def _measure_inference_options(staged: Path, card: dict, frames: str, has_locato
     """Choose flip averaging and re-centring on the validation people; report every option on the test people."""
     from trainer.evaluate import evaluate_frames
 
-    val_people, test_people = held_out_people(card)
-    card["data"]["val_people"] = val_people
+    val_people, test_people, offset_p99 = held_out_people(card)
+    card["data"]["val_people"], card["train_offset_p99_px"] = val_people, offset_p99
     write_json_atomic(card_path_for(staged), card)  # evaluate reads the mean shape from the card
-    locator = LOCATOR_NAME if has_locator else ""
-    tuning = [dict(recentre=Recentring(locator=locator, min_offset_px=m)) for m in MIN_OFFSET_CANDIDATES_PX]
-    tuning_results = [evaluate_frames(staged, frames, val_people, flip_average=True, **o) for o in tuning]
-    best_recentre = tuning[min(range(len(tuning)), key=lambda i: tuning_results[i].get("nme", float("inf")))]
+    best_recentre = dict(recentre=Recentring(locator=LOCATOR_NAME if has_locator else "", min_offset_px=offset_p99))
     options = [dict(flip_average=False, recentre=False), dict(flip_average=True, recentre=False),
                dict(flip_average=True, **best_recentre)]
     val = [evaluate_frames(staged, frames, val_people, **o) for o in options]
@@ -106,8 +113,6 @@ def _measure_inference_options(staged: Path, card: dict, frames: str, has_locato
         "inference": {"flip_average": options[chosen]["flip_average"],
                       "recentre": dataclasses.asdict(recentre) if recentre else None,
                       "chosen_on": "validation people"},
-        "recentre_tuning": [{"min_offset_px": o["recentre"].min_offset_px, "val_nme": r.get("nme")}
-                            for o, r in zip(tuning, tuning_results)],
         "evaluations": [{"people": "validation", **r} for r in val] + [{"people": "test", **r} for r in test],
         "metrics": {**card["metrics"], "end_to_end": test[chosen]},
     }

@@ -75,7 +75,18 @@ def model_summary(path: Path) -> dict:
         "held-out NME": e2e.get("nme"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
+        "inference": inference_summary(card.get("inference", {})),
     }
+
+
+def inference_summary(inference: dict) -> str:
+    """The card's inference options in words."""
+    parts = ["flip-averaged" if inference.get("flip_average") else "single pass"]
+    recentre = inference.get("recentre")
+    if recentre:
+        by = recentre.get("locator") or "the model itself"
+        parts.append(f"crops re-centred by {by} when a face sits over {recentre.get('min_offset_px')} px off-centre")
+    return ", ".join(parts)
 
 
 def sample_photos() -> dict[str, Path]:
