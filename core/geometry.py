@@ -117,6 +117,13 @@ def shift_onto_points(crop: CropTransform, points_px: np.ndarray, reference_crop
     return CropTransform(crop.left + dx, crop.top + dy, crop.side, crop.size)
 
 
+def moved_px(before: CropTransform, after: CropTransform) -> float:
+    """How far the crop's centre moved, in crop pixels of `before`."""
+    dx = (after.left + after.side / 2) - (before.left + before.side / 2)
+    dy = (after.top + after.side / 2) - (before.top + before.side / 2)
+    return float(np.hypot(dx, dy) * before.scale)
+
+
 def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])

@@ -19,7 +19,7 @@ import numpy as np
 
 from core import overlays
 from core.detector import DetectorSettings, FaceDetector
-from core.geometry import CropTransform, crop_around_points, crop_from_box, offset_from_reference, shift_onto_points
+from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor
 from core.schema import COORD_COLUMNS, CROP_SIZE, flip_keypoints
 
@@ -115,12 +115,13 @@ class Recentring:
 
     The Haar box of a turned head centres on the head, not the face, so the face can sit 20-30 crop
     px off-centre, where the model (trained on detector crops) falls back to a frontal layout.
-    A locator model (trained on crops jittered around the detection, trainer.importer) is run up to
-    `passes` times, shifting the crop onto its prediction each time; the last prediction then
-    frames the crop the way training crops are framed (core.geometry.crop_around_points). Only
-    faces whose first prediction sits more than `min_offset_px` off the mean shape are moved:
-    re-framing a well-centred face costs accuracy. `locator` is a model file beside the keypoint
-    model ("" = the keypoint model itself).
+    A locator model (fine-tuned on crops jittered around the detection, trainer.importer) runs
+    `passes` times, the crop shifted onto its prediction between passes. Only a face whose crop
+    moved more than `min_offset_px` (crop px) in total is re-framed, around the last prediction,
+    the way training crops are framed (core.geometry.crop_around_points): re-framing a
+    well-centred face costs accuracy, and the total move over several passes tells a badly
+    framed face from the locator's noise better than one pass does. `locator` is a model file
+    beside the keypoint model ("" = the keypoint model itself).
     """
 
     locator: str = ""
@@ -180,20 +181,14 @@ class FacePipeline:
         crops = [crop_from_box(b) for b in boxes_xywh]
         if not self.recentre or not crops:
             return crops
-        r, reference = self.recentre, np.asarray(self.mean_shape)
-        located = self.keypoints_in_crops(gray, crops, self.locator)
-        moving = [i for i, (c, k) in enumerate(zip(crops, located))
-                  if np.hypot(*offset_from_reference(c, k, reference)) > r.min_offset_px]
-        for _ in range(r.passes - 1):
-            if not moving:
-                break
-            for i in moving:
-                crops[i] = shift_onto_points(crops[i], located[i], reference)
-            for i, k in zip(moving, self.keypoints_in_crops(gray, [crops[i] for i in moving], self.locator)):
-                located[i] = k
-        for i in moving:
-            crops[i] = crop_around_points(located[i], reference)
-        return crops
+        reference = np.asarray(self.mean_shape)
+        shifted = list(crops)
+        located = self.keypoints_in_crops(gray, shifted, self.locator)
+        for _ in range(self.recentre.passes - 1):
+            shifted = [shift_onto_points(c, k, reference) for c, k in zip(shifted, located)]
+            located = self.keypoints_in_crops(gray, shifted, self.locator)
+        return [crop_around_points(k, reference) if moved_px(c, s) > self.recentre.min_offset_px else c
+                for c, s, k in zip(crops, shifted, located)]
 
     def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform],
                            predictor: KeypointPredictor | None = None) -> list[np.ndarray]:

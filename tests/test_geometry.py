@@ -51,7 +51,7 @@ def test_crop_around_points_inverts_a_known_crop():
 
 
 def test_shift_onto_points_moves_the_crop_not_its_size():
-    from core.geometry import offset_from_reference, shift_onto_points
+    from core.geometry import moved_px, offset_from_reference, shift_onto_points
 
     reference = np.array([[40.0, 40.0], [56.0, 40.0], [48.0, 60.0]])
     crop = crop_from_box((100, 100, 80, 80))
@@ -60,3 +60,4 @@ def test_shift_onto_points_moves_the_crop_not_its_size():
     moved = shift_onto_points(crop, points, reference)
     assert moved.side == crop.side
     np.testing.assert_allclose(moved.to_crop(points), reference, atol=1e-9)
+    assert moved_px(crop, moved) == pytest.approx(np.hypot(20.0, 6.0))
