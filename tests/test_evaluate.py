@@ -1,0 +1,36 @@
+"""End-to-end evaluation on real held-out frames (when ../shared is present) with the shipped model."""
+import json
+
+import pytest
+
+from core.paths import SHIPPED_MODEL
+from trainer.evaluate import evaluate_frames
+
+#: A held-out person of the shipped model whose turned head the Haar box frames off-centre (frames 40-42).
+TURNED_HEAD = "Rocco_Buttiglione"
+
+
+@pytest.fixture(scope="module")
+def frames(shared_data):
+    return shared_data / "youtube-faces-68" / "training.zip"
+
+
+def test_recentring_rescues_a_turned_head_the_detector_framed_badly(frames):
+    card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    assert TURNED_HEAD in card["data"]["test_people"]
+    assert card["inference"]["recentre"], "the shipped card chooses re-centring"
+    plain = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD], flip_average=True, recentre=False)
+    recentred = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD])  # the card's choice, as in the app
+    assert plain["detection_rate"] == recentred["detection_rate"] == 1.0
+    assert plain["nme"] > 0.3  # three of its ten frames get a frontal layout in the wrong place
+    assert recentred["nme"] < 0.1
+    assert recentred["recentre"]["locator"] == card["locator"]["file"]
+
+
+def test_a_frontal_person_is_left_as_it_was(frames):
+    """Re-centring must not move well-framed faces: same NME with and without it."""
+    people = ["Laura_Bush"]
+    plain = evaluate_frames(SHIPPED_MODEL, frames, people, flip_average=True, recentre=False)
+    recentred = evaluate_frames(SHIPPED_MODEL, frames, people)
+    assert plain["detected"] == recentred["detected"] > 5
+    assert recentred["nme"] == pytest.approx(plain["nme"], abs=1e-4)
