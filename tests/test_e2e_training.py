@@ -1,4 +1,5 @@
-"""Training page in real Chromium: start a tiny run, watch it, activate it; cancel another."""
+"""Training page in real Chromium: start a tiny run, watch it, activate it, fine-tune it; cancel another."""
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +59,16 @@ def test_start_watch_finish_and_activate(streamlit_app, page, tmp_path, tiny_mod
     active = (runs / "active_model.txt").read_text().strip()
     assert active.endswith("page-run/model.keras") and active != str(previous)
     load_keras_model(active)
+
+    # fine-tune the model just made active, from the page: same data, widths and held-out people
+    page.get_by_text("The active model's weights (fine-tune)").click()
+    page.get_by_label("Run name", exact=True).fill("tuned-run")
+    page.get_by_label("Run name", exact=True).press("Enter")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Started run 'tuned-run'")).to_be_visible()
+    expect(page.get_by_text("Run 'tuned-run': finished")).to_be_visible(timeout=180_000)
+    card = json.loads((runs / "tuned-run" / "model.json").read_text())
+    assert card["config"]["init_from"] == active and card["parent"]["run"] == "page-run"
 
 
 def test_cancel_keeps_the_previous_active_model(streamlit_app, page, tmp_path, tiny_model_path):
