@@ -126,14 +126,14 @@ class Recentring:
 
     locator: str = ""
     passes: int = 3
-    min_offset_px: float = 6.0
+    #: Default: how far the detector put the 99th-percentile YouTube-faces training face off the
+    #: mean position (a card's train_offset_p99_px); trainer.ship chooses a card's own threshold.
+    min_offset_px: float = 8.9
 
     @classmethod
     def from_card(cls, inference: dict) -> "Recentring | None":
-        """The card's `inference.recentre` (None = no re-centring); an older card's `refine: true` is one pass."""
-        if inference.get("recentre"):
-            return cls(**inference["recentre"])
-        return cls(passes=1, min_offset_px=0.0) if inference.get("refine") else None
+        """The card's `inference.recentre`; None when the card chose no re-centring."""
+        return cls(**inference["recentre"]) if inference.get("recentre") else None
 
 
 class FacePipeline:
@@ -151,8 +151,10 @@ class FacePipeline:
         recommended = self.predictor.card.get("inference", {})
         self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
         self.mean_shape = self.predictor.card.get("mean_shape_crop")
-        if recentre is None or recentre is True:
-            recentre = Recentring.from_card(recommended) or (Recentring() if recentre else None)
+        if recentre is None:
+            recentre = Recentring.from_card(recommended)
+        elif recentre is True:
+            recentre = Recentring.from_card(recommended) or Recentring()
         self.recentre = recentre if recentre and self.mean_shape is not None else None
         self.locator = self.predictor
         if self.recentre and self.recentre.locator:

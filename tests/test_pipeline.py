@@ -120,6 +120,6 @@ def test_core_imports_no_streamlit_and_no_tensorflow():
 
 def test_recentring_settings_come_from_the_card():
     assert Recentring.from_card({}) is None
-    assert Recentring.from_card({"refine": True}) == Recentring(passes=1, min_offset_px=0.0)  # older cards
+    assert Recentring.from_card({"flip_average": True, "recentre": None}) is None
     chosen = {"recentre": {"locator": "keypoints-locator.keras", "passes": 3, "min_offset_px": 5.0}}
     assert Recentring.from_card(chosen) == Recentring("keypoints-locator.keras", 3, 5.0)

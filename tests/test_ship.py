@@ -41,6 +41,9 @@ def test_ship_with_a_locator_then_without(two_runs):
     faces = pipeline.keypoints_for_boxes(gray, [(50, 50, 80, 80)])
     assert faces[0].keypoints_px.shape == (15, 2) and np.isfinite(faces[0].keypoints_px).all()
 
+    copied = ship(str(target), target=two_runs / "elsewhere" / "keypoints.keras")  # a shipped file, no locator
+    assert copied["inference"]["recentre"] is None and "locator" not in copied
+
     ship("main", target=target)
     assert not (target.parent / LOCATOR_NAME).exists() and not (target.parent / "keypoints-locator.onnx").exists()
     assert "locator" not in json.loads(target.with_suffix(".json").read_text())

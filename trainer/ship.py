@@ -67,37 +67,46 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
             report = json.loads(import_report.read_text())
             card["data"]["import"] = {k: report.get(k) for k in ("frames", "imported", "detection_rate", "people",
                                                                  "rows", "jitter", "command")}
-        locator = None
+        card.pop("locator", None)
         if locator_run:
-            locator_path = model_of(locator_run)
-            locator_card = json.loads(card_path_for(locator_path).read_text())
-            if sorted(locator_card["data"].get("test_people") or []) != sorted(card["data"].get("test_people") or []):
-                raise ValueError(f"run {locator_run} was tested on other people than {run_name}; it cannot be its locator.")
-            save_model(inference_copy(load_keras_model(locator_path)), staged.with_name(LOCATOR_NAME))
-            locator_import = Path(locator_card["data"]["source"] + ".report.json")
-            locator = {"run": locator_run, "file": LOCATOR_NAME, "command": locator_card.get("command"),
-                       "import_command": json.loads(locator_import.read_text()).get("command") if locator_import.is_file() else None,
-                       "data": {k: locator_card["data"].get(k) for k in ("source", "rows", "train_rows", "train_jitter_copies")},
-                       "parent": locator_card.get("parent"), "wall_s": locator_card.get("wall_s"),
-                       "sha256": file_sha256(staged.with_name(LOCATOR_NAME))}
-            card["locator"] = locator
+            card["locator"] = _stage_locator(locator_run, card, staged.with_name(LOCATOR_NAME))
+        elif ((card.get("inference") or {}).get("recentre") or {}).get("locator"):
+            card["inference"]["recentre"] = None  # its locator is not shipped this time
         if frames and card.get("data", {}).get("test_people"):
-            card.update(_measure_inference_options(staged, card, frames, locator is not None))
+            card.update(_measure_inference_options(staged, card, frames, locator_run is not None))
         card["reproduce"] = _reproduce(card, run_name, locator_run, target)
         write_json_atomic(card_path_for(staged), card)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        located = staged.with_name(LOCATOR_NAME)
-        pairs = [(staged.with_suffix(s), target.with_suffix(s)) for s in (".onnx", ".json", ".keras")]  # .keras last
-        if locator:
-            pairs = [(located.with_suffix(".onnx"), target.with_name(located.with_suffix(".onnx").name)),
-                     (located, target.with_name(LOCATOR_NAME))] + pairs
-        for source, final in pairs:
-            shutil.copy2(source, final.with_name(final.name + ".tmp"))
-            final.with_name(final.name + ".tmp").replace(final)
-        if not locator:
-            for stale in (target.with_name(LOCATOR_NAME), target.with_name(LOCATOR_NAME).with_suffix(".onnx")):
-                stale.unlink(missing_ok=True)
+        _install(staged, target, with_locator=locator_run is not None)
     return card
+
+
+def _stage_locator(locator_run: str, card: dict, staged: Path) -> dict:
+    """Save the locator run's model at `staged` and describe it for the card; it must share the test people."""
+    locator_path = model_of(locator_run)
+    locator_card = json.loads(card_path_for(locator_path).read_text())
+    if sorted(locator_card["data"].get("test_people") or []) != sorted(card["data"].get("test_people") or []):
+        raise ValueError(f"run {locator_run} was tested on other people than the model; it cannot be its locator.")
+    save_model(inference_copy(load_keras_model(locator_path)), staged)
+    import_report = Path(locator_card["data"]["source"] + ".report.json")
+    return {"run": locator_run, "file": LOCATOR_NAME, "command": locator_card.get("command"),
+            "import_command": json.loads(import_report.read_text()).get("command") if import_report.is_file() else None,
+            "data": {k: locator_card["data"].get(k) for k in ("source", "rows", "train_rows", "train_jitter_copies")},
+            "parent": locator_card.get("parent"), "wall_s": locator_card.get("wall_s"), "sha256": file_sha256(staged)}
+
+
+def _install(staged: Path, target: Path, with_locator: bool) -> None:
+    """Move the staged files into place one by one (temp name + rename); a locator not shipped is removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    located, target_locator = staged.with_name(LOCATOR_NAME), target.with_name(LOCATOR_NAME)
+    pairs = [(staged.with_suffix(s), target.with_suffix(s)) for s in (".onnx", ".json", ".keras")]  # .keras last
+    if with_locator:
+        pairs = [(located.with_suffix(".onnx"), target_locator.with_suffix(".onnx")), (located, target_locator)] + pairs
+    for source, final in pairs:
+        shutil.copy2(source, final.with_name(final.name + ".tmp"))
+        final.with_name(final.name + ".tmp").replace(final)
+    if not with_locator:
+        target_locator.unlink(missing_ok=True)
+        target_locator.with_suffix(".onnx").unlink(missing_ok=True)
 
 
 def _measure_inference_options(staged: Path, card: dict, frames: str, has_locator: bool) -> dict:
