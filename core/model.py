@@ -188,7 +188,8 @@ class KeypointPredictor:
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         # No busy-waiting after a run: with a locator session beside this one (core.pipeline.Recentring)
-        # each session's spinning threads starve the other's on 2 cores (10 ms a call instead of 2).
+        # each session's spinning threads starve the other's on 2 cores: re-centring took 40.7 ms a face
+        # with spinning, 18.6 ms without (bench/bench_recentring.py); one model alone: 4.1 vs 5.0 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

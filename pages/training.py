@@ -46,9 +46,9 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     shift = a3.slider("Max shift (fraction of crop)", 0.0, 0.15, base.augment.max_shift_fraction)
     balance = a4.slider("Pose balance", 0.0, 1.0, base.pose_balance,
                         help="0 = every face once per epoch (the recipe); 1 = turned heads as often as frontal ones")
-    start = st.radio("Start from", ["Random weights (the recipe)", "The active model's weights (fine-tune)"],
-                     horizontal=True, help="Fine-tuning needs the active model's widths and the same held-out "
-                                           "people as its card (same data, test size and seed).")
+    fine_tune = st.toggle("Start from the active model's weights (fine-tune)", False,
+                          help="Off: random weights (the recipe). Fine-tuning needs the active model's widths and "
+                               "the same held-out people as its card (same data, test size and seed).")
     st.session_state.setdefault("run-name", time.strftime("run-%Y%m%d-%H%M%S"))  # a stable default: keyed widget
     name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
     if st.button("Start training", type="primary", disabled=data_path is None):
@@ -60,7 +60,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
                                 data=str(data_path), widths=widths, epochs_per_stage=int(epochs),
                                 learning_rates=tuple(sorted(lrs, reverse=True)), batch_sizes=tuple(sorted(batches)),
                                 test_size=test_size, pseudo_label=pseudo, pose_balance=balance,
-                                init_from=str(active_model_path()) if start.startswith("The active") else "")
+                                init_from=str(active_model_path()) if fine_tune else "")
             jobs.start(name, config.to_dict(), root)
             st.session_state["watch"] = name
             st.success(f"Started run '{name}'.")

@@ -18,11 +18,10 @@ FRONTAL_SHAPE_CROP = np.array([[62, 37], [35, 37], [57, 37], [67, 36], [40, 37],
 def synthetic_faces(n: int, seed: int = 0, incomplete_every: int = 0, people: int = 0) -> KeypointData:
     """Blobs drawn at the keypoints (so a model can learn something), optional NaN labels and person ids."""
     rng = np.random.default_rng(seed)
-    base = FRONTAL_SHAPE_CROP
     images = np.empty((n, CROP_SIZE, CROP_SIZE), np.uint8)
     keypoints = np.empty((n, 15, 2), np.float32)
     for i in range(n):
-        k = base + rng.normal(0, 2, base.shape) + rng.uniform(-5, 5, 2)
+        k = FRONTAL_SHAPE_CROP + rng.normal(0, 2, FRONTAL_SHAPE_CROP.shape) + rng.uniform(-5, 5, 2)
         img = np.full((CROP_SIZE, CROP_SIZE), 90, np.uint8)
         cv2.ellipse(img, (48, 50), (34, 44), 0, 0, 360, 160, -1)
         for x, y in k:

@@ -62,7 +62,7 @@ def test_start_watch_finish_and_activate(streamlit_app, page, tmp_path, tiny_mod
     load_keras_model(active)
 
     # fine-tune the model just made active, from the page: same data, widths and held-out people
-    page.get_by_text("The active model's weights (fine-tune)").click()
+    page.get_by_text("Start from the active model's weights (fine-tune)").click()
     page.get_by_label("Run name", exact=True).fill("tuned-run")
     page.get_by_label("Run name", exact=True).press("Enter")
     page.get_by_role("button", name="Start training").click()

@@ -156,7 +156,7 @@ class Run:
             "config": config.to_dict(),
             "parent": parent_summary(config.init_from) if config.init_from else None,
             "metrics": metrics,
-            # Where the detector's crop puts a face on average (jitter copies would blur it): refine and live tracking use it.
+            # Where the detector's crop puts a face on average (jitter copies would blur it): re-centring and live tracking use it.
             "mean_shape_crop": np.nanmean(split.train.keypoints[~split.train.is_copy], axis=0).round(3).tolist(),
             # How far detector crops put a face off that mean position: re-centring only moves faces beyond this.
             "train_offset_p99_px": face_offset_p99(split.train),
