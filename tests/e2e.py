@@ -1,0 +1,32 @@
+"""What every browser test does after each step it takes: wait until Streamlit has finished the
+script run that the step started, then fail if the page shows an exception.
+
+A widget change only starts a rerun; asserting right after it would look at the old page. The app
+root carries `data-test-script-state` (running / notRunning), which is what Streamlit's own
+Playwright tests wait on.
+"""
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+EXCEPTION = '[data-testid="stException"]'
+
+
+def assert_no_exception(page: Page) -> None:
+    """Fail with the shown message when Streamlit displays an exception element or a traceback."""
+    shown = page.locator(EXCEPTION)
+    if shown.count():
+        raise AssertionError("the page shows a Streamlit exception:\n" + shown.first.inner_text()[:2000])
+    traceback = page.get_by_text("Traceback (most recent call last)")
+    if traceback.count():
+        raise AssertionError("the page shows a traceback:\n" + traceback.first.inner_text()[:2000])
+
+
+def settle(page: Page, timeout_ms: int = 90_000) -> None:
+    """Wait for the rerun a step started to finish (and the page to be connected), then check for exceptions."""
+    page.wait_for_timeout(250)  # the rerun a widget change asks for starts asynchronously
+    page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
+    page.wait_for_timeout(100)
+    page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
+    assert_no_exception(page)
