@@ -1,0 +1,160 @@
+"""The model card: what a model is, what it was trained on, how well it did, and how to run it.
+
+Written by the trainer (a run's `model.json`, the shipped `models/keypoints.json`), read by the
+pipeline (inference options, the mean face position in the crop) and by the pages. One typed object
+instead of dict keys spelled out in every reader; `from_dict` accepts older cards (missing keys take
+their defaults) and keeps keys it does not know, so reading and writing a card never loses anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.files import write_json_atomic
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], d: dict | None) -> T:
+    """Build a card dataclass from a dict: known keys by name (aliases via field metadata), the rest in `extra`."""
+    d = dict(d or {})
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "extra":
+            continue
+        key = f.metadata.get("key", f.name)
+        if key in d:
+            value = d.pop(key)
+            nested = f.metadata.get("type")
+            kwargs[f.name] = _from_dict(nested, value) if nested and isinstance(value, dict) else value
+    if any(f.name == "extra" for f in dataclasses.fields(cls)):
+        kwargs["extra"] = d
+    return cls(**kwargs)
+
+
+def _to_dict(obj: Any) -> dict:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name == "extra":
+            out.update(value)
+            continue
+        if value is None or (value in ({}, []) and f.default is dataclasses.MISSING):
+            continue  # absent, as in the card it was read from
+        if dataclasses.is_dataclass(value):
+            value = _to_dict(value)
+            if not value:
+                continue
+        out[f.metadata.get("key", f.name)] = value
+    return out
+
+
+@dataclass
+class Architecture:
+    widths: list[int] = field(default_factory=list)
+    dropout: float | None = None
+    input: list[int] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataSummary:
+    """The training file and its split; `test_people` / `val_people` are the people held out (None: split by row)."""
+
+    source: str | None = None
+    rows: int | None = None
+    complete_rows: int | None = None
+    people: int | None = None
+    split: str | None = None
+    train_rows: int | None = None
+    train_jitter_copies: int | None = None
+    val_rows: int | None = None
+    test_rows: int | None = None
+    pseudo_labelled_rows: int | None = None
+    seed: int | None = None
+    test_people: list[str] | None = None
+    val_people: list[str] | None = None
+    #: The importer's report of the file (frames, detection rate, command), when it came from one.
+    import_report: dict | None = field(default=None, metadata={"key": "import"})
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Inference:
+    """How the app runs the model: chosen on validation people by `python -m trainer ship`."""
+
+    flip_average: bool | None = None
+    #: core.pipeline.Recentring's fields, or None for no re-centring.
+    recentre: dict | None = None
+    chosen_on: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelCard:
+    """Keys absent from a card read as None (or empty) and are not written back."""
+
+    model: str | None = None
+    run: str | None = None
+    created: str | None = None
+    command: str | None = None
+    wall_s: float | None = None
+    machine: str | None = None
+    architecture: Architecture = field(default_factory=Architecture, metadata={"type": Architecture})
+    data: DataSummary = field(default_factory=DataSummary, metadata={"type": DataSummary})
+    #: The resolved trainer.recipe.RecipeConfig.
+    config: dict = field(default_factory=dict)
+    #: What a fine-tuned model started from (trainer.runs.parent_summary), else None.
+    parent: dict | None = None
+    #: test_rmse_px, per_keypoint_rmse_px, end_to_end (trainer.evaluate's NME on the test people).
+    metrics: dict = field(default_factory=dict)
+    #: Where the detector's crop puts the average training face (15 x 2, crop px).
+    mean_shape_crop: list | None = None
+    #: 99th percentile of how far detector crops put a training face off that mean position.
+    train_offset_p99_px: float | None = None
+    keypoint_names: list[str] = field(default_factory=list)
+    inference: Inference = field(default_factory=Inference, metadata={"type": Inference})
+    #: Filled by `trainer ship`: each inference option measured on validation and test people.
+    shipped_from_run: str | None = None
+    evaluations: list[dict] = field(default_factory=list)
+    reproduce: list[str] = field(default_factory=list)
+    locator: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def end_to_end(self) -> dict:
+        return self.metrics.get("end_to_end") or {}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ModelCard":
+        return _from_dict(cls, d)
+
+    def to_dict(self) -> dict:
+        return _to_dict(self)
+
+    @classmethod
+    def read(cls, keras_path: str | os.PathLike) -> "ModelCard":
+        """The card beside a model file; raises OSError (no card) or ValueError (not a card)."""
+        d = json.loads(card_path_for(keras_path).read_text())
+        if not isinstance(d, dict):
+            raise ValueError(f"{card_path_for(keras_path).name} is not a model card (a JSON object).")
+        return cls.from_dict(d)
+
+    def write(self, keras_path: str | os.PathLike) -> Path:
+        return write_json_atomic(card_path_for(keras_path), self.to_dict())
+
+
+def card_path_for(keras_path: str | os.PathLike) -> Path:
+    return Path(keras_path).with_suffix(".json")
+
+
+def read_card(keras_path: str | os.PathLike) -> ModelCard:
+    """The model's card, or an empty card when it has none or it is unreadable (the model still runs)."""
+    try:
+        return ModelCard.read(keras_path)
+    except (OSError, ValueError):
+        return ModelCard()

@@ -1,0 +1,34 @@
+"""The typed model card reads every card the project has written and writes it back unchanged."""
+import json
+
+from core.card import DataSummary, Inference, ModelCard, read_card
+from core.paths import SHIPPED_MODEL
+
+
+def test_the_shipped_card_round_trips_without_losing_a_key():
+    raw = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    card = ModelCard.from_dict(raw)
+    assert card.to_dict() == raw
+    assert card.inference.flip_average is True and card.inference.recentre["locator"] == "keypoints-locator.keras"
+    assert card.data.import_report["frames"] == 3462  # stored under the key "import"
+    assert len(card.data.test_people) == 34 and len(card.mean_shape_crop) == 15
+    assert card.end_to_end["nme"] == raw["metrics"]["end_to_end"]["nme"]
+
+
+def test_an_old_or_partial_card_gets_defaults_and_keeps_unknown_keys(tmp_path):
+    card = ModelCard.from_dict({"run": "r1", "data": {"rows": 5, "future": 1}, "someday": [1]})
+    assert card.inference == Inference() and not card.inference.flip_average and card.end_to_end == {} and card.mean_shape_crop is None
+    assert card.data == DataSummary(rows=5, extra={"future": 1})
+    path = card.write(tmp_path / "model.keras")
+    assert path.name == "model.json"
+    again = json.loads(path.read_text())
+    assert again["someday"] == [1] and again["data"]["future"] == 1 and again["run"] == "r1"
+    assert ModelCard.read(tmp_path / "model.keras") == card
+
+
+def test_a_missing_or_broken_card_reads_as_empty(tmp_path):
+    assert read_card(tmp_path / "none.keras") == ModelCard()
+    (tmp_path / "broken.json").write_text("[1, 2")
+    assert read_card(tmp_path / "broken.keras") == ModelCard()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_card(tmp_path / "list.keras") == ModelCard()
