@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from tests.helpers import synthetic_faces  # noqa: E402
+from trainer.synthetic import synthetic_faces  # noqa: E402
 from trainer import explore  # noqa: E402
 from trainer.data import read_kaggle_csv, write_kaggle_csv  # noqa: E402
 

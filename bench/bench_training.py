@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.model import DEFAULT_WIDTHS, build_model  # noqa: E402
 from trainer.augment import AugmentConfig  # noqa: E402
 from trainer.recipe import RecipeConfig, augmented_batches  # noqa: E402
-from tests.helpers import synthetic_faces  # noqa: E402
+from trainer.synthetic import synthetic_faces  # noqa: E402
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def _smooth_alpha(rgba: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def sunglasses() -> Artwork:
-    """Two dark, slightly see-through lenses with a glint, a bridge and frame arms; 400x140."""
+    """Two dark, slightly see-through lenses with a glint, a bridge and frame arms; 400x150."""
     w, h = 400, 150
     art = np.zeros((h, w, 4), np.uint8)
     lens_centres = ((112, 75), (288, 75))

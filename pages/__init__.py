@@ -1,6 +1,5 @@
-"""Streamlit pages, routed by app.py with st.navigation.
-
-The page scripts live in pages/views/, not directly in pages/: Streamlit treats top-level .py files
-in pages/ as legacy auto-discovered pages and, on a server's first request to a page URL, would run
-that file without app.py (no page config, no import-order guard, a sidebar listing every module).
+"""Streamlit pages. Each pages/*.py file is a page of the app (Streamlit's pages directory); app.py is
+the home page. The sidebar links are drawn by pages.ui.page_setup (labels and order of our choosing,
+with `client.showSidebarNavigation = false`); what the pages share lives in pages/ui/, a subfolder,
+so Streamlit does not list it as a page.
 """
