@@ -1,0 +1,70 @@
+"""The dataset page's numbers, computed without Streamlit on data whose answers are known."""
+import numpy as np
+import pytest
+
+from core.schema import INDEX, KEYPOINT_NAMES
+from trainer import explore
+from trainer.data import KeypointData
+from trainer.synthetic import FRONTAL_SHAPE_CROP, synthetic_faces
+
+
+@pytest.fixture
+def data() -> KeypointData:
+    """6 faces of 3 people; row 1 lacks the nose tip, row 4 lacks the nose tip and both mouth corners."""
+    d = synthetic_faces(6, people=3)
+    d.keypoints[1, INDEX["nose_tip"]] = np.nan
+    d.keypoints[4, [INDEX["nose_tip"], INDEX["mouth_left_corner"], INDEX["mouth_right_corner"]]] = np.nan
+    return d
+
+
+def test_summary_and_completeness_count_rows_and_labels(data):
+    assert explore.summary(data) == {"rows": 6, "complete": 4, "incomplete": 2, "people": 3}
+    table = explore.completeness(data)
+    assert list(table["keypoint"]) == list(KEYPOINT_NAMES)
+    counts = dict(zip(table["keypoint"], table["labelled_rows"]))
+    assert counts["nose_tip"] == 4 and counts["mouth_left_corner"] == 5 and counts["left_eye_center"] == 6
+    assert table["fraction"].max() == 1.0
+    assert explore.summary(KeypointData(data.images, data.keypoints))["people"] is None
+
+
+def test_missing_patterns_group_rows_missing_the_same_points(data):
+    table = explore.missing_patterns(data)
+    rows = dict(zip(table["missing keypoints"], table["rows"]))
+    assert rows["none (complete)"] == 4 and rows["nose_tip"] == 1
+    three = next(p for p in rows if p.count(",") == 2)
+    assert set(three.split(", ")) == {"nose_tip", "mouth_left_corner", "mouth_right_corner"}
+    assert table.set_index("missing keypoints").loc[three, "missing count"] == 3
+
+
+def test_filter_rows(data):
+    assert explore.filter_rows(data, "all").tolist() == list(range(6))
+    assert explore.filter_rows(data, "complete").tolist() == [0, 2, 3, 5]
+    assert explore.filter_rows(data, "incomplete").tolist() == [1, 4]
+    assert explore.filter_rows(data, "missing mouth_left_corner").tolist() == [4]
+    with pytest.raises(ValueError, match="unknown filter"):
+        explore.filter_rows(data, "missing chin")
+
+
+def test_positions_and_mean_shape_skip_missing_points(data):
+    positions = explore.keypoint_positions(data)
+    assert len(positions) == 6 * 15 - 4 and positions[["x", "y"]].notna().all().all()
+    assert len(explore.keypoint_positions(data, max_points=10)) == 10
+    mean = explore.mean_shape(data).set_index("keypoint")
+    expected = np.nanmean(data.keypoints[:, INDEX["nose_tip"]], axis=0)
+    assert mean.loc["nose_tip", ["x", "y"]].tolist() == pytest.approx(expected.tolist())
+    assert np.abs(mean[["x", "y"]].to_numpy() - FRONTAL_SHAPE_CROP).max() < 6  # synthetic faces sit near the frontal shape
+
+
+def test_head_turns_measure_turned_faces_and_skip_unmeasurable_ones(data):
+    turned = data.keypoints.copy()
+    turned[0, INDEX["nose_tip"], 0] += 20  # nose far off the eyes' midpoint
+    turns = explore.head_turns(KeypointData(data.images, turned))
+    assert len(turns) == 4  # rows without a nose tip cannot be measured
+    assert turns["head turn"].iloc[0] > 0.5 > turns["head turn"].iloc[1:].max()
+
+
+def test_face_picture_draws_only_labelled_points(data):
+    plain = explore.face_picture(data.images[0], np.full((15, 2), np.nan), scale=2)
+    drawn = explore.face_picture(data.images[0], data.keypoints[0], scale=2)
+    assert plain.shape == drawn.shape == (192, 192, 3)
+    assert (plain != drawn).any(axis=2).sum() > 15 * 4  # every point leaves a mark
