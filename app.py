@@ -4,7 +4,7 @@ from pages.ui import NO_MODEL_HELP, model_summary, page_setup  # isort: skip  (i
 import streamlit as st
 
 from core.model import read_card
-from core.paths import active_model_path
+from core.registry import active_model_path
 
 page_setup("Home")
 st.title("Facial Keypoints Studio")

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.detector import DetectorSettings
     from core.export import faces_dataframe
     from core.model import ModelError
-    from core.paths import active_model_path
+    from core.registry import active_model_path
     from core.pipeline import FacePipeline, ImageError, load_image, render
 
     import cv2

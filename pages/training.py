@@ -13,12 +13,11 @@ import streamlit as st
 
 from core.model import ModelError
 from core.overlays import draw_keypoints
-from core.paths import active_model_path, runs_dir
-from core.registry import activate
+from core.paths import runs_dir
+from core.registry import activate, active_model_path, safe_run_dir
 from trainer import events as ev
 from trainer import explore, jobs
 from trainer.recipe import config_for
-from trainer.runs import safe_run_dir
 
 page_setup("Training")
 st.title("Training")

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from core.paths import REPO_ROOT, runs_dir
+from core.registry import safe_run_dir
 from trainer import events as ev
-from trainer.runs import Run, safe_run_dir, write_json_atomic
+from trainer.runs import Run, write_json_atomic
 
 
 class BusyError(RuntimeError):

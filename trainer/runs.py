@@ -10,14 +10,13 @@
     runs/<name>/job.json         the training process's pid (trainer.jobs reads it)
 
 Every file is written to a temp name and renamed, so a crash leaves the previous version.
-Run names come from people: `safe_run_dir` keeps them inside the runs directory.
+Run names come from people: core.registry.safe_run_dir keeps them inside the runs directory.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,20 +26,6 @@ import numpy as np
 from core.model import card_path_for
 from core.paths import runs_dir
 from core.schema import KEYPOINT_NAMES
-
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def safe_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
-    """runs/<name>, refusing names that could escape the runs directory ('..', '/', etc.)."""
-    if not RUN_NAME.match(name or "") or ".." in name:
-        raise ValueError(f"Run name {name!r} is not allowed: use letters, digits, '-', '_' or '.' (max 64).")
-    root = Path(root or runs_dir()).resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
-        raise ValueError(f"Run name {name!r} would leave the runs directory.")
-    return path
-
 
 def write_json_atomic(path: Path, obj: object) -> None:
     tmp = path.with_name(path.name + ".tmp")

@@ -33,7 +33,8 @@ def page_setup(title: str) -> None:
         st.divider()
 
 from core.model import ModelError, read_card
-from core.paths import SHIPPED_MODEL, active_model_path
+from core.paths import SHIPPED_MODEL
+from core.registry import active_model_path
 
 NO_MODEL_HELP = (
     "No trained model was found at `{path}`. The app needs one to find keypoints.\n\n"
