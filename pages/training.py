@@ -93,8 +93,11 @@ def curves_figure(run_names: list[str]) -> go.Figure:
 def live(run_name: str) -> None:
     path = safe_run_dir(run_name, root)
     state = jobs.status(path)
-    p = jobs.progress(path)
     st.subheader(f"Run '{run_name}': {state}")
+    if state == "broken":
+        st.warning(f"This run cannot be shown: {jobs.run_problem(path)}")
+        return
+    p = jobs.progress(path)
     if p is not None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,

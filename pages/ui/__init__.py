@@ -32,7 +32,7 @@ def page_setup(title: str) -> None:
             st.page_link(script, label=label)
         st.divider()
 
-from core.model import ModelError, read_card
+from core.model import ModelError, model_file_problem, read_card
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
 
@@ -42,6 +42,21 @@ NO_MODEL_HELP = (
     "- train one: `python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip` then "
     "`python -m trainer train --run my-model` and `python -m trainer activate my-model`."
 )
+UNREADABLE_MODEL_HELP = (
+    "The active model file `{path}` is **unreadable**: it is not a valid .keras model (damaged or truncated).\n\n"
+    "- Go back to the shipped model: Training page, \"Use the shipped model\", or `python -m trainer activate shipped`;\n"
+    "- or make another finished run active."
+)
+
+
+def model_problem_message(path: Path) -> str | None:
+    """What to tell a person when the model file at `path` is missing or unreadable (its name only, no server path)."""
+    problem = model_file_problem(path)
+    if problem == "missing":
+        return NO_MODEL_HELP.format(path=path.name)
+    if problem:
+        return UNREADABLE_MODEL_HELP.format(path=path.name)
+    return None
 
 
 @st.cache_resource(show_spinner="Loading the face detector and keypoint model…")
@@ -57,10 +72,14 @@ def load_pipeline():
     Returns None (after showing how to fix it) when there is no usable model.
     """
     path = active_model_path()
+    problem = model_problem_message(path)
+    if problem:
+        st.error(problem)
+        return None
     try:
         return _pipeline_for(str(path), path.stat().st_mtime)
     except (ModelError, OSError) as exc:
-        st.error(NO_MODEL_HELP.format(path=path) + f"\n\nDetails: {exc}")
+        st.error(f"The active model `{path.name}` cannot be used: {exc}")
         return None
 
 
