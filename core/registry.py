@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from core.model import validate_model
+from core.model import ModelError, validate_model
 from core.paths import SHIPPED_MODEL, runs_dir
 
 #: The file in the runs folder naming the active model.
@@ -57,6 +57,9 @@ def activate(run_name: str) -> Path:
     validate_model(target)  # raises ModelError with a clear message when missing, unreadable or unusable
     root.mkdir(parents=True, exist_ok=True)
     pointer = root / POINTER_NAME
+    if pointer.is_dir() or pointer.with_name(pointer.name + ".tmp").is_dir():
+        raise ModelError(f"The runs folder holds a folder named {POINTER_NAME} (a run made before that name was "
+                         "reserved): rename it, then activate again.")
     tmp = pointer.with_name(pointer.name + ".tmp")
     tmp.write_text(str(target.resolve()))
     os.replace(tmp, pointer)

@@ -133,7 +133,8 @@ if default:
 
 # ---------------------------------------------------------------- results and registry
 st.header("Runs and models")
-st.caption(f"Active model: `{active_model_path()}`")
+active = active_model_path()
+st.caption(f"Active model: `{active.parent.name}/{active.name}`")  # no full server path in the browser
 st.dataframe(runs, hide_index=True)
 finished = [r for r, s in zip(runs["run"], runs["status"]) if s == "finished"]
 if finished:

@@ -265,6 +265,16 @@ def test_cli_refuses_a_reserved_name_and_activate_shipped_means_the_shipped_mode
     assert_refused(run_cli("trainer", ["train", "--preset", "quick", "--data", str(data), "--run", "shipped"], runs),
                    "reserved")
     assert snapshot(runs) == before and not (runs / "shipped").exists()
+    (runs / "shipped").mkdir()  # a run folder of that name made before the name was reserved
+    (runs / "shipped" / "model.keras").write_bytes((runs / "good" / "model.keras").read_bytes())
+    assert activate("shipped").parent.name == "models"
+
+
+def test_a_run_folder_named_like_the_pointer_gives_a_clear_refusal(runs):
+    (runs / POINTER_NAME).unlink()
+    (runs / POINTER_NAME).mkdir()  # made before the name was reserved
+    with pytest.raises(ModelError, match="rename it"):
+        activate("good")
 
 
 def test_untrainable_configs_are_refused_before_any_file_is_written(runs, tmp_path):
