@@ -285,6 +285,8 @@ def test_untrainable_configs_are_refused_before_any_file_is_written(runs, tmp_pa
         with pytest.raises(ValueError, match=message):
             config_for("quick", **fields)
     before = snapshot(runs)
+    with pytest.raises(ValueError, match="model widths"):
+        jobs.start("wide", {**RecipeConfig(data=str(data)).to_dict(), "widths": [8, 99999]}, runs)  # the page's way in
     out = run_cli("trainer", ["train", "--preset", "quick", "--data", str(data), "--run", "wide", "--widths", "8,99999"], runs)
     assert_refused(out, "model widths must be")
     out = run_cli("trainer", ["train", "--preset", "quick", "--data", str(data), "--run", "neg", "--test-size", "-3"], runs)

@@ -105,10 +105,11 @@ def start(name: str, config: dict, root: Path | None = None) -> Path:
     path = safe_run_dir(name, root)
     if path.exists() and any(path.iterdir()):
         raise ValueError(f"A run named '{name}' already exists; choose another name.")
-    path.mkdir(parents=True, exist_ok=True)
     from trainer.recipe import RecipeConfig
 
-    write_json_atomic(path / "config.json", RecipeConfig.from_dict(config).to_dict())
+    resolved = RecipeConfig.from_dict(config).to_dict()  # an untrainable config is refused before the folder exists
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path / "config.json", resolved)
     log = open(path / "log.txt", "ab")
     env = {**os.environ, "FKS_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--run", name], cwd=REPO_ROOT, env=env,
