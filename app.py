@@ -1,10 +1,10 @@
 """Facial Keypoints Studio: `streamlit run app.py`. This file is the home page: what the app does,
 where to go, and which model is active. The other pages are pages/*.py."""
-from pages.ui import NO_MODEL_HELP, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
+from pages.ui import model_problem_message, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
 import streamlit as st
 
 from core.model import read_card
-from core.paths import active_model_path
+from core.registry import active_model_path
 
 page_setup("Home")
 st.title("Facial Keypoints Studio")
@@ -32,8 +32,9 @@ st.markdown(
 
 st.subheader("Active model")
 path = active_model_path()
-if not path.is_file():
-    st.warning(NO_MODEL_HELP.format(path=path))
+problem = model_problem_message(path)
+if problem:
+    st.error(problem)
 else:
     st.table({k: [str(v)] for k, v in model_summary(path).items()})
     with st.expander("Model card (JSON)"):

@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from core.detector import DetectorSettings  # noqa: E402
 from core.live import LiveProcessor, LiveSettings  # noqa: E402
-from core.paths import REPO_ROOT, active_model_path  # noqa: E402
+from core.paths import REPO_ROOT  # noqa: E402
+from core.registry import active_model_path  # noqa: E402
 from core.pipeline import FacePipeline, render  # noqa: E402
 from core.schema import INDEX  # noqa: E402
 

@@ -20,7 +20,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.detector import DetectorSettings  # noqa: E402
-from core.paths import REPO_ROOT, active_model_path  # noqa: E402
+from core.paths import REPO_ROOT  # noqa: E402
+from core.registry import active_model_path  # noqa: E402
 from core.pipeline import FacePipeline, load_image, render  # noqa: E402
 
 

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from core.paths import SHARED_68_DATASET, active_model_path  # noqa: E402
+from core.paths import SHARED_68_DATASET  # noqa: E402
+from core.registry import active_model_path  # noqa: E402
 from core.pipeline import FacePipeline  # noqa: E402
 
 

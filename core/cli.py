@@ -1,7 +1,9 @@
 """`python -m core annotate`: faces, keypoints and an effect on every image of files or folders.
 
 Writes one annotated image per input into --out and one keypoints.csv (a row per face). A file
-that cannot be read is reported and skipped; the run goes on and ends with a summary.
+that cannot be read is reported and skipped; the run goes on and ends with a summary. In a folder,
+only image files (IMAGE_SUFFIXES) are read. Inputs sharing a stem (photo.jpg, photo.png) get
+distinct output names (photo_annotated.png, photo_png_annotated.png).
 """
 from __future__ import annotations
 
@@ -12,12 +14,29 @@ from pathlib import Path
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def _inputs(paths: list[str]) -> list[Path]:
-    """Files as given, folders expanded (sorted, recursively) to every file inside."""
+def _inputs(paths: list[str]) -> tuple[list[Path], int]:
+    """Files as given, folders expanded (sorted, recursively) to their image files; and how many
+    other files the folders held (skipped, not failures)."""
     out: list[Path] = []
+    others = 0
     for p in map(Path, paths):
-        out.extend(sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p])
-    return out
+        if not p.is_dir():
+            out.append(p)
+            continue
+        inside = sorted(f for f in p.rglob("*") if f.is_file())
+        images = [f for f in inside if f.suffix.lower() in IMAGE_SUFFIXES]
+        out.extend(images)
+        others += len(inside) - len(images)
+    return out, others
+
+
+def _output_name(path: Path, taken: set[str]) -> str:
+    """`<stem>_annotated.png`, or with the extension (and then a number) added when an earlier input took it."""
+    suffix = path.suffix.lstrip(".").lower()
+    candidates = [path.stem, f"{path.stem}_{suffix}"] + [f"{path.stem}_{suffix}_{n}" for n in range(2, len(taken) + 3)]
+    name = next(f"{c}_annotated.png" for c in candidates if f"{c}_annotated.png" not in taken)
+    taken.add(name)
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.detector import DetectorSettings
     from core.export import faces_dataframe
     from core.model import ModelError
-    from core.paths import active_model_path
+    from core.registry import active_model_path
     from core.pipeline import FacePipeline, ImageError, load_image, render
 
     import cv2
@@ -49,10 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder (it is created if missing)", file=sys.stderr)
+        return 2
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create the --out folder {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
     effect = args.privacy or args.effect
-    files = _inputs(args.inputs)
-    tables, failures, faces_total = [], [], 0
+    files, others = _inputs(args.inputs)
+    tables, failures, faces_total, taken = [], [], 0, set()
     for i, path in enumerate(files, 1):
         print(f"\r[{i}/{len(files)}] {path.name[:40]:<40}", end="", file=sys.stderr, flush=True)
         try:
@@ -61,14 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             failures.append((path, str(exc)))
             continue
         faces = pipeline.find_faces(image)
+        target = out_dir / _output_name(path, taken)
+        if not cv2.imwrite(str(target), render(image, faces, effect)):
+            failures.append((path, f"could not write {target.name}"))
+            continue
         faces_total += len(faces)
-        target = out_dir / f"{path.stem}_annotated.png"
-        cv2.imwrite(str(target), render(image, faces, effect))
         tables.append(faces_dataframe(faces, image_name=str(path)))
     print(file=sys.stderr)
     csv_path = out_dir / "keypoints.csv"
     (pd.concat(tables, ignore_index=True) if tables else faces_dataframe([], image_name="")).to_csv(csv_path, index=False)
-    print(f"images: {len(files) - len(failures)} annotated, {len(failures)} failed; faces: {faces_total}")
+    print(f"images: {len(files) - len(failures)} annotated, {len(failures)} failed; faces: {faces_total}"
+          + (f"; {others} non-image files in the folders skipped" if others else ""))
     for path, reason in failures:
         print(f"  skipped {path}: {reason}")
     print(f"wrote {csv_path} and {len(files) - len(failures)} images to {out_dir}")

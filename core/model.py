@@ -114,13 +114,61 @@ def load_keras_model(path: str | os.PathLike) -> "keras.Model":
 
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # keras raises many types for a bad archive
-        raise ModelError(f"Could not read the model file {path.name}: {exc}") from exc
+    except Exception as exc:  # keras raises many types (even FileNotFoundError) for a bad archive
+        raise ModelError(f"The model file {path.name} is unreadable: it is not a valid .keras model "
+                         f"({type(exc).__name__}). Train or activate another model.") from exc
     if tuple(model.input_shape[1:]) != (CROP_SIZE, CROP_SIZE, 1) or model.output_shape[-1] != NUM_KEYPOINTS * 2:
         raise ModelError(
             f"{path.name} is not a keypoint model: input {model.input_shape}, output {model.output_shape}"
         )
     return model
+
+
+def model_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a `.keras` file cannot be a model ('missing' / 'unreadable'), or None; reads no weights, imports no Keras.
+
+    A `.keras` file is a zip holding config.json and model.weights.h5; this checks those and their CRCs,
+    cheaply enough for the home page to call on every run.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not {"config.json", "model.weights.h5"} <= set(archive.namelist()) or archive.testzip() is not None:
+                return "unreadable"
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return "unreadable"
+    return None
+
+
+def test_face_crops() -> np.ndarray:
+    """Two (96, 96) uint8 crops a usable model must answer inside the crop: plain grey and a drawn frontal face."""
+    import cv2
+
+    face = np.full((CROP_SIZE, CROP_SIZE), 90, np.uint8)
+    cv2.ellipse(face, (48, 50), (34, 44), 0, 0, 360, 160, -1)
+    for centre in ((35, 37), (62, 37), (49, 53)):  # eyes and nose tip
+        cv2.circle(face, centre, 4, 40, -1)
+    cv2.ellipse(face, (49, 68), (12, 4), 0, 0, 360, 50, -1)  # mouth
+    return np.stack([np.full((CROP_SIZE, CROP_SIZE), 128, np.uint8), face])
+
+
+def validate_model(keras_path: str | os.PathLike) -> None:
+    """Refuse (ModelError) a model that must never become active or shipped: missing, unreadable (safe_mode
+    load), of the wrong shape, or whose keypoints on a test face are non-finite or outside the 96x96 crop."""
+    path = Path(keras_path)
+    model = load_keras_model(path)
+    outputs = np.asarray(model(to_model_input(test_face_crops()), training=False))
+    if not np.isfinite(outputs).all():
+        raise ModelError(f"{path.name} gives non-finite keypoints (NaN or infinity) on a test face: its weights are "
+                         "broken (did the training diverge?). It cannot be used.")
+    keypoints = denormalise_keypoints(outputs)
+    if keypoints.min() < 0 or keypoints.max() > CROP_SIZE:
+        raise ModelError(f"{path.name} puts keypoints outside the 96x96 face crop on a test face (from "
+                         f"{keypoints.min():.3g} to {keypoints.max():.3g} px): it cannot be used.")
 
 
 def onnx_path_for(keras_path: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Where the shipped model, the active-model pointer and the runs live."""
+"""Where the shipped model, the runs and the data live (the active-model pointer: core.registry)."""
 from __future__ import annotations
 
 import os
@@ -9,22 +9,8 @@ SHIPPED_MODEL = REPO_ROOT / "models" / "keypoints.keras"
 
 
 def runs_dir() -> Path:
-    """Training runs and the active-model pointer; FKS_RUNS_DIR overrides (tests use a temp dir)."""
+    """Training runs (and the active-model pointer); FKS_RUNS_DIR overrides (tests use a temp dir)."""
     return Path(os.environ.get("FKS_RUNS_DIR", REPO_ROOT / "runs"))
-
-
-def active_model_path() -> Path:
-    """The model the app uses: FKS_MODEL if set, else the one named in runs/active_model.txt, else the shipped one."""
-    if os.environ.get("FKS_MODEL"):
-        return Path(os.environ["FKS_MODEL"])
-    pointer = runs_dir() / "active_model.txt"
-    try:
-        named = Path(pointer.read_text().strip())
-        if named.is_file():
-            return named
-    except OSError:
-        pass
-    return SHIPPED_MODEL
 
 
 def data_dir() -> Path:

@@ -13,12 +13,11 @@ import streamlit as st
 
 from core.model import ModelError
 from core.overlays import draw_keypoints
-from core.paths import active_model_path, runs_dir
-from core.registry import activate
+from core.paths import runs_dir
+from core.registry import activate, active_model_path, safe_run_dir
 from trainer import events as ev
 from trainer import explore, jobs
 from trainer.recipe import config_for
-from trainer.runs import safe_run_dir
 
 page_setup("Training")
 st.title("Training")
@@ -94,8 +93,11 @@ def curves_figure(run_names: list[str]) -> go.Figure:
 def live(run_name: str) -> None:
     path = safe_run_dir(run_name, root)
     state = jobs.status(path)
-    p = jobs.progress(path)
     st.subheader(f"Run '{run_name}': {state}")
+    if state == "broken":
+        st.warning(f"This run cannot be shown: {jobs.run_problem(path)}")
+        return
+    p = jobs.progress(path)
     if p is not None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
@@ -131,7 +133,8 @@ if default:
 
 # ---------------------------------------------------------------- results and registry
 st.header("Runs and models")
-st.caption(f"Active model: `{active_model_path()}`")
+active = active_model_path()
+st.caption(f"Active model: `{active.parent.name}/{active.name}`")  # no full server path in the browser
 st.dataframe(runs, hide_index=True)
 finished = [r for r, s in zip(runs["run"], runs["status"]) if s == "finished"]
 if finished:

@@ -56,7 +56,8 @@ def test_start_watch_finish_and_activate(streamlit_app, page, tmp_path, tiny_mod
     page_files = {p.name for p in (runs / "page-run").iterdir()} - {"log.txt", "job.json"}
     assert cli_files == page_files and "model.keras" in page_files and "model.json" in page_files
     page.get_by_role("button", name="Use this model (page-run)").click()
-    expect(page.get_by_text("'page-run' is now the active model")).to_be_visible()
+    # activation loads and checks the model with Keras: the page process's first TensorFlow import (~11 s on a busy 2-core machine)
+    expect(page.get_by_text("'page-run' is now the active model")).to_be_visible(timeout=60_000)
     active = (runs / "active_model.txt").read_text().strip()
     assert active.endswith("page-run/model.keras") and active != str(previous)
     load_keras_model(active)

@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import write_synthetic_csv
 from trainer import jobs
-from trainer.runs import safe_run_dir
+from core.registry import safe_run_dir
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "x" * 80, "..", "/abs"])

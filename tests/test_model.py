@@ -67,5 +67,5 @@ def test_missing_and_corrupt_model_files_raise_model_error(tmp_path):
         KeypointPredictor(tmp_path / "nope.keras")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ModelError, match="Could not read"):
+    with pytest.raises(ModelError, match="bad.keras is unreadable"):
         load_keras_model(bad)

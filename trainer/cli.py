@@ -103,7 +103,7 @@ def _import(args) -> int:
 def _train(args) -> int:
     from trainer import events as ev
     from trainer.recipe import Cancelled, RecipeConfig, config_for, train
-    from trainer.runs import safe_run_dir
+    from core.registry import safe_run_dir
 
     run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
     if (run_dir / "config.json").is_file():
@@ -134,7 +134,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from core.model import read_card
-    from core.paths import active_model_path
+    from core.registry import active_model_path
     from trainer.evaluate import evaluate_frames
 
     model = Path(args.model) if args.model else active_model_path()

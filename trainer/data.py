@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -21,6 +22,10 @@ from core.schema import COORD_COLUMNS, CROP_SIZE, IMAGE_COLUMN, NUM_KEYPOINTS
 
 GROUP_COLUMN = "person"
 PIXELS = CROP_SIZE * CROP_SIZE
+#: Keypoints (crop px) a face can have: inside the 96x96 crop, or beside it by up to one crop (off-centre
+#: and jittered crops put some points outside). Beyond that a value is a unit or data error, and would
+#: train a useless model (1e12 gave a test RMSE of 7e10 px).
+COORD_RANGE_PX = (-CROP_SIZE, 2 * CROP_SIZE)
 
 
 class DatasetError(ValueError):
@@ -100,6 +105,10 @@ def read_kaggle_csv(
         table = pd.read_csv(stream, compression=compression, dtype={IMAGE_COLUMN: str}, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
         raise DatasetError(f"Not a readable CSV file: {exc}") from exc
+    except zlib.error as exc:
+        raise DatasetError(f"The compressed file is corrupt (its data does not decompress: {exc}).") from exc
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"The .zip file is corrupt ({exc}).") from exc
     missing = [c for c in (*COORD_COLUMNS, IMAGE_COLUMN) if c not in table.columns]
     if missing:
         raise DatasetError(f"Missing column(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
@@ -113,6 +122,7 @@ def read_kaggle_csv(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DatasetError(f"Row {row + 1}, column '{column}': {table[column].iloc[row]!r} is not a number.")
+        _check_coordinate_range(values.to_numpy(np.float64), column)
         coords[:, j] = values.to_numpy(np.float32)
     images = np.empty((len(table), CROP_SIZE, CROP_SIZE), np.uint8)
     pixel_strings = table[IMAGE_COLUMN].to_numpy()
@@ -126,6 +136,16 @@ def read_kaggle_csv(
     groups = table[GROUP_COLUMN].astype(str).to_numpy() if GROUP_COLUMN in table.columns else None
     frames = table["frame"].astype(str).to_numpy() if "frame" in table.columns else None
     return KeypointData(images, coords.reshape(-1, NUM_KEYPOINTS, 2), groups, frames)
+
+
+def _check_coordinate_range(values: np.ndarray, column: str) -> None:
+    """Refuse infinite and absurd keypoints (NaN is a missing label and fine), naming the first bad row."""
+    low, high = COORD_RANGE_PX
+    bad = np.isinf(values) | (values < low) | (values > high)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"Row {row + 1}, column '{column}': {values[row]:g} is not a keypoint position; "
+                           f"positions are crop pixels from {low} to {high} (the crop is {CROP_SIZE}x{CROP_SIZE}).")
 
 
 def _parse_pixels(text: object, row: int) -> np.ndarray:

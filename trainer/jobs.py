@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from core.paths import REPO_ROOT, runs_dir
+from core.registry import safe_run_dir
 from trainer import events as ev
-from trainer.runs import Run, safe_run_dir, write_json_atomic
+from trainer.runs import Run, write_json_atomic
 
 
 class BusyError(RuntimeError):
@@ -48,14 +49,40 @@ def _job(path: Path) -> dict:
         return {}
 
 
-def status(path: Path) -> str:
-    """'running', 'finished', 'cancelled', 'failed' or 'stopped' (interrupted; resumable)."""
+def run_problem(path: Path) -> str | None:
+    """Why a run folder cannot be listed as a run (its config.json or model.json is unreadable), or None."""
+    from trainer.recipe import RecipeConfig
+
     path = Path(path)
-    if (path / "model.json").is_file():
+    try:
+        RecipeConfig.from_dict(json.loads((path / "config.json").read_text()))
+    except OSError:
+        return "config.json is missing or unreadable"
+    except ValueError as exc:
+        return f"config.json is not a valid run configuration: {exc}"
+    if (path / "model.json").exists():
+        try:
+            card = json.loads((path / "model.json").read_text())
+        except (OSError, ValueError) as exc:
+            return f"model.json (the model card) is unreadable: {exc}"
+        metrics = card.get("metrics", {}) if isinstance(card, dict) else None
+        if not (isinstance(metrics, dict) and isinstance(card.get("data", {}), dict)
+                and isinstance(metrics.get("end_to_end", {}), dict)):
+            return "model.json (the model card) is not a model card"
+    return None
+
+
+def status(path: Path) -> str:
+    """'running', 'finished', 'cancelled', 'failed', 'stopped' (interrupted; resumable) or 'broken' (run_problem)."""
+    path = Path(path)
+    problem = run_problem(path)
+    if problem is None and (path / "model.json").is_file():
         return "finished"
     job = _job(path)
     if job.get("pid") and _alive(job["pid"]):
         return "running"
+    if problem:
+        return "broken"
     last = next((e["event"] for e in reversed(ev.read_events(path / "events.jsonl"))
                  if e["event"] in (ev.CANCELLED, ev.ERROR, ev.RUN_END)), None)
     return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last, "stopped")
@@ -78,10 +105,11 @@ def start(name: str, config: dict, root: Path | None = None) -> Path:
     path = safe_run_dir(name, root)
     if path.exists() and any(path.iterdir()):
         raise ValueError(f"A run named '{name}' already exists; choose another name.")
-    path.mkdir(parents=True, exist_ok=True)
     from trainer.recipe import RecipeConfig
 
-    write_json_atomic(path / "config.json", RecipeConfig.from_dict(config).to_dict())
+    resolved = RecipeConfig.from_dict(config).to_dict()  # an untrainable config is refused before the folder exists
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path / "config.json", resolved)
     log = open(path / "log.txt", "ab")
     env = {**os.environ, "FKS_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--run", name], cwd=REPO_ROOT, env=env,
@@ -116,7 +144,7 @@ def progress(path: Path) -> Progress | None:
     """Where a run is, and an ETA from the epochs it has timed so far."""
     events = ev.read_events(Path(path) / "events.jsonl")
     starts = [e for e in events if e["event"] == ev.RUN_START]
-    if not starts:
+    if not starts or run_problem(path):
         return None
     stage_names = starts[-1].get("stage_names", [])
     config = json.loads((Path(path) / "config.json").read_text())
@@ -147,20 +175,22 @@ def curves(path: Path) -> pd.DataFrame:
 
 
 def list_runs(root: Path | None = None) -> pd.DataFrame:
-    """Every run folder: name, status, when, rows, test RMSE and end-to-end NME when finished."""
+    """Every run folder: name, status, when, rows, test RMSE and end-to-end NME when finished, and what is
+    wrong with a broken one (problem)."""
     root = Path(root or runs_dir())
     rows = []
     for config_path in sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         path = config_path.parent
+        problem = run_problem(path)
         try:
-            card = json.loads((path / "model.json").read_text())
+            card = {} if problem else json.loads((path / "model.json").read_text())
         except (OSError, ValueError):
             card = {}
         metrics = card.get("metrics", {})
-        rows.append({"run": path.name, "status": status(path),
+        rows.append({"run": path.name, "status": status(path), "problem": problem,
                      "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(config_path.stat().st_mtime)),
                      "train rows": card.get("data", {}).get("train_rows"),
                      "test RMSE px": metrics.get("test_rmse_px"),
                      "NME": metrics.get("end_to_end", {}).get("nme"),
                      "wall s": card.get("wall_s")})
-    return pd.DataFrame(rows, columns=["run", "status", "started", "train rows", "test RMSE px", "NME", "wall s"])
+    return pd.DataFrame(rows, columns=["run", "status", "started", "train rows", "test RMSE px", "NME", "wall s", "problem"])

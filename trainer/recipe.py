@@ -14,6 +14,7 @@ completed epoch; the final model is written atomically and never replaces the ac
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -33,6 +34,19 @@ from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.sampling import pose_balanced_probabilities
 
 # Keras/TF are imported inside functions: `python -m trainer --help` stays fast.
+
+
+#: Upper bounds of a config (RecipeConfig.__post_init__): six 2x poolings leave a 1x1 map of a 96 px crop;
+#: wider or bigger than this does not fit a CPU's memory or time, and is almost surely a typo.
+MAX_BLOCKS, MAX_WIDTH, MAX_BATCH, MAX_EPOCHS = 6, 1024, 4096, 10_000
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value, low: int, high: int) -> bool:
+    return _number(value) and float(value).is_integer() and low <= value <= high
 
 
 @dataclass
@@ -57,6 +71,34 @@ class RecipeConfig:
     frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
     init_from: str = ""  # optional .keras model whose weights training starts from (fine-tuning); "" = random init
 
+    def __post_init__(self) -> None:
+        """Refuse (ValueError) a config that cannot be trained, before any file is written."""
+        problems = []
+        widths = list(self.widths)
+        if not 1 <= len(widths) <= MAX_BLOCKS or not all(_whole(w, 1, MAX_WIDTH) for w in widths):
+            problems.append(f"model widths must be 1 to {MAX_BLOCKS} whole numbers from 1 to {MAX_WIDTH} "
+                            f"(got {', '.join(map(str, widths)) or 'none'})")
+        stages = [*zip(self.learning_rates, self.batch_sizes), *self.pseudo_stages, *self.final_stages]
+        if not self.learning_rates or not self.batch_sizes:
+            problems.append("at least one learning rate and one batch size are needed")
+        if not all(_number(lr) and lr > 0 for lr in [*self.learning_rates, *(s[0] for s in stages)]):
+            problems.append("learning rates must be numbers above 0")
+        if not all(_whole(b, 1, MAX_BATCH) for b in [*self.batch_sizes, *(s[1] for s in stages)]):
+            problems.append(f"batch sizes must be whole numbers from 1 to {MAX_BATCH}")
+        if not _whole(self.epochs_per_stage, 1, MAX_EPOCHS):
+            problems.append(f"epochs per stage must be a whole number from 1 to {MAX_EPOCHS}")
+        if not (_number(self.test_size) and self.test_size >= 0):
+            problems.append(f"the held-out test size must be 0 or more rows, or a fraction below 1 (got {self.test_size})")
+        for name, value, high in (("dropout", self.dropout, 1), ("validation fraction", self.val_fraction, 1)):
+            if not (_number(value) and 0 <= value < high):
+                problems.append(f"{name} must be from 0 to below 1 (got {value})")
+        if not (_number(self.pose_balance) and 0 <= self.pose_balance <= 1):
+            problems.append(f"pose balance must be from 0 to 1 (got {self.pose_balance})")
+        if self.strategy not in ("none", "mirrored"):
+            problems.append(f"strategy must be 'none' or 'mirrored' (got {self.strategy!r})")
+        if problems:
+            raise ValueError("This training configuration cannot be trained: " + "; ".join(problems) + ".")
+
     def stages(self, has_incomplete: bool = True) -> list[dict]:
         out = [dict(phase="main", lr=lr, batch=b) for lr in self.learning_rates for b in self.batch_sizes]
         if self.pseudo_label and has_incomplete:
@@ -71,6 +113,14 @@ class RecipeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RecipeConfig":
+        """From config.json (or the page's choices); ValueError when it is not a trainable recipe config."""
+        try:
+            return cls._from_dict(d)
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ValueError(f"Not a recipe configuration ({type(exc).__name__}: {exc}).") from exc
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> "RecipeConfig":
         d = dict(d)
         d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.get("augment", {}).items()})
         for key in ("widths", "learning_rates", "batch_sizes"):
@@ -109,6 +159,10 @@ def config_for(preset: str = "full", augment: dict | None = None, **fields) -> R
 
 class Cancelled(Exception):
     """The run was asked to stop (cancel file or SIGTERM); checkpoints are kept."""
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: the run fails, its last good checkpoint stays, no model is written."""
 
 
 @dataclass
@@ -244,6 +298,11 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             loss, val = float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan))
+            if not np.isfinite(loss) or ("val_loss" in logs and not np.isfinite(val)):
+                # Before the checkpoint: the last good epoch stays the resume point.
+                raise Diverged(f"the loss became {loss:g} (validation {val:g}) in stage '{stage['name']}', epoch "
+                               f"{epoch + 1}; the weights are broken, so no model was written. Check the data's "
+                               "keypoints or lower the learning rate.")
             on_epoch_done(epoch, dict(
                 stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
                 rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
@@ -258,6 +317,7 @@ def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | N
     from trainer.runs import Run  # run-folder bookkeeping
 
     run = Run(Path(run_dir))
+    run.lock_writer()  # before anything is written: a second writer changes nothing in the folder
     bus = bus or ev.EventBus()
     bus.subscribe(ev.JsonlLog(run.events_path))
     cancel_event = cancel_event or threading.Event()
@@ -276,6 +336,7 @@ def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | N
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        run.unlock_writer()
 
 
 def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[], bool]) -> dict:
@@ -332,7 +393,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
                                      pose_balanced_probabilities(train_data.keypoints, config.pose_balance))
         if first_epoch < stage["epochs"]:
             model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
-                      callbacks=[bridge], verbose=0)
+                      callbacks=[keras.callbacks.TerminateOnNaN(), bridge], verbose=0)
         run.save_checkpoint(model, stage["index"] + 1, 0, len(stages))
         bus.emit(ev.STAGE_END, stage=stage["index"], name=stage["name"])
 

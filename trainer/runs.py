@@ -8,16 +8,16 @@
     runs/<name>/test_faces.npz   a few held-out faces with true and predicted keypoints
     runs/<name>/CANCEL           present = please stop (the training page writes it)
     runs/<name>/job.json         the training process's pid (trainer.jobs reads it)
+    runs/<name>/writer.lock      flock'ed by the one process training the run (released when it ends or dies)
 
 Every file is written to a temp name and renamed, so a crash leaves the previous version.
-Run names come from people: `safe_run_dir` keeps them inside the runs directory.
+Run names come from people: core.registry.safe_run_dir keeps them inside the runs directory.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,20 +27,6 @@ import numpy as np
 from core.model import card_path_for
 from core.paths import runs_dir
 from core.schema import KEYPOINT_NAMES
-
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def safe_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
-    """runs/<name>, refusing names that could escape the runs directory ('..', '/', etc.)."""
-    if not RUN_NAME.match(name or "") or ".." in name:
-        raise ValueError(f"Run name {name!r} is not allowed: use letters, digits, '-', '_' or '.' (max 64).")
-    root = Path(root or runs_dir()).resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
-        raise ValueError(f"Run name {name!r} would leave the runs directory.")
-    return path
-
 
 def write_json_atomic(path: Path, obj: object) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -74,10 +60,34 @@ def parent_summary(init_from: str) -> dict:
             "end_to_end_nme": card.get("metrics", {}).get("end_to_end", {}).get("nme")}
 
 
+class RunBusyError(RuntimeError):
+    """Another process is training (writing) this run folder."""
+
+
 class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+
+    def lock_writer(self) -> None:
+        """Become the run folder's only writer, or raise RunBusyError. The lock (flock) belongs to this
+        process: the OS drops it when the process exits or is killed, so a crash never leaves it stuck."""
+        import fcntl
+
+        fd = os.open(self.path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunBusyError(f"Run '{self.path.name}' is being trained by another process; wait for it to end or "
+                               "cancel it (Training page) before resuming it.") from None
+        self._lock_fd = fd
+
+    def unlock_writer(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     events_path = property(lambda self: self.path / "events.jsonl")
     state_path = property(lambda self: self.path / "state.json")

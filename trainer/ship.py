@@ -17,10 +17,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.model import card_path_for, file_sha256, inference_copy, load_keras_model, save_model
+from core.model import card_path_for, file_sha256, inference_copy, load_keras_model, save_model, validate_model
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.pipeline import Recentring
-from trainer.runs import safe_run_dir, write_json_atomic
+from core.registry import safe_run_dir
+from trainer.runs import write_json_atomic
 
 LOCATOR_NAME = "keypoints-locator.keras"
 #: Re-centring thresholds tried on the validation people, as multiples of the card's train_offset_p99_px.
@@ -56,6 +57,7 @@ def model_of(run_or_file: str) -> Path:
 def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL, locator_run: str | None = None) -> dict:
     """Copy a run's model (or a .keras file with its card) to `target`, measured on `frames` when given."""
     model_path = model_of(run_name)
+    validate_model(model_path)  # a model with broken output is never shipped
     card = json.loads(card_path_for(model_path).read_text())
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model.keras"
@@ -86,6 +88,7 @@ def _stage_locator(locator_run: str, card: dict, staged: Path) -> dict:
     locator_card = json.loads(card_path_for(locator_path).read_text())
     if sorted(locator_card["data"].get("test_people") or []) != sorted(card["data"].get("test_people") or []):
         raise ValueError(f"run {locator_run} was tested on other people than the model; it cannot be its locator.")
+    validate_model(locator_path)
     save_model(inference_copy(load_keras_model(locator_path)), staged)
     import_report = Path(locator_card["data"]["source"] + ".report.json")
     return {"run": locator_run, "file": LOCATOR_NAME, "command": locator_card.get("command"),

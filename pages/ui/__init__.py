@@ -32,8 +32,9 @@ def page_setup(title: str) -> None:
             st.page_link(script, label=label)
         st.divider()
 
-from core.model import ModelError, read_card
-from core.paths import SHIPPED_MODEL, active_model_path
+from core.model import ModelError, model_file_problem, read_card
+from core.paths import SHIPPED_MODEL
+from core.registry import active_model_path
 
 NO_MODEL_HELP = (
     "No trained model was found at `{path}`. The app needs one to find keypoints.\n\n"
@@ -41,6 +42,21 @@ NO_MODEL_HELP = (
     "- train one: `python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip` then "
     "`python -m trainer train --run my-model` and `python -m trainer activate my-model`."
 )
+UNREADABLE_MODEL_HELP = (
+    "The active model file `{path}` is **unreadable**: it is not a valid .keras model (damaged or truncated).\n\n"
+    "- Go back to the shipped model: Training page, \"Use the shipped model\", or `python -m trainer activate shipped`;\n"
+    "- or make another finished run active."
+)
+
+
+def model_problem_message(path: Path) -> str | None:
+    """What to tell a person when the model file at `path` is missing or unreadable (its name only, no server path)."""
+    problem = model_file_problem(path)
+    if problem == "missing":
+        return NO_MODEL_HELP.format(path=path.name)
+    if problem:
+        return UNREADABLE_MODEL_HELP.format(path=path.name)
+    return None
 
 
 @st.cache_resource(show_spinner="Loading the face detector and keypoint model…")
@@ -56,10 +72,14 @@ def load_pipeline():
     Returns None (after showing how to fix it) when there is no usable model.
     """
     path = active_model_path()
+    problem = model_problem_message(path)
+    if problem:
+        st.error(problem)
+        return None
     try:
         return _pipeline_for(str(path), path.stat().st_mtime)
     except (ModelError, OSError) as exc:
-        st.error(NO_MODEL_HELP.format(path=path) + f"\n\nDetails: {exc}")
+        st.error(f"The active model `{path.name}` cannot be used: {exc}")
         return None
 
 
@@ -101,22 +121,15 @@ def sample_photos() -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.jpeg"))}
 
 
-def _safe_upload_name(name: str) -> str:
-    import re
-
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).name).lstrip(".") or "upload.csv"
-    return stem[:80]
-
-
 def choose_dataset(key: str) -> Path | None:
     """Widgets to pick a Kaggle-format file: upload, a path on the server, or the default data.
 
-    Uploads are saved under the data folder, so the trainer (a separate process) can read them too.
+    Uploads are saved under the data folder by content hash (core.userfiles), so the trainer (a separate
+    process) reads exactly the uploaded bytes; server paths are confined to the data folders.
     Returns the file's path, or None until one is chosen.
     """
-    import os
-
     from core.paths import DEFAULT_DATASET_NAME, SHARED_68_DATASET, data_dir
+    from core.userfiles import PathNotAllowed, resolve_server_path, save_upload
 
     source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True, key=f"{key}-src")
     if source == "Upload":
@@ -124,29 +137,26 @@ def choose_dataset(key: str) -> Path | None:
                                   key=f"{key}-upload")
         if upload is None:
             return None
-        target = data_dir() / "uploads" / _safe_upload_name(upload.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file() or target.stat().st_size != upload.size or st.session_state.get(f"{key}-id") != upload.file_id:
-            tmp = target.with_name(target.name + ".part")
-            tmp.write_bytes(upload.getvalue())
-            os.replace(tmp, target)
-            st.session_state[f"{key}-id"] = upload.file_id
-        return target
+        file_id, stored = st.session_state.get(f"{key}-stored", (None, None))
+        if file_id != upload.file_id or not Path(stored).is_file():  # hash a file once, not on every rerun
+            stored = str(save_upload(upload.getvalue(), upload.name))
+            st.session_state[f"{key}-stored"] = (upload.file_id, stored)
+        return Path(stored)
     if source == "Path on the server":
         text = st.text_input("Path to a .csv, .csv.gz or .zip file on the server", key=f"{key}-path")
         if not text:
             return None
-        path = Path(text).expanduser()
-        if not path.is_file():
-            st.error(f"No file at {path}.")
+        try:
+            return resolve_server_path(text)
+        except PathNotAllowed as exc:
+            st.error(str(exc))
             return None
-        return path
     default = data_dir() / DEFAULT_DATASET_NAME
     if default.is_file():
-        st.caption(f"Default data: `{default}`")
+        st.caption(f"Default data: `{default.name}`")
         return default
     if SHARED_68_DATASET.is_file():
-        st.info(f"No imported data yet. The YouTube-faces frames are available at `{SHARED_68_DATASET}`: "
+        st.info("No imported data yet. The YouTube-faces frames are available in `../shared/data`: "
                 "import them (face detection + cropping, about a minute).")
         if st.button("Import YouTube-faces now", key=f"{key}-import"):
             from trainer.importer import import_68_dataset
@@ -158,7 +168,7 @@ def choose_dataset(key: str) -> Path | None:
                        f"({len(report.no_face)} frames without a detected face are listed in the report).")
             return default
         return None
-    st.info(f"No default data in `{data_dir()}`. Upload a Kaggle-format file or give a path.")
+    st.info("No default data yet. Upload a Kaggle-format file or give a path.")
     return None
 
 
