@@ -30,6 +30,8 @@ class DetectorSettings:
     max_side: int = 800  # detect on a copy no larger than this (pixels on the long side)
 
 
+#: cv2.CascadeClassifier.detectMultiScale's grouping tolerance (its GROUP_EPS).
+GROUP_EPS = 0.2
 #: Boxes overlapping more than this (intersection over union) are one face: the one with more
 #: neighbours stays. Two real faces side by side overlap far less.
 NMS_IOU = 0.3
@@ -76,16 +78,28 @@ class FaceDetector:
     def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
         """Boxes as an (N, 4) int array (x, y, w, h), one per face (see one_box_per_face), largest first."""
         s = settings or self.settings
+        return self.detect_at_sensitivities(gray, (s.min_neighbors,), s)[s.min_neighbors]
+
+    def detect_at_sensitivities(self, gray: np.ndarray, min_neighbors: tuple[int, ...],
+                                settings: DetectorSettings | None = None) -> dict[int, np.ndarray]:
+        """`detect`'s boxes for each min_neighbors value, from one cascade pass (cv2's own grouping,
+        cv2.groupRectangles with its eps 0.2, applied once per value: what detectMultiScale does inside)."""
+        s = settings or self.settings
         if gray.ndim != 2:
             raise ValueError(f"detect() takes a 2-D grayscale image, got shape {gray.shape}")
         h, w = gray.shape
         factor = min(1.0, s.max_side / max(h, w))
         small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else gray
         min_side = max(20, int(round(s.min_size_fraction * min(small.shape))))
-        boxes, neighbours = self._cascade.detectMultiScale2(
-            small, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(min_side, min_side)
-        )
-        if len(boxes) == 0:
-            return np.zeros((0, 4), dtype=int)
-        boxes = np.round(np.asarray(boxes, dtype=np.float64) / factor).astype(int)
-        return boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64))]
+        raw = self._cascade.detectMultiScale(small, scaleFactor=s.scale_factor, minNeighbors=0,
+                                             minSize=(min_side, min_side))
+        raw = [list(map(int, r)) for r in raw]
+        out = {}
+        for k in min_neighbors:
+            boxes, neighbours = cv2.groupRectangles(raw, int(k), GROUP_EPS) if raw else ((), ())
+            if len(boxes) == 0:
+                out[k] = np.zeros((0, 4), dtype=int)
+                continue
+            boxes = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
+            out[k] = boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
+        return out

@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
                                       "and record the best in the card")
     shp.add_argument("--locator", help="a run (or .keras file) fine-tuned on jittered crops, shipped as the re-centring locator")
 
+    ver = sub.add_parser("train-verifier", help="train the face verifier (is this box a face?) on mined detector boxes")
+    ver.add_argument("--frames", required=True, help="68-point frames folder or zip (the keypoint model's source)")
+    ver.add_argument("--split-from", default=None,
+                     help="keypoint model whose card names the validation/test people (default: the shipped model)")
+    ver.add_argument("--out", default=None, help="output .keras (default: models/face-verifier.keras)")
+    ver.add_argument("--mined", default=str(Path("data") / "verifier-mined.npz"),
+                     help="cache of mined crops (made on the first run, reused after; default %(default)s)")
+    ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
+    ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -70,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship}
+        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
+                    "train-verifier": _train_verifier}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -152,6 +163,26 @@ def _ship(args) -> int:
 
     card = ship(args.run, args.frames, locator_run=args.locator)
     print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
+    return 0
+
+
+def _train_verifier(args) -> int:
+    import dataclasses
+
+    from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
+    from trainer import verifier as v
+
+    if args.sheets:
+        mined = v.MinedCrops.load(Path(args.mined)) if Path(args.mined).is_file() else v.mine(args.frames, Path(args.mined))
+        sheets = v.contact_sheets(mined, v.is_hard_negative(mined), Path(args.sheets))
+        print(f"wrote {len(sheets)} contact sheets of hard negatives to {args.sheets}")
+        return 0
+    config = v.VerifierConfig()
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
+                     log=lambda line: print(line, file=sys.stderr, flush=True),
+                     command=" ".join(["python", "-m", "trainer", *sys.argv[1:]]))
     return 0
 
 
