@@ -180,6 +180,10 @@ class OnnxModel:
             session = self._open(export_onnx(model, target, source_sha256=sha))
             if session is None:
                 raise ModelError(f"Could not load the ONNX export of {self.keras_path.name}")
+        outputs = session.get_outputs()[0].shape[-1]
+        if outputs != self.OUTPUT_SIZE:
+            raise ModelError(f"{self.keras_path.name} has {outputs} output(s) per crop; "
+                             f"a {type(self).__name__} needs {self.OUTPUT_SIZE}")
         self._session = session
         self._input_name = self._session.get_inputs()[0].name
         self.card = read_card(self.keras_path)

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
     ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
 
+    ph = sub.add_parser("phantoms", help="boxes that hold no face, and faces kept, on the held-out people's frames")
+    ph.add_argument("--frames", required=True, help="68-point frames folder or zip")
+    ph.add_argument("--people", choices=("val", "test"), default="val",
+                    help="the shipped model card's validation (default) or test people; report test people once")
+    ph.add_argument("--no-verifier", action="store_true", help="the detector alone (the 'before' figure)")
+    ph.add_argument("--sheets", help="also write every frame with an extra box as PNG sheets into this folder")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
-                    "train-verifier": _train_verifier}
+                    "train-verifier": _train_verifier, "phantoms": _phantoms}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -183,6 +190,24 @@ def _train_verifier(args) -> int:
     v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
                      log=lambda line: print(line, file=sys.stderr, flush=True),
                      command=" ".join(["python", "-m", "trainer", *sys.argv[1:]]))
+    return 0
+
+
+def _phantoms(args) -> int:
+    from core.model import read_card
+    from core.paths import SHIPPED_MODEL
+    from core.pipeline import FacePipeline
+    from trainer import verifier as v
+
+    people = set(read_card(SHIPPED_MODEL).get("data", {}).get(f"{args.people}_people") or [])
+    if not people:
+        raise ValueError(f"the shipped model's card lists no {args.people} people")
+    pipeline = FacePipeline(SHIPPED_MODEL, verifier=False if args.no_verifier else None)
+    report = v.phantom_report(pipeline, args.frames, people)
+    if args.sheets:
+        v.extra_box_sheets(report, args.frames, Path(args.sheets))
+    print(json.dumps({**report.summary(), "verifier": pipeline.verifier is not None,
+                      "phantom_frame_names": report.phantom_frames, "extra_boxes": report.extra_boxes}, indent=1))
     return 0
 
 

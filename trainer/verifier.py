@@ -28,8 +28,10 @@ from core.detector import DetectorSettings, FaceDetector
 from core.geometry import box_iou, crop_from_box
 from core.schema import CROP_SIZE
 
-#: Sensitivities mined: the photo page's slider runs min_neighbors 1..9.
+#: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI
+#: detect at scale factor 1.1, the webcam at 1.2 (core.live), and each scale finds other false boxes.
 MINED_MIN_NEIGHBORS = tuple(range(1, 10))
+MINED_SCALE_FACTORS = (1.1, 1.2)
 #: A detector box "holds the labelled face" when its IoU with the 68 points' bounding box is at least
 #: this (trainer.importer.best_box accepts a match above 0.3); boxes between NEGATIVE_IOU and this are
 #: half-faces and left out of training.
@@ -37,7 +39,10 @@ FACE_IOU = 0.3
 NEGATIVE_IOU = 0.05
 #: Mined boxes that overlap each other this much (same frame) are one box.
 SAME_BOX_IOU = 0.7
-RANDOM_CROPS_PER_FRAME = 2
+#: Random squares per frame away from the labelled face: most near it (neck, collar, tie, hair,
+#: shoulders: where the cascade's phantoms sit), some anywhere in the frame.
+NEAR_CROPS_PER_FRAME = 3
+ANYWHERE_CROPS_PER_FRAME = 1
 MIN_RECALL = 0.997
 
 
@@ -75,24 +80,30 @@ def label_box(points68: np.ndarray) -> np.ndarray:
 
 def mine_frame(gray: np.ndarray, points68: np.ndarray, detector: FaceDetector,
                rng: np.random.Generator) -> list[tuple[np.ndarray, float, int]]:
-    """(box, iou with the labelled face, strictness) of every distinct detector box at every sensitivity,
-    plus RANDOM_CROPS_PER_FRAME random squares away from the labelled face (strictness 0)."""
+    """(box, iou with the labelled face, strictness) of every distinct detector box at every sensitivity
+    and scale factor, plus random squares away from the labelled face (strictness 0)."""
     label = label_box(points68)
     found: list[list] = []  # [box, strictness]
-    for k, boxes in detector.detect_at_sensitivities(gray, MINED_MIN_NEIGHBORS).items():
-        for box in boxes:
-            same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
-            if same is None:
-                found.append([box.astype(float), k])
-            else:
-                same[1] = k
+    for scale in MINED_SCALE_FACTORS:
+        settings = DetectorSettings(scale_factor=scale)
+        for k, boxes in detector.detect_at_sensitivities(gray, MINED_MIN_NEIGHBORS, settings).items():
+            for box in boxes:
+                same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
+                if same is None:
+                    found.append([box.astype(float), k])
+                else:
+                    same[1] = max(same[1], k)
     out = [(b, box_iou(b, label), k) for b, k in found]
     h, w = gray.shape
     side_px = max(label[2], label[3])
-    for _ in range(RANDOM_CROPS_PER_FRAME):
+    centre = label[:2] + label[2:] / 2
+    for near in [True] * NEAR_CROPS_PER_FRAME + [False] * ANYWHERE_CROPS_PER_FRAME:
         for _ in range(20):
-            side = side_px * rng.uniform(0.5, 1.3)
-            x, y = rng.uniform(-0.2 * side, w - 0.8 * side), rng.uniform(-0.2 * side, h - 0.8 * side)
+            side = side_px * rng.uniform(0.35, 1.0) if near else side_px * rng.uniform(0.5, 1.3)
+            if near:
+                x, y = centre + rng.uniform(-1.5, 1.5, 2) * side_px - side / 2
+            else:
+                x, y = rng.uniform(-0.2 * side, w - 0.8 * side), rng.uniform(-0.2 * side, h - 0.8 * side)
             box = np.array([x, y, side, side])
             if box_iou(box, label) < NEGATIVE_IOU / 2:
                 out.append((box, box_iou(box, label), 0))
@@ -133,7 +144,17 @@ def mine(frames: str | os.PathLike, out: Path, seed: int = 0,
 #: contact sheets of every mined box that holds no labelled face (`python -m trainer train-verifier
 #: --sheets DIR`). Every detector box of these frames away from the labelled face is left out of
 #: training and of the precision figures: a background face is not a phantom.
-BACKGROUND_FACES: frozenset[str] = frozenset()
+BACKGROUND_FACES: frozenset[str] = frozenset({
+    "Fernando_Sanz_50.jpg", "Fernando_Sanz_51.jpg", "Fernando_Sanz_52.jpg",  # a small face top left
+    "Raja_Zafar-ul-Haq_22.jpg",  # a man at the right
+    "Mary_Robinson_20.jpg", "Mary_Robinson_22.jpg",  # people behind her
+    "Yuri_Fedotov_40.jpg", "Yuri_Fedotov_42.jpg",  # a face on a screen
+    "Chita_Rivera_11.jpg",  # the woman beside her
+    "Adam_Sandler_00.jpg", "Adam_Sandler_01.jpg",  # a passer-by
+    "Tina_Brown_51.jpg",  # a face in the picture behind her
+    "Barry_Alvarez_30.jpg", "Kit_Bond_50.jpg",  # small faces in the background
+    "Ernie_Grunfeld_50.jpg",  # too small to tell: left out rather than taught as "no face"
+})
 
 
 @dataclass(frozen=True)
@@ -209,8 +230,13 @@ def is_face(mined: MinedCrops) -> np.ndarray:
 
 
 def is_hard_negative(mined: MinedCrops, background_faces: frozenset[str] = BACKGROUND_FACES) -> np.ndarray:
-    """Detector boxes that hold no face: away from the labelled one, not on a listed background face."""
+    """Detector boxes that hold no face: away from the labelled one, not in a frame with a background face."""
     return (mined.strictness > 0) & (mined.iou < NEGATIVE_IOU) & ~np.isin(mined.frames, list(background_faces))
+
+
+def is_background_crop(mined: MinedCrops, background_faces: frozenset[str] = BACKGROUND_FACES) -> np.ndarray:
+    """Random squares away from the labelled face, not in a frame with a background face."""
+    return (mined.strictness == 0) & ~np.isin(mined.frames, list(background_faces))
 
 
 @dataclass
@@ -231,7 +257,7 @@ def sets_for(mined: MinedCrops, people: set[str] | None, exclude: set[str] = fro
     """The verifier's crops of `people` (None: everyone but `exclude`)."""
     mine_mask = np.isin(mined.people, list(people)) if people is not None else ~np.isin(mined.people, list(exclude))
     m = mined.subset(mine_mask)
-    face, hard, background = is_face(m), is_hard_negative(m), m.strictness == 0
+    face, hard, background = is_face(m), is_hard_negative(m), is_background_crop(m)
     kinds = np.where(face, "face", np.where(hard, "detector", np.where(background, "background", "")))
     keep = kinds != ""
     crops, kinds, strictness = m.crops[keep], kinds[keep], m.strictness[keep]
@@ -389,3 +415,90 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
     write_json_atomic(card_path_for(out), card)
     log(json.dumps({"threshold": card["threshold"], "metrics": metrics}, indent=1))
     return card
+
+
+#: Held-out frames (validation and test people) with a real face in the background, found by looking
+#: at every extra detector box on them (`python -m trainer phantoms --sheets DIR`): a box on such a
+#: face is not a phantom. Recorded here to measure phantoms, never used to train or to choose anything.
+HELD_OUT_BACKGROUND_FACES: dict[str, tuple[int, int, int, int]] = {}  # frame -> the background face's box
+
+
+@dataclass
+class PhantomReport:
+    """Detection on labelled frames (one labelled face each): faces kept, faces with two boxes, phantoms."""
+
+    frames: int = 0
+    faces_kept: int = 0
+    faces_with_two_boxes: list[str] = field(default_factory=list)
+    phantom_frames: list[str] = field(default_factory=list)  # a box that holds no face
+    background_face_frames: list[str] = field(default_factory=list)  # an extra box on a listed background face
+    extra_boxes: list[tuple[str, list[int]]] = field(default_factory=list)  # every box away from the labelled face
+
+    def summary(self) -> dict:
+        n = max(self.frames, 1)
+        return {"frames": self.frames, "faces_kept": round(self.faces_kept / n, 4),
+                "faces_with_two_boxes": len(self.faces_with_two_boxes),
+                "phantom_frames": len(self.phantom_frames), "phantom_rate": round(len(self.phantom_frames) / n, 4),
+                "background_face_frames": len(self.background_face_frames)}
+
+
+def phantom_report(pipeline, frames: str | os.PathLike, people: set[str],
+                   background_faces: dict[str, tuple] = HELD_OUT_BACKGROUND_FACES) -> PhantomReport:
+    """Run `pipeline.detect` (the app's detection step) on every labelled frame of `people`."""
+    from trainer.importer import FrameSource, person_of
+
+    source = FrameSource(frames)
+    names, points68 = source.read_labels()
+    report = PhantomReport()
+    for name, pts in zip(names, points68):
+        if person_of(name) not in people:
+            continue
+        gray = source.read_gray(name)
+        if gray is None:
+            continue
+        report.frames += 1
+        boxes = pipeline.detect(gray).boxes_xywh
+        iou = np.array([box_iou(b, label_box(pts)) for b in boxes])
+        report.faces_kept += bool((iou >= FACE_IOU).any())
+        if (iou >= FACE_IOU).sum() > 1:
+            report.faces_with_two_boxes.append(name)
+        extra = [b for b, v in zip(boxes, iou) if v < FACE_IOU]
+        report.extra_boxes += [(name, [int(v) for v in b]) for b in extra]
+        on_background_face = [name in background_faces and box_iou(b, background_faces[name]) > FACE_IOU for b in extra]
+        if not all(on_background_face):
+            report.phantom_frames.append(name)
+        elif extra:
+            report.background_face_frames.append(name)
+    return report
+
+
+def extra_box_sheets(report: PhantomReport, frames: str | os.PathLike, out_dir: Path, cols: int = 5,
+                     cell: int = 200) -> list[Path]:
+    """PNG sheets of every frame with an extra box (red, numbered as in report.extra_boxes), to look at."""
+    import cv2
+
+    from trainer.importer import FrameSource
+
+    source = FrameSource(frames)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells = []
+    for i, (name, box) in enumerate(report.extra_boxes):
+        image = cv2.cvtColor(source.read_gray(name), cv2.COLOR_GRAY2BGR)
+        x, y, w, h = box
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), 2)
+        scale = cell / max(image.shape[:2])
+        image = cv2.copyMakeBorder(cv2.resize(image, None, fx=scale, fy=scale), 0, 0, 0, 0, cv2.BORDER_CONSTANT)
+        tile = np.full((cell + 16, cell, 3), 255, np.uint8)
+        tile[:image.shape[0], :image.shape[1]] = image
+        cv2.putText(tile, f"{i} {Path(name).stem[-22:]}", (2, cell + 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1)
+        cells.append(tile)
+    paths = []
+    per_sheet = cols * 4
+    for sheet, start in enumerate(range(0, len(cells), per_sheet)):
+        chunk = cells[start:start + per_sheet]
+        chunk += [np.full_like(cells[0], 255)] * (-len(chunk) % cols)
+        rows = [np.hstack(chunk[r:r + cols]) for r in range(0, len(chunk), cols)]
+        path = out_dir / f"extra-{sheet:03d}.png"
+        cv2.imwrite(str(path), np.vstack(rows))
+        paths.append(path)
+    return paths
