@@ -146,3 +146,55 @@ def test_held_out_test_people_one_box_per_face_no_phantoms_faces_kept(shipped_pi
                                          ("streetview_no_face.jpg", 0), ("fawzia.jpg", 1)])
 def test_sample_photos_face_counts(shipped_pipeline, photos, name, count):
     assert len(shipped_pipeline.detect(load_image(photos / name)).boxes_xywh) == count
+
+
+def _group_picture(frames, people: list[str], tile_px: int = 72, cell_px: int = 120):
+    """A dozen small faces (one frame of each of 12 held-out people, faces the detector finds in their own
+    frame) pasted with soft edges on a textured background, as in a group photo; their boxes on it."""
+    from core.detector import FaceDetector
+    from trainer.importer import FrameSource, best_box, person_of
+
+    source = FrameSource(frames)
+    names, points = source.read_labels()
+    detector = FaceDetector()
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.normal(128, 40, (3 * cell_px + 40, 4 * cell_px + 40)).astype(np.float32), (0, 0), 6)
+    canvas = np.clip(texture, 0, 255)
+    feather = np.zeros((tile_px, tile_px), np.float32)
+    feather[6:-6, 6:-6] = 1
+    feather = cv2.GaussianBlur(feather, (0, 0), 3)
+    faces, used = [], set()
+    for name, pts in zip(names, points):
+        person = person_of(name)
+        if person not in people or person in used or len(faces) == 12:
+            continue
+        gray = source.read_gray(name)
+        if best_box(detector.detect(gray), pts) is None:
+            continue
+        label = v.label_box(pts)
+        side = 1.6 * max(label[2], label[3])
+        cx, cy = label[:2] + label[2:] / 2
+        crop = cv2.getRectSubPix(gray, (int(side), int(side)), (float(cx), float(cy)))
+        tile = cv2.resize(crop, (tile_px, tile_px), interpolation=cv2.INTER_AREA).astype(np.float32)
+        row, col = divmod(len(faces), 4)
+        x0, y0 = 20 + col * cell_px + (cell_px - tile_px) // 2, 20 + row * cell_px + (cell_px - tile_px) // 2
+        region = canvas[y0:y0 + tile_px, x0:x0 + tile_px]
+        canvas[y0:y0 + tile_px, x0:x0 + tile_px] = feather * tile + (1 - feather) * region
+        scale = tile_px / int(side)
+        faces.append(np.array([x0 + (label[0] - cx) * scale + tile_px / 2, y0 + (label[1] - cy) * scale + tile_px / 2,
+                               label[2] * scale, label[3] * scale]))
+        used.add(person)
+    return cv2.cvtColor(canvas.astype(np.uint8), cv2.COLOR_GRAY2BGR), faces
+
+
+def test_group_picture_of_a_dozen_small_faces_keeps_every_face_and_no_phantom(shipped_pipeline, frames, tmp_path):
+    from core.geometry import box_iou
+
+    image, faces = _group_picture(frames, set(shipped_pipeline.predictor.card["data"]["test_people"]))
+    assert len(faces) == 12
+    detections = shipped_pipeline.detect(image, with_rejected=True)
+    cv2.imwrite(str(tmp_path / "group.png"), image)
+    for face in faces:  # every face: exactly one box
+        assert sum(box_iou(b, face) >= v.FACE_IOU for b in detections.boxes_xywh) == 1, (face, detections)
+    for box in detections.boxes_xywh:  # no box away from the faces
+        assert max(box_iou(box, face) for face in faces) >= v.FACE_IOU, (box, detections)
