@@ -92,7 +92,7 @@ def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_p
     crops[kind == 0] //= 2  # something to learn
     mined = v.MinedCrops(crops, np.array([f"{p}_{i:02d}.jpg" for i, p in enumerate(people)]), people,
                          np.tile([10.0, 10.0, 50.0, 50.0], (240, 1)), np.where(kind == 0, 0.6, 0.0),
-                         np.where(kind == 2, 0, 5))
+                         np.zeros(240), np.where(kind == 2, 0, 5))
     mined.save(tmp_path / "mined.npz")
     keypoint_card = tmp_path / "kp.keras"
     card_path_for(keypoint_card).write_text(json.dumps({"data": {"val_people": ["p0", "p1"], "test_people": ["p2"]}}))
@@ -148,7 +148,7 @@ def test_sample_photos_face_counts(shipped_pipeline, photos, name, count):
     assert len(shipped_pipeline.detect(load_image(photos / name)).boxes_xywh) == count
 
 
-def _group_picture(frames, people: list[str], tile_px: int = 72, cell_px: int = 120):
+def _group_picture(frames, people: set[str], tile_px: int = 80, cell_px: int = 120):
     """A dozen small faces (one frame of each of 12 held-out people, faces the detector finds in their own
     frame) pasted with soft edges on a textured background, as in a group photo; their boxes on it."""
     from core.detector import FaceDetector
