@@ -2,6 +2,7 @@
 import pytest
 
 from core.paths import SHIPPED_VERIFIER
+from tests.conftest import REPO
 
 
 def test_show_rejected_boxes_draws_them_and_the_page_keeps_working(photos, monkeypatch):
@@ -10,7 +11,8 @@ def test_show_rejected_boxes_draws_them_and_the_page_keeps_working(photos, monke
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("FKS_SAMPLES_DIR", str(photos))
-    at = AppTest.from_file("pages/photo.py", default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)  # the entry point, so the page links resolve
+    at.switch_page("pages/photo.py").run()
     assert not at.exception
     next(r for r in at.radio if r.label == "Source").set_value("Sample").run()
     sample = next(s for s in at.selectbox if s.label == "Sample photo")

@@ -133,13 +133,19 @@ def test_card_records_threshold_precision_and_recall(shipped_pipeline):
 
 
 def test_held_out_test_people_one_box_per_face_no_phantoms_faces_kept(shipped_pipeline, frames):
+    """Every extra box on these frames was looked at (trainer.verifier.HELD_OUT_BACKGROUND_FACES: none is a
+    real face). Faces kept: of the labelled faces the detector boxes (it misses 2 of 348 frames on its own)."""
     test_people = set(shipped_pipeline.predictor.card["data"]["test_people"])
     report = v.phantom_report(shipped_pipeline, frames, test_people)
-    summary = report.summary()
+    detector_alone = v.phantom_report(FacePipeline(SHIPPED_MODEL, verifier=False), frames, test_people)
+    summary, before = report.summary(), detector_alone.summary()
+    print(f"\ntest people, detector alone: {before}\nwith the verifier: {summary}")
     assert summary["frames"] > 300
-    assert report.faces_with_two_boxes == []
+    assert report.faces_with_two_boxes == [] and detector_alone.faces_with_two_boxes == []  # NMS in the detector
     assert summary["phantom_rate"] <= 0.003, report.phantom_frames
-    assert summary["faces_kept"] >= 0.995
+    assert before["phantom_rate"] > 0.003  # what the verifier is for
+    assert report.faces_kept / detector_alone.faces_kept >= 0.995
+    assert summary["faces_kept"] >= 0.99
 
 
 @pytest.mark.parametrize("name, count", [("obamas4.jpg", 2), ("james.jpg", 1), ("mona_lisa.jpg", 1),
