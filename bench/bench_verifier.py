@@ -11,9 +11,7 @@ Goal (issue 13): verifier <= 1 ms per box.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -21,22 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.bench_inference import median_ms  # noqa: E402
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
 from core.pipeline import FacePipeline, load_image  # noqa: E402
 from core.verifier import FaceVerifier  # noqa: E402
 
 PHOTO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "james.jpg"
-
-
-def median_ms(fn, calls: int) -> float:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
 
 
 def main() -> None:

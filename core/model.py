@@ -60,17 +60,25 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     from keras import layers
 
     inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="face")
-    x = inputs
+    x = conv_blocks(inputs, widths, dropout)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints")(x)
+    return keras.Model(inputs, outputs, name="facial_keypoints")
+
+
+def conv_blocks(x, widths: Sequence[int], dropout: float = 0.0, dropout_blocks: int = DROPOUT_BLOCKS):
+    """One 3x3 conv + batch norm + ReLU + 2x2 max-pool per width (dropout after the first
+    `dropout_blocks`): the trunk of the keypoint model and of core.verifier's model."""
+    from keras import layers
+
     for block, width in enumerate(widths):
         x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"conv{block + 1}")(x)
         x = layers.BatchNormalization(name=f"bn{block + 1}")(x)
         x = layers.ReLU(name=f"relu{block + 1}")(x)
         x = layers.MaxPooling2D(name=f"pool{block + 1}")(x)
-        if block < DROPOUT_BLOCKS and dropout > 0:
+        if block < dropout_blocks and dropout > 0:
             x = layers.Dropout(dropout, name=f"dropout{block + 1}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints")(x)
-    return keras.Model(inputs, outputs, name="facial_keypoints")
+    return x
 
 
 def inference_copy(model: "keras.Model") -> "keras.Model":

@@ -34,6 +34,9 @@ class FaceVerifier(OnnxModel):
     OUTPUT_SIZE = 1
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None):
+        if not Path(keras_path).is_file():
+            raise ModelError(f"No face verifier at {keras_path}. Train one: python -m trainer train-verifier "
+                             "--frames ../shared/data/youtube-faces-68/training.zip, or restore models/.")
         super().__init__(keras_path, threads)
         self.threshold = float(self.card.get("threshold", DEFAULT_THRESHOLD))
 

@@ -210,14 +210,10 @@ def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: flo
     import keras
     from keras import layers
 
+    from core.model import conv_blocks
+
     inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="crop")
-    x = inputs
-    for block, width in enumerate(widths):
-        x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"conv{block + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{block + 1}")(x)
-        x = layers.ReLU(name=f"relu{block + 1}")(x)
-        x = layers.MaxPooling2D(name=f"pool{block + 1}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(conv_blocks(inputs, widths))
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="face")(x)
     return keras.Model(inputs, outputs, name="face_verifier")
