@@ -4,6 +4,11 @@ Large images are shrunk to `max_side` before detection (the cascade's cost grows
 faces in photos are rarely smaller than 1/20 of the long side); boxes come back in the caller's
 pixels. Defaults were measured on ../shared/data/photos (bench/bench_detector.py) and the
 YouTube-faces frames: scale 1.1 and 5 neighbours find every labelled face there.
+
+The cascade's own grouping merges only boxes of similar position *and* size, so one face can come
+back twice at two scales (7 of 770 held-out frames had such a pair). `one_box_per_face` removes
+them here, so every caller (photo, CLI, webcam, import) gets one box per face: non-maximum
+suppression (cv2.dnn.NMSBoxes, scored by the cascade's neighbour count), then a containment rule.
 """
 from __future__ import annotations
 
@@ -25,6 +30,42 @@ class DetectorSettings:
     max_side: int = 800  # detect on a copy no larger than this (pixels on the long side)
 
 
+#: cv2.CascadeClassifier.detectMultiScale's grouping tolerance (its GROUP_EPS).
+GROUP_EPS = 0.2
+#: Boxes overlapping more than this (intersection over union) are one face: the one with more
+#: neighbours stays. Two real faces side by side overlap far less.
+NMS_IOU = 0.3
+#: A box with at least this fraction of its own area inside a larger kept box is dropped (a small
+#: box on the eyes/nose of a face the cascade also found at a larger scale; IoU there is often < 0.3).
+CONTAINED_FRACTION = 0.6
+
+
+def one_box_per_face(boxes_xywh: np.ndarray, scores: np.ndarray | None = None,
+                     nms_iou: float = NMS_IOU, contained_fraction: float = CONTAINED_FRACTION) -> np.ndarray:
+    """Indices of the boxes to keep: NMS by score (default: area), then drop boxes mostly inside a larger kept one.
+
+    Returned indices are sorted largest box first.
+    """
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=int)
+    areas = boxes[:, 2] * boxes[:, 3]
+    scores = areas if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    kept = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
+    kept = kept[np.argsort(-areas[kept], kind="stable")]
+    out: list[int] = []
+    for i in kept:
+        x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 0] + boxes[i, 2], boxes[i, 1] + boxes[i, 3]
+        inside = any(
+            max(0.0, min(x1, boxes[j, 0] + boxes[j, 2]) - max(x0, boxes[j, 0]))
+            * max(0.0, min(y1, boxes[j, 1] + boxes[j, 3]) - max(y0, boxes[j, 1])) >= contained_fraction * areas[i]
+            for j in out
+        )
+        if not inside:
+            out.append(int(i))
+    return np.asarray(out, dtype=int)
+
+
 class FaceDetector:
     """Finds face boxes (x, y, w, h in image pixels) in a grayscale image."""
 
@@ -35,7 +76,14 @@ class FaceDetector:
             raise RuntimeError(f"OpenCV could not load {CASCADE_FILE} from {cv2.data.haarcascades}")
 
     def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
-        """Boxes as an (N, 4) int array (x, y, w, h), largest first."""
+        """Boxes as an (N, 4) int array (x, y, w, h), one per face (see one_box_per_face), largest first."""
+        s = settings or self.settings
+        return self.detect_at_sensitivities(gray, (s.min_neighbors,), s)[s.min_neighbors]
+
+    def detect_at_sensitivities(self, gray: np.ndarray, min_neighbors: tuple[int, ...],
+                                settings: DetectorSettings | None = None) -> dict[int, np.ndarray]:
+        """`detect`'s boxes for each min_neighbors value, from one cascade pass (cv2's own grouping,
+        cv2.groupRectangles with its eps 0.2, applied once per value: what detectMultiScale does inside)."""
         s = settings or self.settings
         if gray.ndim != 2:
             raise ValueError(f"detect() takes a 2-D grayscale image, got shape {gray.shape}")
@@ -43,10 +91,15 @@ class FaceDetector:
         factor = min(1.0, s.max_side / max(h, w))
         small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else gray
         min_side = max(20, int(round(s.min_size_fraction * min(small.shape))))
-        boxes = self._cascade.detectMultiScale(
-            small, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(min_side, min_side)
-        )
-        if len(boxes) == 0:
-            return np.zeros((0, 4), dtype=int)
-        boxes = np.round(np.asarray(boxes, dtype=np.float64) / factor).astype(int)
-        return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+        raw = self._cascade.detectMultiScale(small, scaleFactor=s.scale_factor, minNeighbors=0,
+                                             minSize=(min_side, min_side))
+        raw = [list(map(int, r)) for r in raw]
+        out = {}
+        for k in min_neighbors:
+            boxes, neighbours = cv2.groupRectangles(raw, int(k), GROUP_EPS) if raw else ((), ())
+            if len(boxes) == 0:
+                out[k] = np.zeros((0, 4), dtype=int)
+                continue
+            boxes = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
+            out[k] = boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
+        return out

@@ -117,7 +117,7 @@ class LiveProcessor:
 
     def _detect(self, gray: np.ndarray, now: float, s: LiveSettings) -> None:
         settings = DetectorSettings(scale_factor=1.2, min_neighbors=5, min_size_fraction=0.12, max_side=s.detect_width)
-        boxes = self.pipeline.detector.detect(gray, settings)
+        boxes = self.pipeline.detect(gray, settings).boxes_xywh  # detection frames only: the verifier runs here
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])

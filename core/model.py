@@ -60,17 +60,25 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     from keras import layers
 
     inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="face")
-    x = inputs
+    x = conv_blocks(inputs, widths, dropout)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints")(x)
+    return keras.Model(inputs, outputs, name="facial_keypoints")
+
+
+def conv_blocks(x, widths: Sequence[int], dropout: float = 0.0, dropout_blocks: int = DROPOUT_BLOCKS):
+    """One 3x3 conv + batch norm + ReLU + 2x2 max-pool per width (dropout after the first
+    `dropout_blocks`): the trunk of the keypoint model and of core.verifier's model."""
+    from keras import layers
+
     for block, width in enumerate(widths):
         x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"conv{block + 1}")(x)
         x = layers.BatchNormalization(name=f"bn{block + 1}")(x)
         x = layers.ReLU(name=f"relu{block + 1}")(x)
         x = layers.MaxPooling2D(name=f"pool{block + 1}")(x)
-        if block < DROPOUT_BLOCKS and dropout > 0:
+        if block < dropout_blocks and dropout > 0:
             x = layers.Dropout(dropout, name=f"dropout{block + 1}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints")(x)
-    return keras.Model(inputs, outputs, name="facial_keypoints")
+    return x
 
 
 def inference_copy(model: "keras.Model") -> "keras.Model":
@@ -105,8 +113,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_keras_model(path: str | os.PathLike) -> "keras.Model":
-    """Load a `.keras` file with safe_mode (no arbitrary code), or raise ModelError saying why."""
+def load_keras_model(path: str | os.PathLike, output_size: int = NUM_KEYPOINTS * 2) -> "keras.Model":
+    """Load a `.keras` file with safe_mode (no arbitrary code), or raise ModelError saying why.
+
+    `output_size`: what the model must output per crop (30 for a keypoint model, 1 for core.verifier's)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"No model file at {path}. Train one (python -m trainer train ...) or restore the shipped model.")
@@ -117,10 +127,9 @@ def load_keras_model(path: str | os.PathLike) -> "keras.Model":
     except Exception as exc:  # keras raises many types (even FileNotFoundError) for a bad archive
         raise ModelError(f"The model file {path.name} is unreadable: it is not a valid .keras model "
                          f"({type(exc).__name__}). Train or activate another model.") from exc
-    if tuple(model.input_shape[1:]) != (CROP_SIZE, CROP_SIZE, 1) or model.output_shape[-1] != NUM_KEYPOINTS * 2:
-        raise ModelError(
-            f"{path.name} is not a keypoint model: input {model.input_shape}, output {model.output_shape}"
-        )
+    if tuple(model.input_shape[1:]) != (CROP_SIZE, CROP_SIZE, 1) or model.output_shape[-1] != output_size:
+        kind = "keypoint model" if output_size == NUM_KEYPOINTS * 2 else f"model with {output_size} output(s) per crop"
+        raise ModelError(f"{path.name} is not a {kind}: input {model.input_shape}, output {model.output_shape}")
     return model
 
 
@@ -201,12 +210,15 @@ def export_onnx(model: "keras.Model", path: str | os.PathLike, source_sha256: st
     return path
 
 
-class KeypointPredictor:
-    """Fast batch inference for one model file: crops in, crop-pixel keypoints out.
+class OnnxModel:
+    """Fast batch inference for one model file on 96x96 crops, through ONNX Runtime.
 
     Loads the ONNX twin of a `.keras` file, exporting it first when it is missing or was exported
     from other weights; one `predict` call serves one face or a whole frame's faces in one batch.
+    Subclasses say what the output means (`OUTPUT_SIZE` values per crop).
     """
+
+    OUTPUT_SIZE = NUM_KEYPOINTS * 2
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None):
         self.keras_path = Path(keras_path)
@@ -219,11 +231,15 @@ class KeypointPredictor:
         onnx_path = onnx_path_for(self.keras_path)
         session = self._open(onnx_path) if onnx_path.is_file() else None
         if session is None or session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY) != sha:
-            model = load_keras_model(self.keras_path)
+            model = load_keras_model(self.keras_path, self.OUTPUT_SIZE)
             target = onnx_path if os.access(onnx_path.parent, os.W_OK) else Path(tempfile.mkdtemp()) / onnx_path.name
             session = self._open(export_onnx(model, target, source_sha256=sha))
             if session is None:
                 raise ModelError(f"Could not load the ONNX export of {self.keras_path.name}")
+        outputs = session.get_outputs()[0].shape[-1]
+        if outputs != self.OUTPUT_SIZE:
+            raise ModelError(f"{self.keras_path.name} has {outputs} output(s) per crop; "
+                             f"a {type(self).__name__} needs {self.OUTPUT_SIZE}")
         self._session = session
         self._input_name = self._session.get_inputs()[0].name
         self.card = read_card(self.keras_path)
@@ -245,8 +261,12 @@ class KeypointPredictor:
             return None
 
     def predict_normalised(self, model_input: np.ndarray) -> np.ndarray:
-        """(N, 96, 96, 1) float32 -> (N, 30) raw model outputs."""
+        """(N, 96, 96, 1) float32 -> (N, OUTPUT_SIZE) raw model outputs."""
         return self._session.run(None, {self._input_name: np.ascontiguousarray(model_input, np.float32)})[0]
+
+
+class KeypointPredictor(OnnxModel):
+    """Crops in, crop-pixel keypoints out."""
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops (N, 96, 96) -> keypoints (N, 15, 2) in crop pixels."""

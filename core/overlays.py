@@ -120,3 +120,29 @@ def pixelate_region(image: np.ndarray, box_xywh: Sequence[float], blocks: int = 
         small = cv2.resize(roi, (blocks, blocks), interpolation=cv2.INTER_AREA)
         image[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     return image
+
+
+def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float | None = None,
+                      colour: tuple[int, int, int] = (200, 200, 200)) -> np.ndarray:
+    """A dashed grey box (dark-edged, so it shows on light and dark parts) with the face verifier's score:
+    a detection the verifier did not accept. Line width and text follow the image size, not the box's,
+    so small rejected boxes stay visible when a large photo is shown shrunk."""
+    x, y, w, h = (int(round(v)) for v in box_xywh)
+    thickness = max(1, int(round(max(image.shape[:2]) / 500)))
+    dash = max(4, int(round(max(w, h) / 10)))
+    corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
+        length = max(abs(x1 - x0), abs(y1 - y0), 1)
+        for start in range(0, length, 2 * dash):
+            end = min(start + dash, length)
+            p0 = (x0 + (x1 - x0) * start // length, y0 + (y1 - y0) * start // length)
+            p1 = (x0 + (x1 - x0) * end // length, y0 + (y1 - y0) * end // length)
+            cv2.line(image, p0, p1, (40, 40, 40), thickness + 2, cv2.LINE_AA)
+            cv2.line(image, p0, p1, colour, thickness, cv2.LINE_AA)
+    if score is not None:
+        font_scale = max(0.4, max(image.shape[:2]) / 1500)
+        origin = (x + 2, max(y - 2 * thickness - 2, int(14 * font_scale) + 2))
+        cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (40, 40, 40), thickness + 2,
+                    cv2.LINE_AA)
+        cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
+    return image

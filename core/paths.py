@@ -6,6 +6,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO_ROOT / "models" / "keypoints.keras"
+#: The face verifier (core.verifier), shipped beside the keypoint model; trainer.verifier trains it.
+SHIPPED_VERIFIER = REPO_ROOT / "models" / "face-verifier.keras"
 
 
 def runs_dir() -> Path:

@@ -2,8 +2,9 @@
 
 `load_image` turns whatever a person hands us (bytes of any common format, arrays in any
 dtype/channel layout) into a BGR uint8 array or raises `ImageError` with a sentence a person
-understands. `FacePipeline.find_faces` detects, crops with core.geometry, and predicts every
-face of a frame in one model call. `render` draws an effect on a copy.
+understands. `FacePipeline.detect` finds face boxes (Haar cascade, then the face verifier);
+`FacePipeline.find_faces` detects, crops with core.geometry, and predicts every face of a frame in
+one model call. `render` draws an effect on a copy.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from core import overlays
 from core.detector import DetectorSettings, FaceDetector
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor
+from core.verifier import FaceVerifier, load_verifier
 from core.schema import COORD_COLUMNS, CROP_SIZE, flip_keypoints
 
 #: Larger images are refused before decoding (a decompression bomb is a few KB of PNG).
@@ -136,18 +138,39 @@ class Recentring:
         return cls(**inference["recentre"]) if inference.get("recentre") else None
 
 
+@dataclass
+class Detections:
+    """One detection step's result: accepted boxes and, when asked for, the boxes the verifier rejected.
+
+    Scores are the verifier's (None without a verifier); boxes are (N, 4) x, y, w, h in image pixels.
+    """
+
+    boxes_xywh: np.ndarray
+    scores: np.ndarray | None = None
+    rejected_xywh: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=int))
+    rejected_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
 class FacePipeline:
-    """Detector + keypoint model. Create once per process (loading the model costs ~1 s).
+    """Detector + face verifier + keypoint model. Create once per process (loading the model costs ~1 s).
 
     `flip_average`: also predict the mirrored crop and average (test-time augmentation, one batch).
     `recentre`: move crops onto off-centre faces first (Recentring; needs the card's mean shape).
     Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends.
+    `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
+    (core.verifier.load_verifier), or none with a log message when its files are missing.
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
-                 flip_average: bool | None = None, recentre: Recentring | bool | None = None):
+                 flip_average: bool | None = None, recentre: Recentring | bool | None = None,
+                 verifier: FaceVerifier | str | os.PathLike | bool | None = None):
         self.predictor = KeypointPredictor(model_path)
         self.detector = FaceDetector(detector_settings)
+        if verifier is None or verifier is True:
+            verifier = load_verifier()
+        elif isinstance(verifier, (str, os.PathLike)):
+            verifier = load_verifier(verifier)
+        self.verifier: FaceVerifier | None = verifier or None
         recommended = self.predictor.card.get("inference", {})
         self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
         self.mean_shape = self.predictor.card.get("mean_shape_crop")
@@ -160,13 +183,27 @@ class FacePipeline:
         if self.recentre and self.recentre.locator:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
 
+    def detect(self, image: np.ndarray, settings: DetectorSettings | None = None,
+               with_rejected: bool = False) -> Detections:
+        """Face boxes of a BGR or grayscale image: the detector's (one per face), then the verifier's
+        verdict on each; the one detection step of photos, the CLI, evaluation and the webcam."""
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        s = settings or self.detector.settings
+        boxes = self.detector.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
+        if self.verifier is None or len(boxes) == 0:
+            return Detections(boxes, None if self.verifier is None else np.zeros(0))
+        scores = self.verifier.score_boxes(gray, boxes)
+        keep = scores >= self.verifier.threshold
+        if not with_rejected:
+            return Detections(boxes[keep], scores[keep])
+        return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
+
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None) -> list[Face]:
         """Faces of a BGR image; pass `boxes_xywh` to skip detection (e.g. boxes tracked between frames)."""
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
         if boxes_xywh is None:
-            s = settings or self.detector.settings
-            boxes_xywh = self.detector.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
+            boxes_xywh = self.detect(gray, settings).boxes_xywh
         return self.keypoints_for_boxes(gray, boxes_xywh)
 
     def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:

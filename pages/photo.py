@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.detector import DetectorSettings
 from core.export import faces_csv, faces_dataframe, faces_json
-from core.overlays import EFFECTS
+from core.overlays import EFFECTS, draw_rejected_box
 from core.pipeline import ImageError, load_image, render
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
@@ -29,6 +29,10 @@ with st.sidebar:
                        help="Hide identities: blur or pixelate the faces you choose below.")
     sensitivity = st.slider("Detector sensitivity", 1, 9, 5,
                             help="Higher finds more (smaller, fainter) faces but also more false ones.")
+    show_rejected = st.checkbox("Show rejected boxes", value=False, disabled=pipeline.verifier is None,
+                                help="Draw (dashed grey, with the face verifier's score) the detector boxes "
+                                     "the verifier judged not to be faces." if pipeline.verifier is not None else
+                                     "No face verifier is installed (models/face-verifier.keras): every box is kept.")
 
 source = st.radio("Source", ["Upload", "Camera", "Sample"], horizontal=True, label_visibility="collapsed")
 data, name = None, "photo"
@@ -55,11 +59,12 @@ if data is None:
 @st.cache_data(max_entries=8, show_spinner="Finding faces…")
 def analyse(data: bytes, min_neighbors: int, model_key: str):
     image = load_image(data)
-    return image, pipeline.find_faces(image, DetectorSettings(min_neighbors=min_neighbors))
+    detections = pipeline.detect(image, DetectorSettings(min_neighbors=min_neighbors), with_rejected=True)
+    return image, pipeline.find_faces(image, boxes_xywh=detections.boxes_xywh), detections
 
 
 try:
-    image, faces = analyse(data, 10 - sensitivity, str(pipeline.predictor.keras_path))
+    image, faces, detections = analyse(data, 10 - sensitivity, str(pipeline.predictor.keras_path))
 except ImageError as exc:
     st.error(f"Could not use this file: {exc}")
     st.stop()
@@ -74,6 +79,11 @@ hidden = st.multiselect("Faces to hide", labels, default=labels) if privacy != "
 result = render(image, faces, effect)
 if hidden:
     result = render(result, faces, privacy, [labels.index(h) for h in hidden])
+if show_rejected:
+    for box, score in zip(detections.rejected_xywh, detections.rejected_scores):
+        draw_rejected_box(result, box, score)
+    st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier "
+               f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score.")
 
 
 def for_display(img: np.ndarray) -> np.ndarray:

@@ -62,6 +62,23 @@ def _parser() -> argparse.ArgumentParser:
                                       "and record the best in the card")
     shp.add_argument("--locator", help="a run (or .keras file) fine-tuned on jittered crops, shipped as the re-centring locator")
 
+    ver = sub.add_parser("train-verifier", help="train the face verifier (is this box a face?) on mined detector boxes")
+    ver.add_argument("--frames", required=True, help="68-point frames folder or zip (the keypoint model's source)")
+    ver.add_argument("--split-from", default=None,
+                     help="keypoint model whose card names the validation/test people (default: the shipped model)")
+    ver.add_argument("--out", default=None, help="output .keras (default: models/face-verifier.keras)")
+    ver.add_argument("--mined", default=str(Path("data") / "verifier-mined.npz"),
+                     help="cache of mined crops (made on the first run, reused after; default %(default)s)")
+    ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
+    ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
+
+    ph = sub.add_parser("phantoms", help="boxes that hold no face, and faces kept, on the held-out people's frames")
+    ph.add_argument("--frames", required=True, help="68-point frames folder or zip")
+    ph.add_argument("--people", choices=("val", "test"), default="val",
+                    help="the shipped model card's validation (default) or test people; report test people once")
+    ph.add_argument("--no-verifier", action="store_true", help="the detector alone (the 'before' figure)")
+    ph.add_argument("--sheets", help="also write every frame with an extra box as PNG sheets into this folder")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -70,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship}
+        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
+                    "train-verifier": _train_verifier, "phantoms": _phantoms}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -152,6 +170,44 @@ def _ship(args) -> int:
 
     card = ship(args.run, args.frames, locator_run=args.locator)
     print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
+    return 0
+
+
+def _train_verifier(args) -> int:
+    import dataclasses
+
+    from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
+    from trainer import verifier as v
+
+    if args.sheets:
+        mined = v.MinedCrops.load(Path(args.mined)) if Path(args.mined).is_file() else v.mine(args.frames, Path(args.mined))
+        sheets = v.contact_sheets(mined, v.is_hard_negative(mined), Path(args.sheets))
+        print(f"wrote {len(sheets)} contact sheets of hard negatives to {args.sheets}")
+        return 0
+    config = v.VerifierConfig()
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
+                     log=lambda line: print(line, file=sys.stderr, flush=True),
+                     command=" ".join(["python", "-m", "trainer", *sys.argv[1:]]))
+    return 0
+
+
+def _phantoms(args) -> int:
+    from core.model import read_card
+    from core.paths import SHIPPED_MODEL
+    from core.pipeline import FacePipeline
+    from trainer import verifier as v
+
+    people = set(read_card(SHIPPED_MODEL).get("data", {}).get(f"{args.people}_people") or [])
+    if not people:
+        raise ValueError(f"the shipped model's card lists no {args.people} people")
+    pipeline = FacePipeline(SHIPPED_MODEL, verifier=False if args.no_verifier else None)
+    report = v.phantom_report(pipeline, args.frames, people)
+    if args.sheets:
+        v.extra_box_sheets(report, args.frames, Path(args.sheets))
+    print(json.dumps({**report.summary(), "verifier": pipeline.verifier is not None,
+                      "phantom_frame_names": report.phantom_frames, "extra_boxes": report.extra_boxes}, indent=1))
     return 0
 
 

@@ -37,7 +37,7 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
             continue
         total += 1
         started = time.perf_counter()
-        box = best_box(pipeline.detector.detect(gray), pts)
+        box = best_box(pipeline.detect(gray).boxes_xywh, pts)
         if box is None:
             continue
         face = pipeline.keypoints_for_boxes(gray, [box])[0]

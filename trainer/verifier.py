@@ -1,0 +1,540 @@
+"""Train the face verifier (core.verifier): mine crops from the 68-point frames, train, choose a threshold.
+
+Data, split by person exactly as the shipped keypoint model's card (its validation and test people
+never train the verifier):
+- positives: the keypoint model's crop (core.geometry) of every detector box that holds the labelled face;
+- hard negatives: detector boxes that hold no labelled face, mined at every sensitivity
+  (min_neighbors 1..9), minus boxes on real faces in the background (`BACKGROUND_FACES`, found by
+  looking at contact sheets of the mined boxes);
+- random background crops of the frames, away from the labelled face;
+- face-free images the code makes (noise, gradients, stripes, blobs): `synthetic_negatives`.
+Augmentation: trainer.augment (flip, rotation/scale/shift, brightness/contrast), as for keypoints.
+
+The threshold is the highest that keeps >= `MIN_RECALL` of the validation people's true faces;
+the card records precision and recall on validation people and, once, on test people.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.detector import DetectorSettings, FaceDetector
+from core.geometry import box_iou, crop_from_box
+from core.schema import CROP_SIZE
+
+#: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI
+#: detect at scale factor 1.1, the webcam at 1.2 (core.live), and each scale finds other false boxes.
+MINED_MIN_NEIGHBORS = tuple(range(1, 10))
+MINED_SCALE_FACTORS = (1.1, 1.2)
+#: A detector box "holds the labelled face" when its IoU with the 68 points' bounding box is at least
+#: this (trainer.importer.best_box accepts a match above 0.3); boxes between NEGATIVE_IOU and this are
+#: half-faces and left out of training.
+FACE_IOU = 0.3
+NEGATIVE_IOU = 0.05
+#: Mined boxes that overlap each other this much (same frame) are one box.
+SAME_BOX_IOU = 0.7
+#: Random squares per frame away from the labelled face (random_boxes).
+BELOW_CROPS_PER_FRAME = 2
+NEAR_CROPS_PER_FRAME = 2
+ANYWHERE_CROPS_PER_FRAME = 1
+#: A box overlapping the labelled face a little (IoU under FACE_IOU) whose centre is at least this many
+#: face sides below the face's centre holds a chin, a neck, a collar or a tie: the phantoms the
+#: held-out frames showed most (contact sheets of such mined boxes: all chin/collar/tie crops).
+COLLAR_BELOW = 0.45
+MIN_RECALL = 0.997
+
+
+@dataclass
+class MinedCrops:
+    """Crops with where they came from; `iou` is with the frame's labelled face, `strictness` the highest
+    min_neighbors at which the detector still returned the box (0: not a detector box)."""
+
+    crops: np.ndarray  # (N, 96, 96) uint8
+    frames: np.ndarray  # (N,) frame file names
+    people: np.ndarray  # (N,)
+    boxes: np.ndarray  # (N, 4) x, y, w, h
+    iou: np.ndarray  # (N,)
+    below: np.ndarray  # (N,) box centre below the labelled face's centre, in face sides (below_face)
+    strictness: np.ndarray  # (N,) int
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **asdict(self))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "MinedCrops":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+    def subset(self, mask: np.ndarray) -> "MinedCrops":
+        return MinedCrops(**{k: v[mask] for k, v in asdict(self).items()})
+
+
+def label_box(points68: np.ndarray) -> np.ndarray:
+    """The labelled face as an (x, y, w, h) box: the bounding box of its 68 points."""
+    lo, hi = points68.min(0), points68.max(0)
+    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
+
+
+def below_face(box: np.ndarray, label: np.ndarray) -> float:
+    """How far the box's centre sits below the labelled face's centre, in labelled face sides."""
+    return float((box[1] + box[3] / 2 - label[1] - label[3] / 2) / max(label[2], label[3]))
+
+
+def detector_boxes(gray: np.ndarray, detector: FaceDetector) -> list[tuple[np.ndarray, int]]:
+    """(box, strictness) of every distinct detector box at every sensitivity and scale factor."""
+    found: list[list] = []  # [box, strictness]
+    for scale in MINED_SCALE_FACTORS:
+        settings = DetectorSettings(scale_factor=scale)
+        for k, boxes in detector.detect_at_sensitivities(gray, MINED_MIN_NEIGHBORS, settings).items():
+            for box in boxes:
+                same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
+                if same is None:
+                    found.append([box.astype(float), k])
+                else:
+                    same[1] = max(same[1], k)
+    return [(b, k) for b, k in found]
+
+
+def random_boxes(gray: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Random squares that hold no labelled face: near it (most below it: neck, collar, tie, chest, where
+    the cascade's phantoms sit), around it, and anywhere in the frame."""
+    h, w = gray.shape
+    side_px = max(label[2], label[3])
+    centre = label[:2] + label[2:] / 2
+    out = []
+    for where in ["below"] * BELOW_CROPS_PER_FRAME + ["near"] * NEAR_CROPS_PER_FRAME + ["anywhere"] * ANYWHERE_CROPS_PER_FRAME:
+        for _ in range(20):
+            if where == "below":
+                side = side_px * rng.uniform(0.5, 1.3)
+                x, y = centre + np.array([rng.uniform(-0.6, 0.6), rng.uniform(0.7, 1.8)]) * side_px - side / 2
+            elif where == "near":
+                side = side_px * rng.uniform(0.35, 1.0)
+                x, y = centre + rng.uniform(-1.5, 1.5, 2) * side_px - side / 2
+            else:
+                side = side_px * rng.uniform(0.5, 1.3)
+                x, y = rng.uniform(-0.2 * side, w - 0.8 * side), rng.uniform(-0.2 * side, h - 0.8 * side)
+            box = np.array([x, y, side, side])
+            iou = box_iou(box, label)
+            if iou < NEGATIVE_IOU / 2 or (iou < FACE_IOU / 2 and below_face(box, label) >= COLLAR_BELOW):
+                out.append(box)
+                break
+    return out
+
+
+def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+         reuse: "MinedCrops | None" = None) -> MinedCrops:
+    """Mine every labelled frame of a 68-point source (trainer.importer.FrameSource) into `out` (.npz).
+
+    `reuse`: an earlier mining whose detector boxes are taken as they are (the cascade passes are the
+    slow part); crops, overlaps and random boxes are made again.
+    """
+    from trainer.importer import FrameSource, person_of
+
+    source = FrameSource(frames)
+    names, points68 = source.read_labels()
+    detector = FaceDetector()
+    rng = np.random.default_rng(seed)
+    earlier: dict[str, list] = {}
+    if reuse is not None:
+        for name, box, k in zip(reuse.frames, reuse.boxes, reuse.strictness):
+            if k > 0:
+                earlier.setdefault(str(name), []).append((box, int(k)))
+    rows: dict[str, list] = {k: [] for k in MinedCrops.__dataclass_fields__}
+    for i, (name, pts) in enumerate(zip(names, points68)):
+        gray = source.read_gray(name)
+        if gray is not None:
+            label = label_box(pts)
+            found = earlier.get(name, []) if reuse is not None else detector_boxes(gray, detector)
+            for box, strictness in found + [(b, 0) for b in random_boxes(gray, label, rng)]:
+                rows["crops"].append(crop_from_box(box).extract(gray))
+                rows["frames"].append(name)
+                rows["people"].append(person_of(name))
+                rows["boxes"].append(box)
+                rows["iou"].append(box_iou(box, label))
+                rows["below"].append(below_face(box, label))
+                rows["strictness"].append(strictness)
+        if progress:
+            progress(i + 1, len(names))
+    mined = MinedCrops(np.stack(rows["crops"]).astype(np.uint8), np.array(rows["frames"]), np.array(rows["people"]),
+                       np.array(rows["boxes"], np.float64), np.array(rows["iou"]), np.array(rows["below"]),
+                       np.array(rows["strictness"], int))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mined.save(out)
+    return mined
+
+
+#: Hard negatives that are real faces in the background (frame file names), found by looking at
+#: contact sheets of every mined box that holds no labelled face (`python -m trainer train-verifier
+#: --sheets DIR`). Every detector box of these frames away from the labelled face is left out of
+#: training and of the precision figures: a background face is not a phantom.
+BACKGROUND_FACES: frozenset[str] = frozenset({
+    "Fernando_Sanz_50.jpg", "Fernando_Sanz_51.jpg", "Fernando_Sanz_52.jpg",  # a small face top left
+    "Raja_Zafar-ul-Haq_22.jpg",  # a man at the right
+    "Mary_Robinson_20.jpg", "Mary_Robinson_22.jpg",  # people behind her
+    "Yuri_Fedotov_40.jpg", "Yuri_Fedotov_42.jpg",  # a face on a screen
+    "Chita_Rivera_11.jpg",  # the woman beside her
+    "Adam_Sandler_00.jpg", "Adam_Sandler_01.jpg",  # a passer-by
+    "Tina_Brown_51.jpg",  # a face in the picture behind her
+    "Barry_Alvarez_30.jpg", "Kit_Bond_50.jpg",  # small faces in the background
+    "Ernie_Grunfeld_50.jpg", "Harrison_Ford_22.jpg",  # too small to tell: left out rather than taught as "no face"
+    "Alicia_Silverstone_22.jpg", "Chris_Matthews_32.jpg",  # a whole person / a face in a box below the face
+})
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Every number of the verifier's training; saved in its card."""
+
+    widths: tuple[int, ...] = (8, 16, 32, 64)
+    dropout: float = 0.3
+    epochs: int = 14
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    synthetic: int = 2000  # face-free images the code makes (synthetic_negatives)
+    hard_repeat: int = 4  # detector boxes without a face are few and the ones that matter: seen this often per epoch
+    min_recall: float = MIN_RECALL
+    seed: int = 0
+
+
+def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: float = VerifierConfig.dropout):
+    """Conv + batch norm + ReLU + max-pool per width, global average pooling, one sigmoid: few channels,
+    so a box costs a fraction of a millisecond through ONNX Runtime."""
+    import keras
+    from keras import layers
+
+    from core.model import conv_blocks
+
+    inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="crop")
+    x = layers.GlobalAveragePooling2D(name="gap")(conv_blocks(inputs, widths))
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="face")(x)
+    return keras.Model(inputs, outputs, name="face_verifier")
+
+
+def synthetic_negatives(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 96, 96) uint8 face-free images: blurred noise, gradients, stripes, checkerboards, blobs."""
+    import cv2
+
+    yy, xx = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float32) / CROP_SIZE
+    out = np.empty((n, CROP_SIZE, CROP_SIZE), np.uint8)
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:  # noise at a random grain
+            img = cv2.GaussianBlur(rng.normal(0, 1, (CROP_SIZE, CROP_SIZE)).astype(np.float32), (0, 0),
+                                   rng.uniform(0.5, 8))
+        elif kind == 1:  # linear gradient at a random angle
+            a = rng.uniform(0, 2 * np.pi)
+            img = np.cos(a) * xx + np.sin(a) * yy
+        elif kind == 2:  # stripes (fabric, blinds)
+            a, f = rng.uniform(0, np.pi), rng.uniform(2, 20)
+            img = np.sin(2 * np.pi * f * (np.cos(a) * xx + np.sin(a) * yy) + rng.uniform(0, 6.3))
+        elif kind == 3:  # checkerboard / tiles
+            f = rng.integers(2, 12)
+            img = ((np.floor(xx * f) + np.floor(yy * f)) % 2).astype(np.float32)
+        else:  # blobs (ellipses of random grey)
+            img = np.full((CROP_SIZE, CROP_SIZE), rng.uniform(0, 1), np.float32)
+            for _ in range(rng.integers(1, 6)):
+                centre = tuple(int(v) for v in rng.integers(0, CROP_SIZE, 2))
+                axes = tuple(int(v) for v in rng.integers(5, 40, 2))
+                cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0, 1)), -1)
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 3))
+        img = img - img.min()
+        img = img / max(float(img.max()), 1e-6) * rng.uniform(60, 255) + rng.uniform(0, 100)
+        img = img + rng.normal(0, rng.uniform(0, 8), img.shape)
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+def is_face(mined: MinedCrops) -> np.ndarray:
+    """Detector boxes that hold the labelled face."""
+    return (mined.strictness > 0) & (mined.iou >= FACE_IOU)
+
+
+def is_hard_negative(mined: MinedCrops, background_faces: frozenset[str] = BACKGROUND_FACES) -> np.ndarray:
+    """Detector boxes that hold no face: away from the labelled one or on its chin/collar, not in a frame with a
+    background face."""
+    away = (mined.iou < NEGATIVE_IOU) | ((mined.iou < FACE_IOU) & (mined.below >= COLLAR_BELOW))
+    return (mined.strictness > 0) & away & ~np.isin(mined.frames, list(background_faces))
+
+
+def is_background_crop(mined: MinedCrops, background_faces: frozenset[str] = BACKGROUND_FACES) -> np.ndarray:
+    """Random squares away from the labelled face, not in a frame with a background face."""
+    return (mined.strictness == 0) & ~np.isin(mined.frames, list(background_faces))
+
+
+@dataclass
+class VerifierSets:
+    """Crops and labels (1 = face) of one group of people, with what each crop is."""
+
+    crops: np.ndarray
+    labels: np.ndarray
+    kinds: np.ndarray  # "face", "detector", "background", "synthetic"
+    strictness: np.ndarray
+
+    def counts(self) -> dict:
+        return {str(k): int(n) for k, n in zip(*np.unique(self.kinds, return_counts=True))}
+
+
+def sets_for(mined: MinedCrops, people: set[str] | None, exclude: set[str] = frozenset(),
+             synthetic: np.ndarray | None = None) -> VerifierSets:
+    """The verifier's crops of `people` (None: everyone but `exclude`)."""
+    mine_mask = np.isin(mined.people, list(people)) if people is not None else ~np.isin(mined.people, list(exclude))
+    m = mined.subset(mine_mask)
+    face, hard, background = is_face(m), is_hard_negative(m), is_background_crop(m)
+    kinds = np.where(face, "face", np.where(hard, "detector", np.where(background, "background", "")))
+    keep = kinds != ""
+    crops, kinds, strictness = m.crops[keep], kinds[keep], m.strictness[keep]
+    if synthetic is not None and len(synthetic):
+        crops = np.concatenate([crops, synthetic])
+        kinds = np.concatenate([kinds, np.full(len(synthetic), "synthetic")])
+        strictness = np.concatenate([strictness, np.zeros(len(synthetic), int)])
+    return VerifierSets(crops, (kinds == "face").astype(np.float32), kinds, strictness)
+
+
+def threshold_for_recall(face_scores: np.ndarray, min_recall: float) -> float:
+    """The highest threshold that keeps at least `min_recall` of these faces (score >= threshold)."""
+    s = np.sort(np.asarray(face_scores, dtype=np.float64))
+    misses = int(np.floor((1 - min_recall) * len(s) + 1e-9))
+    return float(s[misses])
+
+
+def verifier_metrics(sets: VerifierSets, scores: np.ndarray, threshold: float) -> dict:
+    """Recall of faces, precision among detector boxes (all sensitivities, and the default one), rejection rates."""
+    accepted = scores >= threshold
+    face, detector = sets.kinds == "face", sets.kinds == "detector"
+
+    def precision(mask: np.ndarray) -> float:
+        tp, fp = int((accepted & face & mask).sum()), int((accepted & detector & mask).sum())
+        return round(tp / max(tp + fp, 1), 4)
+
+    default = sets.strictness >= DetectorSettings().min_neighbors
+    out = {
+        "faces": int(face.sum()),
+        "recall": round(float(accepted[face].mean()), 4) if face.any() else None,
+        "precision_all_sensitivities": precision(np.ones_like(face)),
+        "precision_default_sensitivity": precision(default),
+        "detector_negatives": int(detector.sum()),
+        "detector_negatives_default_sensitivity": int((detector & default).sum()),
+    }
+    for kind in ("detector", "background", "synthetic"):
+        mask = sets.kinds == kind
+        if mask.any():
+            out[f"{kind}_rejected"] = round(float((~accepted[mask]).mean()), 4)
+    out["detector_rejected_default_sensitivity"] = (
+        round(float((~accepted[detector & default]).mean()), 4) if (detector & default).any() else None)
+    return out
+
+
+def contact_sheets(mined: MinedCrops, mask: np.ndarray, out_dir: Path, per_sheet: int = 80, cols: int = 10,
+                   thumb: int = 72) -> list[Path]:
+    """PNG sheets of the masked crops, each captioned with its index, frame and strictness, to look at."""
+    import cv2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = np.flatnonzero(mask)
+    index = index[np.argsort(-mined.strictness[index], kind="stable")]
+    paths = []
+    for sheet, start in enumerate(range(0, len(index), per_sheet)):
+        chunk = index[start:start + per_sheet]
+        rows = int(np.ceil(len(chunk) / cols))
+        cell_h = thumb + 24
+        canvas = np.full((rows * cell_h, cols * thumb), 255, np.uint8)
+        for j, i in enumerate(chunk):
+            r, c = divmod(j, cols)
+            canvas[r * cell_h:r * cell_h + thumb, c * thumb:(c + 1) * thumb] = cv2.resize(mined.crops[i], (thumb, thumb))
+            name = Path(str(mined.frames[i])).stem
+            cv2.putText(canvas, f"{i} s{mined.strictness[i]}", (c * thumb + 1, r * cell_h + thumb + 9),
+                        cv2.FONT_HERSHEY_PLAIN, 0.7, 0, 1)
+            cv2.putText(canvas, name[-14:], (c * thumb + 1, r * cell_h + thumb + 20), cv2.FONT_HERSHEY_PLAIN, 0.65, 0, 1)
+        path = out_dir / f"sheet-{sheet:03d}.png"
+        cv2.imwrite(str(path), canvas)
+        paths.append(path)
+    return paths
+
+
+def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, log: Callable[[str], None]):
+    import keras
+
+    from core.model import to_model_input
+    from trainer.augment import AugmentConfig, augment_batch
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_verifier(config.widths, config.dropout)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")])
+    rng = np.random.default_rng(config.seed)
+    hard = np.flatnonzero(train.kinds == "detector")
+    order = np.concatenate([np.arange(len(train.crops))] + [hard] * (config.hard_repeat - 1))
+    train = VerifierSets(train.crops[order], train.labels[order], train.kinds[order], train.strictness[order])
+    positives = float(train.labels.mean())
+    class_weight = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
+    no_points = np.full((len(train.crops), 15, 2), np.nan, np.float32)
+    augment = AugmentConfig()
+    x_val = to_model_input(val.crops)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs)
+    for epoch in range(config.epochs):
+        model.optimizer.learning_rate.assign(float(schedule(epoch)))
+        images, _ = augment_batch(train.crops, no_points, rng, augment)
+        started = time.perf_counter()
+        history = model.fit(to_model_input(images), train.labels, batch_size=config.batch_size, epochs=1,
+                            shuffle=True, class_weight=class_weight, verbose=0,
+                            validation_data=(x_val, val.labels))
+        h = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
+        log(f"epoch {epoch + 1}/{config.epochs} {time.perf_counter() - started:.0f}s {h}")
+    return model
+
+
+def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: str | os.PathLike,
+                   mined_path: str | os.PathLike, config: VerifierConfig = VerifierConfig(),
+                   log: Callable[[str], None] = print, command: str | None = None) -> dict:
+    """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card."""
+    from core.model import card_path_for, inference_copy, read_card, save_model, to_model_input
+    from trainer.runs import write_json_atomic
+
+    started = time.perf_counter()
+    split = read_card(keypoint_model).get("data", {})
+    val_people, test_people = set(split.get("val_people") or []), set(split.get("test_people") or [])
+    if not val_people or not test_people:
+        raise ValueError(f"{Path(keypoint_model).name}'s card lists no validation/test people to split by.")
+    mined_path = Path(mined_path)
+    if mined_path.is_file():
+        mined = MinedCrops.load(mined_path)
+        log(f"reusing {len(mined.crops)} mined crops from {mined_path}")
+    else:
+        log(f"mining detector boxes at min_neighbors {MINED_MIN_NEIGHBORS[0]}..{MINED_MIN_NEIGHBORS[-1]} into {mined_path}")
+        mined = mine(frames, mined_path, seed=config.seed,
+                     progress=lambda d, n: log(f"mined {d}/{n}") if d % 500 == 0 or d == n else None)
+    rng = np.random.default_rng(config.seed + 1)
+    synthetic = synthetic_negatives(config.synthetic, rng)
+    n_val_synth = config.synthetic // 10
+    train = sets_for(mined, None, exclude=val_people | test_people, synthetic=synthetic[n_val_synth:])
+    val = sets_for(mined, val_people, synthetic=synthetic[:n_val_synth])
+    test = sets_for(mined, test_people, synthetic=synthetic_negatives(n_val_synth, np.random.default_rng(config.seed + 2)))
+    log(f"train {train.counts()}; val {val.counts()}; test {test.counts()}")
+    model = _fit(config, train, val, log)
+
+    def scores(sets: VerifierSets) -> np.ndarray:
+        return model.predict(to_model_input(sets.crops), batch_size=256, verbose=0).reshape(-1)
+
+    val_scores = scores(val)
+    threshold = threshold_for_recall(val_scores[val.kinds == "face"], config.min_recall)
+    metrics = {"val": verifier_metrics(val, val_scores, threshold)}
+    metrics["test"] = verifier_metrics(test, scores(test), threshold)  # reported once, never used to choose
+    out = Path(out)
+    save_model(inference_copy(model), out)
+    card = {
+        "model": out.name,
+        "kind": "face verifier",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "threshold": round(threshold, 6),
+        "threshold_rule": f"highest that keeps >= {config.min_recall:.1%} of the validation people's face boxes",
+        "input": "core.geometry.crop_from_box of a detector box, 96x96 grayscale in [0, 1]",
+        "split": {"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people)},
+        "data": {"frames": str(frames), "mined": str(mined_path), "train": train.counts(), "val": val.counts(),
+                 "test": test.counts(), "mined_min_neighbors": list(MINED_MIN_NEIGHBORS), "face_iou": FACE_IOU,
+                 "negative_iou": NEGATIVE_IOU, "background_face_frames_dropped": sorted(BACKGROUND_FACES)},
+        "config": asdict(config),
+        "metrics": metrics,
+    }
+    write_json_atomic(card_path_for(out), card)
+    log(json.dumps({"threshold": card["threshold"], "metrics": metrics}, indent=1))
+    return card
+
+
+#: Held-out frames (validation and test people) with a real face in the background, found by looking
+#: at every extra detector box on them (`python -m trainer phantoms --sheets DIR`): a box on such a
+#: face is not a phantom. Recorded here to measure phantoms, never used to train or to choose anything.
+HELD_OUT_BACKGROUND_FACES: dict[str, tuple[int, int, int, int]] = {  # frame -> the background face's box
+    "Lindsey_Graham_00.jpg": (131, 56, 99, 99),  # validation: the man behind him (the test people have none)
+}
+
+
+@dataclass
+class PhantomReport:
+    """Detection on labelled frames (one labelled face each): faces kept, faces with two boxes, phantoms."""
+
+    frames: int = 0
+    faces_kept: int = 0
+    faces_with_two_boxes: list[str] = field(default_factory=list)
+    phantom_frames: list[str] = field(default_factory=list)  # a box that holds no face
+    background_face_frames: list[str] = field(default_factory=list)  # an extra box on a listed background face
+    extra_boxes: list[tuple[str, list[int]]] = field(default_factory=list)  # every box away from the labelled face
+
+    def summary(self) -> dict:
+        n = max(self.frames, 1)
+        return {"frames": self.frames, "faces_kept": round(self.faces_kept / n, 4),
+                "faces_with_two_boxes": len(self.faces_with_two_boxes),
+                "phantom_frames": len(self.phantom_frames), "phantom_rate": round(len(self.phantom_frames) / n, 4),
+                "background_face_frames": len(self.background_face_frames)}
+
+
+def phantom_report(pipeline, frames: str | os.PathLike, people: set[str],
+                   background_faces: dict[str, tuple] = HELD_OUT_BACKGROUND_FACES) -> PhantomReport:
+    """Run `pipeline.detect` (the app's detection step) on every labelled frame of `people`."""
+    from trainer.importer import FrameSource, person_of
+
+    source = FrameSource(frames)
+    names, points68 = source.read_labels()
+    report = PhantomReport()
+    for name, pts in zip(names, points68):
+        if person_of(name) not in people:
+            continue
+        gray = source.read_gray(name)
+        if gray is None:
+            continue
+        report.frames += 1
+        boxes = pipeline.detect(gray).boxes_xywh
+        iou = np.array([box_iou(b, label_box(pts)) for b in boxes])
+        report.faces_kept += bool((iou >= FACE_IOU).any())
+        if (iou >= FACE_IOU).sum() > 1:
+            report.faces_with_two_boxes.append(name)
+        extra = [b for b, v in zip(boxes, iou) if v < FACE_IOU]
+        report.extra_boxes += [(name, [int(v) for v in b]) for b in extra]
+        on_background_face = [name in background_faces and box_iou(b, background_faces[name]) > FACE_IOU for b in extra]
+        if not all(on_background_face):
+            report.phantom_frames.append(name)
+        elif extra:
+            report.background_face_frames.append(name)
+    return report
+
+
+def extra_box_sheets(report: PhantomReport, frames: str | os.PathLike, out_dir: Path, cols: int = 5,
+                     cell: int = 200) -> list[Path]:
+    """PNG sheets of every frame with an extra box (red, numbered as in report.extra_boxes), to look at."""
+    import cv2
+
+    from trainer.importer import FrameSource
+
+    source = FrameSource(frames)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells = []
+    for i, (name, box) in enumerate(report.extra_boxes):
+        image = cv2.cvtColor(source.read_gray(name), cv2.COLOR_GRAY2BGR)
+        x, y, w, h = box
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), 2)
+        scale = cell / max(image.shape[:2])
+        image = cv2.copyMakeBorder(cv2.resize(image, None, fx=scale, fy=scale), 0, 0, 0, 0, cv2.BORDER_CONSTANT)
+        tile = np.full((cell + 16, cell, 3), 255, np.uint8)
+        tile[:image.shape[0], :image.shape[1]] = image
+        cv2.putText(tile, f"{i} {Path(name).stem[-22:]}", (2, cell + 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1)
+        cells.append(tile)
+    paths = []
+    per_sheet = cols * 4
+    for sheet, start in enumerate(range(0, len(cells), per_sheet)):
+        chunk = cells[start:start + per_sheet]
+        chunk += [np.full_like(cells[0], 255)] * (-len(chunk) % cols)
+        rows = [np.hstack(chunk[r:r + cols]) for r in range(0, len(chunk), cols)]
+        path = out_dir / f"extra-{sheet:03d}.png"
+        cv2.imwrite(str(path), np.vstack(rows))
+        paths.append(path)
+    return paths
