@@ -220,3 +220,29 @@ def read_card(keras_path: str | os.PathLike) -> dict:
         return json.loads(card_path_for(keras_path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def probe_crops() -> np.ndarray:
+    """Model input for a test inference: a dark, a grey and a bright crop and seeded noise (what a bad model breaks on)."""
+    noise = np.random.default_rng(0).integers(0, 256, (CROP_SIZE, CROP_SIZE), dtype=np.uint8)
+    flat = [np.full((CROP_SIZE, CROP_SIZE), v, np.uint8) for v in (0, 128, 255)]
+    return to_model_input(np.stack([*flat, noise]))
+
+
+def validate_model(keras_path: str | os.PathLike) -> None:
+    """Refuse a model that must never serve: it loads with safe_mode and has the keypoint shapes
+    (load_keras_model), and a test inference gives finite keypoints inside the 96x96 crop.
+
+    Raises ModelError saying which check failed; the message names the file, not its folder.
+    """
+    model = load_keras_model(keras_path)
+    name = Path(keras_path).name
+    try:
+        keypoints = denormalise_keypoints(np.asarray(model(probe_crops(), training=False)))
+    except Exception as exc:  # a model that loads but cannot run
+        raise ModelError(f"{name} failed a test inference: {type(exc).__name__}") from exc
+    if not np.isfinite(keypoints).all():
+        raise ModelError(f"{name} predicts non-finite keypoints (NaN or infinity) on a test crop.")
+    if (keypoints < 0).any() or (keypoints > CROP_SIZE).any():
+        raise ModelError(f"{name} predicts keypoints outside the {CROP_SIZE}x{CROP_SIZE} crop on a test crop "
+                         f"(from {keypoints.min():.0f} to {keypoints.max():.0f} px).")

@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
                                       "and record the best in the card")
     shp.add_argument("--locator", help="a run (or .keras file) fine-tuned on jittered crops, shipped as the re-centring locator")
 
+    exp = sub.add_parser("export", help="a finished run's model (or 'shipped') as one zip: .keras, .onnx, card")
+    exp.add_argument("run", help="run name, or 'shipped'")
+    exp.add_argument("out", help="the .zip file to write (an existing file is refused)")
+
+    imm = sub.add_parser("import-model", help="check a model archive and register it as a finished run (not activated)")
+    imm.add_argument("archive", help="a .zip written by `export` (or the training page's download)")
+    imm.add_argument("--run", help="name of the new run (default: the run named in the archive's card)")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -70,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship}
+        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
+                    "export": _export, "import-model": _import_model}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -152,6 +161,22 @@ def _ship(args) -> int:
 
     card = ship(args.run, args.frames, locator_run=args.locator)
     print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
+    return 0
+
+
+def _export(args) -> int:
+    from trainer.archive import export_archive
+
+    members = export_archive(args.run, args.out)
+    print(f"wrote {args.out}: {', '.join(members)}")
+    return 0
+
+
+def _import_model(args) -> int:
+    from trainer.archive import import_archive
+
+    path = import_archive(args.archive, args.run)
+    print(f"imported as run {path.name}; make it the app's model with: python -m trainer activate {path.name}")
     return 0
 
 
