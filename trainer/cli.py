@@ -6,8 +6,10 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--init-from", help="start from this .keras model's weights (fine-tune) instead of random ones")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
+    tr.add_argument("--workers", help="train on several machines: every worker's HOST:PORT, comma-separated, the same "
+                                      "list on each machine (or set TF_CONFIG instead); worker 0 writes the run")
+    tr.add_argument("--worker-index", type=int, help="this machine's position in --workers (0 = the chief)")
     tr.add_argument("--frames", help="68-point source of the data, to report end-to-end NME on held-out people")
     tr.add_argument("--quiet", action="store_true", help="no progress bar (events still go to events.jsonl)")
 
@@ -110,12 +115,18 @@ def _import(args) -> int:
 
 
 def _train(args) -> int:
+    from trainer import distributed
     from trainer import events as ev
     from trainer.recipe import Cancelled, RecipeConfig, config_for, train
     from trainer.runs import safe_run_dir
 
+    if (args.workers is None) != (args.worker_index is None):
+        raise ValueError("--workers and --worker-index go together (or set TF_CONFIG).")
+    if args.workers:
+        distributed.configure_cluster(args.workers, args.worker_index)
+    cluster = distributed.cluster()
     run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
-    if (run_dir / "config.json").is_file():
+    if (run_dir / "config.json").is_file() and distributed.is_chief():
         config = RecipeConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
         if (run_dir / "state.json").is_file():
             print(f"resuming {run_dir.name} from {(run_dir / 'state.json').read_text()}", file=sys.stderr)
@@ -127,11 +138,18 @@ def _train(args) -> int:
                                              pose_balance=args.pose_balance, init_from=args.init_from,
                                              pseudo_label=False if args.no_pseudo else None).items() if v is not None})
         config = config_for(args.preset, augment, **fields)
+    if cluster:
+        config = dataclasses.replace(config, strategy="multi_worker")
     if not Path(config.data).is_file():
         hint = " Import the YouTube-faces frames first: python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip" \
             if Path(config.data) == DEFAULT_DATA else ""
         raise ValueError(f"No training data at {config.data}.{hint}")
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
+    if not distributed.is_chief():  # only the chief writes the run; this worker's copy is thrown away
+        with tempfile.TemporaryDirectory(prefix=f"fks-worker{cluster[1]}-") as scratch:
+            train(config, Path(scratch) / run_dir.name, bus)
+        print(f"worker {cluster[1]} done; worker 0 wrote the run", file=sys.stderr)
+        return 0
     try:
         card = train(config, run_dir, bus)
     except Cancelled:
