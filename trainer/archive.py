@@ -94,8 +94,8 @@ def export_archive(run: str, out: str | os.PathLike | BinaryIO) -> list[str]:
     return members
 
 
-def archive_bytes(run: str) -> bytes:
-    """The archive of `run` in memory (the training page's download)."""
+def archive_bytes(run: str, model_mtime: float = 0.0) -> bytes:
+    """The archive of `run` in memory (the training page's download; `model_mtime` keys its cache)."""
     buffer = io.BytesIO()
     export_archive(run, buffer)
     return buffer.getvalue()
