@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith("tensorflow."):
+            raise
+        # e.g. a worker of a multi-machine run that died or stopped answering (trainer.distributed)
+        print(f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+              file=sys.stderr)
+        return 2
 
 
 def _import(args) -> int:
