@@ -5,6 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from core.model import build_model, load_keras_model, save_model
@@ -40,8 +41,15 @@ def _open_training(streamlit_app, page, first_download: str | None):
 
 
 def _choose(page, label, option):
-    page.get_by_label(label).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick a selectbox option; a rerun that redraws the box while it opens closes it, so try again."""
+    for _ in range(3):
+        page.get_by_role("combobox", name=label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail(f"could not choose {option!r} in {label!r}")
 
 
 def _download(page, tmp_path, name):
