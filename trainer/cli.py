@@ -154,7 +154,11 @@ def _train(args) -> int:
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
     if not distributed.is_chief():  # only the chief writes the run; this worker's copy is thrown away
         with tempfile.TemporaryDirectory(prefix=f"fks-worker{cluster[1]}-") as scratch:
-            train(config, Path(scratch) / run_dir.name, bus)
+            try:
+                train(config, Path(scratch) / run_dir.name, bus)
+            except Cancelled:
+                print(f"worker {cluster[1]} cancelled; rerun the same commands to resume", file=sys.stderr)
+                return 3
         print(f"worker {cluster[1]} done; worker 0 wrote the run", file=sys.stderr)
         return 0
     try:
