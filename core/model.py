@@ -170,10 +170,13 @@ def validate_model(keras_path: str | os.PathLike) -> None:
     load), of the wrong shape, or whose keypoints on a test face are non-finite or outside the 96x96 crop."""
     path = Path(keras_path)
     model = load_keras_model(path)
-    outputs = np.asarray(model(to_model_input(test_face_crops()), training=False))
+    try:
+        outputs = np.asarray(model(to_model_input(test_face_crops()), training=False))
+    except Exception as exc:  # a model that loads but cannot run
+        raise ModelError(f"{path.name} failed a test inference ({type(exc).__name__}): it cannot be used.") from exc
     if not np.isfinite(outputs).all():
-        raise ModelError(f"{path.name} gives non-finite keypoints (NaN or infinity) on a test face: its weights are "
-                         "broken (did the training diverge?). It cannot be used.")
+        raise ModelError(f"{path.name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights "
+                         "are broken (did the training diverge?). It cannot be used.")
     keypoints = denormalise_keypoints(outputs)
     if keypoints.min() < 0 or keypoints.max() > CROP_SIZE:
         raise ModelError(f"{path.name} puts keypoints outside the 96x96 face crop on a test face (from "

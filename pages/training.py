@@ -13,10 +13,11 @@ import streamlit as st
 
 from core.model import ModelError
 from core.overlays import draw_keypoints
-from core.paths import runs_dir
+from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer import events as ev
 from trainer import explore, jobs
+from trainer import archive as model_archive
 from trainer.recipe import config_for
 
 page_setup("Training")
@@ -178,3 +179,41 @@ if st.button("Use the shipped model"):
 compare = st.multiselect("Compare runs' curves", names, max_selections=2)
 if len(compare) == 2:
     st.plotly_chart(curves_figure(compare), key="compare")
+
+# ---------------------------------------------------------------- models in and out (trainer.archive)
+st.header("Models in and out")
+st.caption("Download a finished run (or the shipped model) as one zip: the model, its ONNX twin and its card. "
+           "Upload such a zip to add it as a run: it is checked first and never becomes the active model by itself.")
+down, up = st.columns(2)
+exportable = (["shipped"] if SHIPPED_MODEL.is_file() else []) + finished
+if exportable:
+    to_export = down.selectbox("Model to download", exportable, key="export-run",
+                               format_func=lambda r: "the shipped model" if r == "shipped" else r)
+    # Bytes, not a deferred callable: the live view's fragment reruns drop deferred files before the click.
+    archive_of = st.cache_data(model_archive.archive_bytes, max_entries=2, show_spinner="Packing the model...")
+    packed = archive_of(to_export, model_archive.model_for(to_export).stat().st_mtime)
+    down.download_button("Download model archive", packed, file_name=f"{to_export}.zip", mime="application/zip",
+                         on_click="ignore")
+    down.caption(f"{to_export}.zip, {len(packed) / 2**20:.1f} MB")
+with up.form("import-model", border=False):  # one run when the person clicks Import, not one per widget
+    uploaded = st.file_uploader("Model archive (.zip)", type=["zip"], key="import-archive")
+    import_name = st.text_input("Name of the new run", key="import-name",
+                                help="Letters, digits, '-', '_' and '.'; empty: the run named in the archive's card")
+    import_clicked = st.form_submit_button("Import model")
+if import_clicked and uploaded is None:
+    up.warning("Choose a model archive (.zip) first.")
+elif import_clicked:
+    try:
+        with st.spinner("Checking the archive and its models..."):
+            imported = model_archive.import_archive(uploaded, import_name.strip() or None, root)
+        outcome = ("success", f"Imported as run '{imported.name}': it is listed above; "
+                              "'Use this model' makes it the active model.")
+    except ValueError as exc:  # ArchiveError and bad run names: a message, never a traceback
+        outcome = ("error", str(exc))
+    # Kept with the file it is about, so the next rerun (a widget, the live view) does not wipe it.
+    st.session_state["import-outcome"] = (uploaded.file_id, *outcome)
+    if outcome[0] == "success":
+        st.rerun()  # the runs table above lists the new run
+outcome = st.session_state.get("import-outcome")
+if uploaded is not None and outcome and outcome[0] == uploaded.file_id:
+    getattr(up, outcome[1])(outcome[2])

@@ -1,6 +1,5 @@
 """One box per face: NMS across scales and the containment rule, on synthetic boxes and real frames."""
 import numpy as np
-import pytest
 
 from core.detector import FaceDetector, one_box_per_face
 from core.geometry import box_iou

@@ -27,7 +27,8 @@ def _open(streamlit_app, page, tmp_path, data, preset, run_name):
     page.goto(server.url + "/training")
     expect(page.get_by_role("heading", name="Training", exact=True)).to_be_visible()
     page.get_by_text("Upload", exact=True).click()
-    page.locator("input[type=file]").first.set_input_files(str(data))
+    dataset_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Kaggle-format training file")
+    dataset_uploader.locator("input[type=file]").set_input_files(str(data))  # not the model-archive uploader
     page.get_by_text(preset, exact=True).click()
     page.get_by_label("Held-out test rows (or fraction < 1)").fill("8")
     page.get_by_label("Held-out test rows (or fraction < 1)").press("Enter")

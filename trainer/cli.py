@@ -6,8 +6,10 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--init-from", help="start from this .keras model's weights (fine-tune) instead of random ones")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
+    tr.add_argument("--workers", help="train on several machines: every worker's HOST:PORT, comma-separated, the same "
+                                      "list on each machine (or set TF_CONFIG instead); worker 0 writes the run")
+    tr.add_argument("--worker-index", type=int, help="this machine's position in --workers (0 = the chief)")
     tr.add_argument("--frames", help="68-point source of the data, to report end-to-end NME on held-out people")
     tr.add_argument("--quiet", action="store_true", help="no progress bar (events still go to events.jsonl)")
 
@@ -79,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--no-verifier", action="store_true", help="the detector alone (the 'before' figure)")
     ph.add_argument("--sheets", help="also write every frame with an extra box as PNG sheets into this folder")
 
+    exp = sub.add_parser("export", help="a finished run's model (or 'shipped') as one zip: .keras, .onnx, card")
+    exp.add_argument("run", help="run name, or 'shipped'")
+    exp.add_argument("out", help="the .zip file to write (an existing file is refused)")
+
+    imm = sub.add_parser("import-model", help="check a model archive and register it as a finished run (not activated)")
+    imm.add_argument("archive", help="a .zip written by `export` (or the training page's download)")
+    imm.add_argument("--run", help="name of the new run (default: the run named in the archive's card)")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -88,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
-                    "train-verifier": _train_verifier, "phantoms": _phantoms}
+                    "train-verifier": _train_verifier, "phantoms": _phantoms,
+                    "export": _export, "import-model": _import_model}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -98,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith("tensorflow."):
+            raise
+        # e.g. a worker of a multi-machine run that died or stopped answering (trainer.distributed)
+        print(f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+              file=sys.stderr)
         return 2
 
 
@@ -119,12 +140,18 @@ def _import(args) -> int:
 
 
 def _train(args) -> int:
+    from trainer import distributed
     from trainer import events as ev
     from trainer.recipe import Cancelled, RecipeConfig, config_for, train
     from core.registry import safe_run_dir
 
+    if (args.workers is None) != (args.worker_index is None):
+        raise ValueError("--workers and --worker-index go together (or set TF_CONFIG).")
+    if args.workers:
+        distributed.configure_cluster(args.workers, args.worker_index)
+    cluster = distributed.cluster()
     run_dir = safe_run_dir(args.run or time.strftime("run-%Y%m%d-%H%M%S"))
-    if (run_dir / "config.json").is_file():
+    if (run_dir / "config.json").is_file() and distributed.is_chief():
         config = RecipeConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
         if (run_dir / "state.json").is_file():
             print(f"resuming {run_dir.name} from {(run_dir / 'state.json').read_text()}", file=sys.stderr)
@@ -136,11 +163,22 @@ def _train(args) -> int:
                                              pose_balance=args.pose_balance, init_from=args.init_from,
                                              pseudo_label=False if args.no_pseudo else None).items() if v is not None})
         config = config_for(args.preset, augment, **fields)
+    if cluster:
+        config = dataclasses.replace(config, strategy="multi_worker")
     if not Path(config.data).is_file():
         hint = " Import the YouTube-faces frames first: python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip" \
             if Path(config.data) == DEFAULT_DATA else ""
         raise ValueError(f"No training data at {config.data}.{hint}")
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
+    if not distributed.is_chief():  # only the chief writes the run; this worker's copy is thrown away
+        with tempfile.TemporaryDirectory(prefix=f"fks-worker{cluster[1]}-") as scratch:
+            try:
+                train(config, Path(scratch) / run_dir.name, bus)
+            except Cancelled:
+                print(f"worker {cluster[1]} cancelled; rerun the same commands to resume", file=sys.stderr)
+                return 3
+        print(f"worker {cluster[1]} done; worker 0 wrote the run", file=sys.stderr)
+        return 0
     try:
         card = train(config, run_dir, bus)
     except Cancelled:
@@ -208,6 +246,22 @@ def _phantoms(args) -> int:
         v.extra_box_sheets(report, args.frames, Path(args.sheets))
     print(json.dumps({**report.summary(), "verifier": pipeline.verifier is not None,
                       "phantom_frame_names": report.phantom_frames, "extra_boxes": report.extra_boxes}, indent=1))
+    return 0
+
+
+def _export(args) -> int:
+    from trainer.archive import export_archive
+
+    members = export_archive(args.run, args.out)
+    print(f"wrote {args.out}: {', '.join(members)}")
+    return 0
+
+
+def _import_model(args) -> int:
+    from trainer.archive import import_archive
+
+    path = import_archive(args.archive, args.run)
+    print(f"imported as run {path.name}; make it the app's model with: python -m trainer activate {path.name}")
     return 0
 
 

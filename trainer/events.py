@@ -90,8 +90,9 @@ class ProgressBar:
     def __call__(self, e: dict) -> None:
         kind = e["event"]
         if kind == RUN_START:
-            self._line(f"run {e.get('run_name', '')}: {e.get('train_rows')} train / {e.get('val_rows')} val rows, "
-                       f"{e.get('stages')} stages\n")
+            workers = f" (worker {e['worker_index']} of {len(e['workers'])})" if e.get("workers") else ""
+            self._line(f"run {e.get('run_name', '')}{workers}: {e.get('train_rows')} train / {e.get('val_rows')} val rows, "
+                       f"{e.get('stages')} stages, {e.get('replicas_in_sync', 1)} replicas in sync\n")
         elif kind == STAGE_START:
             self.stage = f"stage {e['stage'] + 1}/{e['stages']} {e['name']}"
             self.total_epochs = e["epochs"]
@@ -100,7 +101,7 @@ class ProgressBar:
             bar = "#" * int(done * self.width)
             self._line(f"\r{self.stage} epoch {e['epoch'] + 1}/{self.total_epochs} [{bar:<{self.width}}]")
         elif kind == EPOCH_END:
-            self._line(f"\r{self.stage} epoch {e['epoch'] + 1}/{self.total_epochs} loss {e['loss']:.4f} "
+            self._line(f"\r{self.stage} epoch {e['epoch'] + 1}/{self.total_epochs} ({e.get('steps')} steps) loss {e['loss']:.4f} "
                        f"val {e['val_loss']:.4f} rmse {e['val_rmse_px']:.2f}px{' ' * 10}\n")
         elif kind == PSEUDO_LABELS:
             self._line(f"pseudo-labels: filled {e['filled_values']} values in {e['rows']} rows\n")

@@ -28,6 +28,7 @@ import numpy as np
 from core.model import (DEFAULT_WIDTHS, build_model, denormalise_keypoints, inference_copy, normalise_keypoints,
                         save_model, to_model_input)
 from core.schema import KEYPOINT_NAMES
+from trainer import distributed
 from trainer import events as ev
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
@@ -67,7 +68,9 @@ class RecipeConfig:
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pose_balance: float = 0.0  # 0 = each row once per epoch (the recipe); >0 = turned heads more often (trainer.sampling)
-    strategy: str = "none"  # "none" or "mirrored" (tf.distribute.MirroredStrategy over visible devices)
+    # "none", "mirrored" (tf.distribute.MirroredStrategy over visible devices) or "multi_worker" (several machines,
+    # TF_CONFIG: trainer.distributed)
+    strategy: str = "none"
     frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
     init_from: str = ""  # optional .keras model whose weights training starts from (fine-tuning); "" = random init
 
@@ -288,11 +291,13 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.started = time.time()
+            self.steps = 0
 
         def on_train_batch_end(self, batch, logs=None):
             if should_stop():
                 self.model.stop_training = True
                 raise Cancelled("cancelled by request")
+            self.steps += 1
             bus.emit(ev.BATCH_PROGRESS, stage=stage["index"], epoch=self.epoch, batch=batch + 1, batches=batches)
 
         def on_epoch_end(self, epoch, logs=None):
@@ -306,7 +311,7 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
             on_epoch_done(epoch, dict(
                 stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
                 rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
-                lr=stage["lr"], batch_size=stage["batch"], epoch_s=round(time.time() - self.started, 2)))
+                lr=stage["lr"], batch_size=stage["batch"], steps=self.steps, epoch_s=round(time.time() - self.started, 2)))
 
     return Bridge()
 
@@ -341,7 +346,6 @@ def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | N
 
 def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[], bool]) -> dict:
     import keras
-    import tensorflow as tf
 
     started = time.time()
     run.cancel_path.unlink(missing_ok=True)  # starting (or resuming) a run means it should run
@@ -353,19 +357,28 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         raise ValueError("No complete training rows left after the test/validation split.")
     stages = config.stages(has_incomplete=len(split.incomplete) > 0)
     state = run.state()
-    bus.emit(ev.RUN_START, run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
-             val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
-             stages=len(stages), stage_names=[s["name"] for s in stages], resumed_from=state)
-    strategy = tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else tf.distribute.get_strategy()
+    strategy = distributed.make_strategy(config.strategy)
+    multi_worker = config.strategy == "multi_worker"
+    chief = distributed.is_chief()
     with strategy.scope():
-        if run.checkpoint_path.is_file():
+        if run.checkpoint_path.is_file() and not multi_worker:
             model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
         else:
             keras.utils.set_random_seed(config.seed)
             model = build_model(config.widths, config.dropout)
-            if config.init_from:
+            if config.init_from and chief:  # the other workers take the chief's weights below
                 start_from_weights(model, config.init_from, split)
             model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss="mse")
+        if multi_worker:
+            model.optimizer.build(model.trainable_variables)
+    if multi_worker:  # every worker continues from the chief's checkpoint and resume point
+        checkpoint = run.checkpoint_path if run.checkpoint_path.is_file() and chief else None
+        state = {**state, **distributed.sync_from_chief(strategy, model, state, config.to_dict(), checkpoint)}
+    workers, worker_index = distributed.cluster() or ([], 0)
+    bus.emit(ev.RUN_START, run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
+             val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
+             stages=len(stages), stage_names=[s["name"] for s in stages], resumed_from=state,
+             replicas_in_sync=strategy.num_replicas_in_sync, workers=workers, worker_index=worker_index)
 
     pseudo = run.load_pseudo_labels()
     val_xy = (to_model_input(split.val.images), normalise_keypoints(split.val.keypoints)) if len(split.val) else None
@@ -391,7 +404,9 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         bridge = _keras_bridge(bus, stage, batches, epoch_done, should_stop)
         sequence = augmented_batches(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"],
                                      pose_balanced_probabilities(train_data.keypoints, config.pose_balance))
-        if first_epoch < stage["epochs"]:
+        if first_epoch < stage["epochs"] and multi_worker:
+            distributed.fit(model, strategy, sequence, stage["epochs"], first_epoch, val_xy, [bridge])
+        elif first_epoch < stage["epochs"]:
             model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
                       callbacks=[keras.callbacks.TerminateOnNaN(), bridge], verbose=0)
         run.save_checkpoint(model, stage["index"] + 1, 0, len(stages))
@@ -400,10 +415,12 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     metrics = crop_metrics(model, split.test)
     run.save_test_faces(split.test.images[:8], split.test.keypoints[:8], predict_keypoints(model, split.test.images[:8]))
     save_model(inference_copy(model), run.model_path)
-    if config.frames and split.test.groups is not None:
+    if config.frames and split.test.groups is not None and chief:
         from trainer.evaluate import evaluate_frames
 
         metrics["end_to_end"] = evaluate_frames(run.model_path, config.frames, people=sorted(set(split.test.groups)))
-    card = run.finish(config, data, split, metrics, time.time() - started)
+    card = run.finish(config, data, split, metrics, time.time() - started,
+                      distribution={"strategy": config.strategy, "replicas_in_sync": strategy.num_replicas_in_sync,
+                                    "workers": workers})
     bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(time.time() - started, 1))
     return card

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from core.model import card_path_for
-from core.paths import runs_dir
 from core.schema import KEYPOINT_NAMES
 
 def write_json_atomic(path: Path, obj: object) -> None:
@@ -140,7 +139,7 @@ class Run:
         with np.load(self.pseudo_path) as z:
             return KeypointData(z["images"], z["keypoints"])
 
-    def finish(self, config, data, split, metrics: dict, wall_s: float) -> dict:
+    def finish(self, config, data, split, metrics: dict, wall_s: float, distribution: dict | None = None) -> dict:
         """Write the model card beside model.keras and mark the run finished."""
         groups = lambda d: sorted(set(d.groups)) if d.groups is not None else None  # noqa: E731
         card = {
@@ -150,6 +149,7 @@ class Run:
             "command": " ".join(["python", "-m", "trainer", *sys.argv[1:]]) if sys.argv and "trainer" in sys.argv[0] else None,
             "wall_s": round(wall_s, 1),
             "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+            "distribution": distribution,  # strategy, replicas in sync, worker addresses (trainer.distributed)
             "architecture": {"widths": list(config.widths), "dropout": config.dropout, "input": [96, 96, 1]},
             "data": {
                 "source": config.data,
