@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.model import KeypointPredictor, build_model, load_keras_model, save_model
-from core.paths import active_model_path
+from core.registry import active_model_path
 from trainer import jobs
 from trainer.archive import ArchiveError, export_archive, import_archive
 from trainer.cli import main

@@ -29,7 +29,8 @@ from typing import BinaryIO
 from core.model import (SOURCE_KEY, ModelError, card_path_for, export_onnx, file_sha256, load_keras_model,
                         onnx_path_for, validate_model)
 from core.paths import SHIPPED_MODEL, runs_dir
-from trainer.runs import safe_run_dir, write_json_atomic
+from core.registry import safe_run_dir
+from trainer.runs import write_json_atomic
 
 MODEL, ONNX, CARD = "model.keras", "model.onnx", "model.json"
 #: A locator file named by a card: a plain file name, never a path.
