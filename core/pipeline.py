@@ -166,8 +166,12 @@ class FacePipeline:
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
         if boxes_xywh is None:
             s = settings or self.detector.settings
-            boxes_xywh = self.detector.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
+            boxes_xywh = self.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
         return self.keypoints_for_boxes(gray, boxes_xywh)
+
+    def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
+        """Face boxes (N, 4) x, y, w, h of a grayscale image: the one detection step photos and the webcam share."""
+        return self.detector.detect(gray, settings)
 
     def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:
         """Crop every box the way training did (re-centred where needed) and predict all of them in one batch."""
