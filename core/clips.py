@@ -38,6 +38,7 @@ class SessionClip:
         token = secrets.token_hex(8)
         self.path = self.folder / f"{token}{CLIP_SUFFIX}"
         self.recording_path = self.folder / f"{token}.part{CLIP_SUFFIX}"
+        self.recording = False  # set by the recorder's thread between start_recording and finish_recording
         self._finalizer = weakref.finalize(self, _remove, self.path, self.recording_path)
 
     @property
@@ -49,15 +50,18 @@ class SessionClip:
         """Replace the previous clip: the path the recorder writes to."""
         _remove(self.path, self.recording_path)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.recording = True
         return self.recording_path
 
     def finish_recording(self) -> None:
         """The recorder closed its file: make it the session's clip (idempotent)."""
         if self.recording_path.is_file():
             os.replace(self.recording_path, self.path)
+        self.recording = False
 
     def discard(self) -> None:
         _remove(self.path, self.recording_path)
+        self.recording = False
 
 
 def sweep(folder: Path | None = None, ttl_s: float = CLIP_TTL_S, now: float | None = None) -> int:

@@ -69,20 +69,25 @@ with readout_column:
 
 
 @st.fragment(run_every=1.0)
-def wait_for_clip() -> None:
-    """The recorder closes its file just after STOP: show the clip as soon as it is there."""
-    if clip.ready:
-        st.rerun()
-    st.caption("Finishing the clip…")
+def clip_status(shown_ready: bool) -> None:
+    """Recording state, polled: the recorder starts just after START and closes its file just after STOP."""
+    if ctx.video_processor is not None and clip.recording:
+        st.caption("Recording… press STOP to finish the clip.")
+    elif clip.ready != shown_ready:
+        st.rerun()  # a clip was finished (or replaced): the whole page shows it with its download
+    elif clip.recording:
+        st.caption("Finishing the clip…")
+    elif not clip.ready:
+        st.caption("Turn on **Record a clip**, then START and STOP.")
 
 
 snapshot_column, clip_column = controls.columns(2)
 with snapshot_column:
     st.subheader("Snapshot")
-    if st.button("Take a snapshot", disabled=stream is None, help="The current frame, effect drawn, and its keypoints."):
+    if st.button("Take a snapshot", help="The current frame, effect drawn, and its keypoints."):
         taken = stream.live.snapshot() if stream is not None else None
         if taken is None:
-            st.warning("No frame has arrived yet: wait until the video plays.")
+            st.warning("No frame yet: press START and wait until the video plays.")
         else:
             st.session_state["webcam_snapshot"] = snapshot_files(taken)
     if "webcam_snapshot" in st.session_state:
@@ -93,13 +98,9 @@ with snapshot_column:
                            on_click="ignore")
 with clip_column:
     st.subheader("Clip")
-    if ctx.state.playing and clip.recording_path.is_file():
-        st.caption("Recording… press STOP to finish the clip.")
-    elif clip.ready:
+    clip_ready = clip.ready
+    if clip_ready:
         data = clip.path.read_bytes()
         st.video(data, format="video/mp4")
         st.download_button("Download the clip (MP4)", data, "webcam-clip.mp4", "video/mp4", on_click="ignore")
-    elif clip.recording_path.is_file():
-        wait_for_clip()
-    else:
-        st.caption("Turn on **Record a clip**, then START and STOP.")
+    clip_status(clip_ready)

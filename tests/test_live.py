@@ -186,11 +186,11 @@ def test_snapshot_is_the_last_frame_sent_back_with_its_faces(two_face_frame, app
 
 def test_a_session_clip_replaces_its_last_clip_and_is_removed_with_the_session(tmp_path):
     clip = SessionClip(tmp_path)
-    assert not clip.ready
+    assert not clip.ready and not clip.recording
     clip.start_recording().write_bytes(b"first")
-    assert not clip.ready  # still being written
+    assert not clip.ready and clip.recording  # still being written
     clip.finish_recording()
-    assert clip.ready and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
+    assert clip.ready and not clip.recording and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
     clip.start_recording().write_bytes(b"second")
     assert not clip.ready and not clip.path.exists()
     clip.finish_recording()
