@@ -19,6 +19,8 @@ from tests.e2e import assert_no_exception, settle
 from tests.helpers import video_frames, write_y4m
 
 VIDEO = SHARED_DATA / "video" / "frontal_face_320x240.mp4"
+#: How long a step may take to show its result on a loaded 2-core machine.
+STEP_MS = 30_000
 READOUT = re.compile(r"(\d+) frames this stream, a face in (\d+)")
 
 
@@ -54,7 +56,8 @@ def _readout(page: Page, at_least: int, timeout_s: float = 90) -> tuple[int, int
         page.wait_for_timeout(500)
         waited += 500
         assert_no_exception(page)
-    raise AssertionError(f"fewer than {at_least} frames in {timeout_s} s: {caption.all_inner_texts()}")
+    raise AssertionError(f"fewer than {at_least} frames in {timeout_s} s: {caption.all_inner_texts()}, "
+                         f"readout {page.get_by_test_id('stMetric').all_inner_texts()}")
 
 
 def _download(page: Page, button: str) -> bytes:
@@ -72,16 +75,16 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
         page.set_default_timeout(60_000)
         page.goto(server.url + "/webcam")
-        expect(page.get_by_role("heading", name="Webcam")).to_be_visible()
+        expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=STEP_MS)
         settle(page)
-        expect(page.get_by_text("Not started")).to_be_visible()
+        expect(page.get_by_text("Not started")).to_be_visible(timeout=STEP_MS)
 
         page.get_by_test_id("stCheckbox").filter(has_text="Record a clip").click()
         settle(page)
         webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
         webrtc.get_by_role("button", name="START").click()
-        expect(page.get_by_text("ms/frame")).to_be_visible()
-        expect(page.get_by_text("Recording… press STOP to finish the clip.")).to_be_visible()
+        expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
+        expect(page.get_by_text("Recording… press STOP to finish the clip.")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         frames, with_face = _readout(page, at_least=60)
         if has_face:
@@ -94,21 +97,22 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
 
         page.get_by_role("combobox", name="Effect").click()
         page.get_by_role("option", name="keypoints", exact=True).click()
-        expect(page.get_by_role("combobox", name="Effect")).to_have_value("keypoints")
+        expect(page.get_by_role("combobox", name="Effect")).to_have_value("keypoints", timeout=STEP_MS)
         page.wait_for_timeout(2000)  # let the new effect reach the stream
         assert_no_exception(page)
 
         page.get_by_role("button", name="Take a snapshot").click()
-        expect(page.get_by_role("button", name="Download the frame (PNG)")).to_be_visible()
+        expect(page.get_by_role("button", name="Download the frame (PNG)")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         png = cv2.imdecode(np.frombuffer(_download(page, "Download the frame (PNG)"), np.uint8), cv2.IMREAD_COLOR)
         keypoints = pd.read_csv(io.StringIO(_download(page, "Download its keypoints (CSV)").decode()))
-        assert png.shape == (480, 640, 3)
+        height, width = png.shape[:2]  # 640x480 asked for; Chromium lowers it when the CPU is busy
+        assert width >= 320 and width * 3 == height * 4, png.shape
         assert_no_exception(page)
         if has_face:
             assert len(keypoints) == 1 and set(COORD_COLUMNS) <= set(keypoints.columns)
-            points = keypoints[COORD_COLUMNS].to_numpy(float).reshape(-1, 2)
-            assert np.isfinite(points).all() and (points >= 0).all() and (points < [640, 480]).all()
+            points = keypoints[list(COORD_COLUMNS)].to_numpy(float).reshape(-1, 2)
+            assert np.isfinite(points).all() and (points >= 0).all() and (points < [width, height]).all()
             markers = _marker_pixels(png)
             assert markers.sum() > 100  # green dots drawn ...
             on_points = [markers[max(0, int(y) - 3):int(y) + 4, max(0, int(x) - 3):int(x) + 4].any() for x, y in points]
@@ -116,10 +120,10 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
 
         last_frames, _ = _readout(page, at_least=frames)
         webrtc.get_by_role("button", name="STOP").click()
-        expect(page.get_by_text("Stopped")).to_be_visible()
-        expect(page.get_by_text("ms/frame")).to_have_count(0)  # no stale figures after STOP
+        expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
+        expect(page.get_by_text("ms/frame")).to_have_count(0, timeout=STEP_MS)  # no stale figures after STOP
         assert_no_exception(page)
-        expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         clip_path = tmp_path / "clip.mp4"
         clip_path.write_bytes(_download(page, "Download the clip (MP4)"))
@@ -130,19 +134,19 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
             if not ok:
                 break
             clip.append(f)
-        assert len(clip) >= 30 and clip[0].shape == (480, 640, 3), len(clip)
+        assert len(clip) >= 30 and clip[0].shape[1] >= 320, (len(clip), clip[0].shape if clip else None)
         if has_face:
             with_markers = sum(_marker_pixels(f).sum() > 30 for f in clip)
             assert with_markers >= 0.1 * len(clip), (with_markers, len(clip))  # the overlay is in the recording
         assert list((tmp_path / "data" / "clips").glob("*.mp4")), "the clip lives in the app's data folder"
 
         webrtc.get_by_role("button", name="START").click()
-        expect(page.get_by_text("ms/frame")).to_be_visible()
+        expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         again, _ = _readout(page, at_least=1)
         assert again < last_frames, (again, last_frames)  # counted per stream, not carried over
         webrtc.get_by_role("button", name="STOP").click()
-        expect(page.get_by_text("Stopped")).to_be_visible()
+        expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         page.screenshot(path=str(tmp_path / "webcam-after-use.png"), full_page=True)
     finally:

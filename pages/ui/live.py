@@ -6,6 +6,7 @@ import os
 
 import av
 import cv2
+from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRecorder
 from streamlit_webrtc import VideoProcessorBase
 
@@ -41,6 +42,35 @@ class StreamProcessor(VideoProcessorBase):
         self.live.close()
 
 
+#: MediaRecorder's video stream runs at this rate (its time base is 1/30 s).
+RECORDER_FPS = 30
+
+
+class _OneFramePerTick(MediaStreamTrack):
+    """Passes on frames whose time, in the recorder's 1/30 s ticks, is later than the last one's.
+
+    WebRTC frames carry 90 kHz timestamps at an irregular rate; two within one tick would get the
+    same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip.
+    """
+
+    kind = "video"
+
+    def __init__(self, track: MediaStreamTrack):
+        super().__init__()
+        self._track = track
+        self._last_tick: int | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        while True:
+            frame = await self._track.recv()
+            if frame.pts is None or frame.time_base is None:
+                return frame
+            tick = round(frame.pts * frame.time_base * RECORDER_FPS)
+            if self._last_tick is None or tick > self._last_tick:
+                self._last_tick = tick
+                return frame
+
+
 class ClipRecorder(MediaRecorder):
     """aiortc's MediaRecorder writing a session's clip (MP4, H.264); the clip is offered once the file is closed."""
 
@@ -48,9 +78,14 @@ class ClipRecorder(MediaRecorder):
         super().__init__(str(clip.start_recording()), format="mp4")
         self._clip = clip
 
+    def addTrack(self, track: MediaStreamTrack) -> None:
+        super().addTrack(_OneFramePerTick(track) if track.kind == "video" else track)
+
     async def stop(self) -> None:
-        await super().stop()
-        self._clip.finish_recording()
+        try:
+            await super().stop()
+        finally:
+            self._clip.finish_recording()
 
 
 def snapshot_files(snapshot: LiveSnapshot) -> tuple[bytes, str]:
