@@ -9,7 +9,9 @@ Per frame, on a 2-core CPU (bench/bench_live.py):
   the last smoothed keypoints where the model's mean training shape sits (core.geometry), so no
   separate tracker is needed and the crops look like the training crops;
 - all faces go through the model in one ONNX Runtime call;
-- keypoints are smoothed per face with a One Euro filter; a face not re-detected for `grace_s` is dropped.
+- keypoints are smoothed per face with a One Euro filter; a face not re-detected for `grace_s` is
+  dropped (with background detection: when a detector answer without it arrives, so a detector
+  slowed down by a busy CPU does not drop faces it has not looked for).
 
 One LiveProcessor serves one stream. `process` is called from streamlit-webrtc's worker thread;
 settings arrive through `update()`, statistics and the last frame leave through `stats()` and
@@ -213,20 +215,21 @@ class LiveProcessor:
         worker = self._detection_worker() if s.background_detection else None
         if worker is None:
             if due:
-                self._merge_detections(gray, self._detect(gray), now)
+                self._merge_detections(gray, self._detect(gray), seen_at=now)
                 self._frames_since_detection = 0
             else:
                 self._frames_since_detection += 1
+            self._drop_unconfirmed(now, s)
         else:
             answer = worker.take_result()
-            if answer is not None:
-                self._merge_detections(gray, answer.boxes_xywh, now)
+            if answer is not None:  # in the detector's time: only an answer without a face is evidence it left
+                self._merge_detections(gray, answer.boxes_xywh, seen_at=answer.stamp)
+                self._drop_unconfirmed(answer.stamp, s)
             if due and worker.idle:
                 worker.submit(gray, now)
                 self._frames_since_detection = 0
             else:
                 self._frames_since_detection += 1
-        self._tracks = [t for t in self._tracks if now - t.last_confirmed <= s.grace_s]
         faces = self._predict(gray, now, s)
         out = render(frame_bgr, faces, s.effect) if faces and s.effect != "none" else frame_bgr
         self._record(started, now, faces, out, drawn=bool(faces) and s.effect != "none")
@@ -251,8 +254,11 @@ class LiveProcessor:
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
         return self.pipeline.detect(gray, settings)
 
-    def _merge_detections(self, gray: np.ndarray, boxes: np.ndarray, now: float) -> None:
-        """Confirm the tracks a box overlaps; start a track for every other box."""
+    def _drop_unconfirmed(self, reference: float, s: LiveSettings) -> None:
+        self._tracks = [t for t in self._tracks if reference - t.last_confirmed <= s.grace_s]
+
+    def _merge_detections(self, gray: np.ndarray, boxes: np.ndarray, seen_at: float) -> None:
+        """Confirm (as seen at `seen_at`) the tracks a box overlaps; start a track for every other box."""
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])
@@ -260,12 +266,12 @@ class LiveProcessor:
             if scores and max(scores)[0] > 0.3:
                 i = max(scores)[1]
                 unmatched.remove(i)
-                track.box_xywh, track.last_confirmed = boxes[i].astype(float), now
+                track.box_xywh, track.last_confirmed = boxes[i].astype(float), seen_at
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
                     track.crop = crop_from_box(boxes[i])
         new_boxes = np.asarray(boxes)[unmatched].astype(float).reshape(-1, 4)
         for box, crop in zip(new_boxes, self.pipeline.crops_for_boxes(gray, new_boxes)):  # re-centred like photos
-            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), now))
+            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), seen_at))
 
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:

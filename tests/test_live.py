@@ -109,6 +109,13 @@ def test_frames_do_not_wait_for_a_slow_detector_and_tracks_appear_when_it_answer
     assert processor._worker.wait_idle(5)
     processor.process(two_face_frame, now=5 / 30)
     assert processor.stats().faces == 2
+    blank = np.full_like(two_face_frame, 100)
+    processor.process(blank, now=2.0)  # long after the last confirmation, but no detector answer yet
+    assert processor.stats().faces == 2
+    for i in range(10):  # answers without the faces arrive: they are dropped
+        processor._worker.wait_idle(5)
+        processor.process(blank, now=2.0 + (i + 1) / 30)
+    assert processor.stats().faces == 0
     processor.close()
 
 
