@@ -21,7 +21,9 @@ if pipeline is None:
     st.stop()
 
 sweep()  # clips of any session older than CLIP_TTL_S
-clip: SessionClip = st.session_state.setdefault("webcam_clip", SessionClip())
+if "webcam_clip" not in st.session_state:
+    st.session_state["webcam_clip"] = SessionClip()
+clip: SessionClip = st.session_state["webcam_clip"]
 
 controls, readout_column = st.columns([3, 1])
 with controls:

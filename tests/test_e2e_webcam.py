@@ -104,6 +104,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         page.get_by_role("button", name="Take a snapshot").click()
         expect(page.get_by_role("button", name="Download the frame (PNG)")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
+        page.screenshot(path=str(tmp_path / "webcam-live.png"), full_page=True)
         png = cv2.imdecode(np.frombuffer(_download(page, "Download the frame (PNG)"), np.uint8), cv2.IMREAD_COLOR)
         keypoints = pd.read_csv(io.StringIO(_download(page, "Download its keypoints (CSV)").decode()))
         height, width = png.shape[:2]  # 640x480 asked for; Chromium lowers it when the CPU is busy
