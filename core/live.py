@@ -3,7 +3,8 @@
 Per frame, on a 2-core CPU (bench/bench_live.py):
 - faces are detected (FacePipeline.detect, the same detection step as photos, on a copy scaled to
   `detect_width`) every `detect_every` frames, on a background thread (DetectionWorker) fed the
-  newest frame, so no frame waits for the Haar cascade; tracks are updated when it answers.
+  newest frame, so no frame after a stream's first waits for the Haar cascade; tracks are updated
+  when it answers.
   `background_detection=False` detects on the frame path instead (the old path, kept as the bench's baseline);
 - between detections each face is *tracked by its own keypoints*: the next crop is the one that puts
   the last smoothed keypoints where the model's mean training shape sits (core.geometry), so no
@@ -212,7 +213,8 @@ class LiveProcessor:
             frame_bgr = cv2.flip(frame_bgr, 1)
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         due = self._frames_since_detection >= max(s.detect_every, 1) - 1 or not self._tracks
-        worker = self._detection_worker() if s.background_detection else None
+        # The stream's first frame is detected on the frame path: there is nothing to track yet.
+        worker = self._detection_worker() if s.background_detection and self._stats.frames else None
         if worker is None:
             if due:
                 self._merge_detections(gray, self._detect(gray), seen_at=now)

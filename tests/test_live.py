@@ -78,44 +78,49 @@ def test_ice_servers_default_to_none_and_come_from_the_environment(monkeypatch):
 
 
 class SlowDetector:
-    """A stand-in for the pipeline's detection step that takes `delay_s` and records what it saw."""
+    """The pipeline's detection step, made to wait for `release` from its second call on."""
 
-    def __init__(self, pipeline, delay_s):
-        self.pipeline, self.delay_s, self.calls = pipeline, delay_s, 0
+    def __init__(self, pipeline):
+        self.pipeline, self.calls = pipeline, 0
+        self.real_detect = pipeline.detect
         self.release = threading.Event()
 
     def __call__(self, gray, settings=None):
         self.calls += 1
-        self.release.wait(self.delay_s)
-        return self.pipeline.detector.detect(gray, settings)
+        if self.calls > 1:
+            self.release.wait(30)
+        return self.real_detect(gray, settings)
 
 
-def test_frames_do_not_wait_for_a_slow_detector_and_tracks_appear_when_it_answers(two_face_frame, app_model_path):
-    pipeline = FacePipeline(app_model_path)
-    slow = SlowDetector(pipeline, delay_s=10)
-    pipeline.detect = slow  # the processor must detect through the pipeline's detection step
-    processor = LiveProcessor(pipeline, LiveSettings(effect="keypoints", mirror=False))
-    started = time.perf_counter()
-    for i in range(5):
-        out = processor.process(two_face_frame, now=i / 30)
-    assert time.perf_counter() - started < 5  # the detector is still sleeping: nothing waited for it
-    assert processor.stats().frames == 5 and processor.stats().frames_with_face == 0
-    assert np.array_equal(out, two_face_frame)
-    deadline = time.time() + 5
-    while slow.calls == 0 and time.time() < deadline:  # the thread may not have picked the frame up yet
+def _wait_for(condition, timeout_s=10):
+    deadline = time.time() + timeout_s
+    while not condition() and time.time() < deadline:
         time.sleep(0.01)
-    assert slow.calls == 1  # one detection in flight, not one per frame
-    slow.release.set()
-    assert processor._worker.wait_idle(5)
-    processor.process(two_face_frame, now=5 / 30)
-    assert processor.stats().faces == 2
+    return condition()
+
+
+def test_frames_do_not_wait_for_a_slow_detector_and_tracks_follow_its_answers(two_face_frame, app_model_path):
+    pipeline = FacePipeline(app_model_path)
+    slow = SlowDetector(pipeline)
+    pipeline.detect = slow  # the processor must detect through the pipeline's detection step
+    processor = LiveProcessor(pipeline, LiveSettings(effect="keypoints", mirror=False, grace_s=0.05))
+    processor.process(two_face_frame, now=0.0)  # a stream's first frame: detected on the frame path
+    assert processor.stats().faces == 2 and slow.calls == 1
     blank = np.full_like(two_face_frame, 100)
-    processor.process(blank, now=2.0)  # long after the last confirmation, but no detector answer yet
-    assert processor.stats().faces == 2
-    for i in range(10):  # answers without the faces arrive: they are dropped
-        processor._worker.wait_idle(5)
-        processor.process(blank, now=2.0 + (i + 1) / 30)
+    started = time.perf_counter()
+    for i in range(1, 10):
+        processor.process(blank, now=i / 30)
+    assert time.perf_counter() - started < 10  # the detector is held for 30 s: no frame waited for it
+    assert _wait_for(lambda: slow.calls == 2)  # one detection in flight, not one per frame
+    assert processor.stats().frames == 10 and processor.stats().faces == 2  # no answer yet: faces kept
+    slow.release.set()
+    assert processor._worker.wait_idle(10)
+    processor.process(blank, now=10 / 30)  # the answer (no face) arrives: the tracks are dropped
     assert processor.stats().faces == 0
+    for i in range(11, 30):  # the faces come back: found by the next answers
+        processor._worker.wait_idle(10)
+        processor.process(two_face_frame, now=i / 30)
+    assert processor.stats().faces == 2
     processor.close()
 
 
@@ -163,13 +168,16 @@ def test_processors_leave_no_detection_thread_behind(tiny_model_path):
     before = threading.active_count()
     closed = LiveProcessor(pipeline)
     closed.process(frame, now=0.0)
+    assert threading.active_count() == before  # the first frame is detected on the frame path
+    closed.process(frame, now=0.1)
     assert threading.active_count() == before + 1
     closed.close()
     assert threading.active_count() == before
-    closed.process(frame, now=0.1)  # a late frame after the stream ended: detected on the frame path
-    assert threading.active_count() == before and closed.stats().frames == 2
+    closed.process(frame, now=0.2)  # a late frame after the stream ended: detected on the frame path
+    assert threading.active_count() == before and closed.stats().frames == 3
     dropped = LiveProcessor(pipeline)
     dropped.process(frame, now=0.0)
+    dropped.process(frame, now=0.1)
     del dropped  # never closed: garbage collection stops its thread
     import gc
 
