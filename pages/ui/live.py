@@ -84,8 +84,10 @@ class ClipRecorder(MediaRecorder):
     async def stop(self) -> None:
         try:
             await super().stop()
-        finally:
-            self._clip.finish_recording()
+        except Exception:
+            self._clip.discard()  # a file the muxer could not finish is no clip to offer
+            raise
+        self._clip.finish_recording()
 
 
 def snapshot_files(snapshot: LiveSnapshot) -> tuple[bytes, str]:
