@@ -128,13 +128,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         assert_no_exception(page)
         clip_path = tmp_path / "clip.mp4"
         clip_path.write_bytes(_download(page, "Download the clip (MP4)"))
-        capture = cv2.VideoCapture(str(clip_path))
-        clip = []
-        while True:
-            ok, f = capture.read()
-            if not ok:
-                break
-            clip.append(f)
+        clip = video_frames(clip_path, size=None, limit=100_000)
         assert len(clip) >= 30 and clip[0].shape[1] >= 320, (len(clip), clip[0].shape if clip else None)
         if has_face:
             with_markers = sum(_marker_pixels(f).sum() > 30 for f in clip)
