@@ -3,6 +3,7 @@
 import streamlit_webrtc  # noqa: F401  isort: skip
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import av
@@ -55,7 +56,8 @@ def test_irregular_webrtc_timestamps_still_make_a_clip(tmp_path):
         await asyncio.sleep(0.1)
         await recorder.stop()
 
-    asyncio.run(record())
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own (Playwright's may be running in this thread)
+        thread.submit(asyncio.run, record()).result()
     assert clip.ready and not clip.recording
     decoded = video_frames(clip.path, size=None)
     assert 40 <= len(decoded) <= 90 and decoded[0].shape == (120, 160, 3)
