@@ -1,33 +1,37 @@
 """Real-time face effects for video frames (the webcam page's engine; no Streamlit here).
 
 Per frame, on a 2-core CPU (bench/bench_live.py):
-- the Haar detector runs only every `detect_every` frames, on a copy scaled to `detect_width`;
+- faces are detected (FacePipeline.detect, the same detection step as photos, on a copy scaled to
+  `detect_width`) every `detect_every` frames, on a background thread (DetectionWorker) fed the
+  newest frame, so no frame after a stream's first waits for the Haar cascade; tracks are updated
+  when it answers.
+  `background_detection=False` detects on the frame path instead (the old path, kept as the bench's baseline);
 - between detections each face is *tracked by its own keypoints*: the next crop is the one that puts
   the last smoothed keypoints where the model's mean training shape sits (core.geometry), so no
   separate tracker is needed and the crops look like the training crops;
 - all faces go through the model in one ONNX Runtime call;
-- keypoints are smoothed per face with a One Euro filter; a face not re-detected for `grace_s` is dropped.
+- keypoints are smoothed per face with a One Euro filter; a face not re-detected for `grace_s` is
+  dropped (with background detection: when a detector answer without it arrives, so a detector
+  slowed down by a busy CPU does not drop faces it has not looked for).
 
-`LiveProcessor.process` is called from streamlit-webrtc's worker thread; settings arrive through
-`update()` and statistics leave through `stats()`, both under one lock.
+One LiveProcessor serves one stream. `process` is called from streamlit-webrtc's worker thread;
+settings arrive through `update()`, statistics and the last frame leave through `stats()` and
+`snapshot()`, all under one lock. `close()` stops the detection thread.
 """
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from core.detector import DetectorSettings
 from core.geometry import CropTransform, box_iou, crop_around_points, crop_from_box
 from core.pipeline import Face, FacePipeline, render
 from core.smoothing import OneEuroFilter
-
 
 #: One Euro parameters, chosen on the recorded video (shipped model): on a still face with camera
 #: noise the nose tip's jitter drops from 0.61 px to 0.05 px for every setting tried; during head
@@ -41,9 +45,11 @@ class LiveSettings:
     effect: str = "sunglasses"
     mirror: bool = True
     detect_every: int = 5
+    #: Detection runs on a copy no wider than this; the pipeline's detector settings do the rest.
     detect_width: int = 320
     grace_s: float = 0.5
     smoothing: bool = True
+    background_detection: bool = True
 
 
 @dataclass
@@ -66,21 +72,113 @@ class LiveStats:
     last_frame_time: float = field(default=0.0, repr=False)
 
 
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The last frame a stream sent back (effect drawn) and the faces drawn on it."""
+
+    frame_bgr: np.ndarray
+    faces: list[Face]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A detector answer: boxes (x, y, w, h) found on the frame submitted at `stamp`."""
+
+    boxes_xywh: np.ndarray
+    stamp: float
+
+
+class DetectionWorker:
+    """Runs `detect(gray)` on a daemon thread, always on the newest frame handed to it.
+
+    `submit` replaces a frame still waiting (a slow detector skips frames rather than queueing
+    them); `take_result` returns each answer once. An exception raised by `detect` is re-raised by
+    the next `take_result`, on the caller's thread.
+    """
+
+    def __init__(self, detect: Callable[[np.ndarray], np.ndarray], name: str = "face-detection"):
+        self._detect = detect
+        self._cond = threading.Condition()
+        self._pending: tuple[np.ndarray, float] | None = None
+        self._result: Detection | BaseException | None = None
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """No frame waiting and none being detected."""
+        with self._cond:
+            return self._pending is None and not self._busy
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, gray: np.ndarray, stamp: float) -> None:
+        """Detect on `gray` (not modified afterwards by the caller) as soon as the thread is free; ignored once closed."""
+        with self._cond:
+            if self._closed:
+                return
+            self._pending = (gray, stamp)
+            self._cond.notify()
+
+    def take_result(self) -> Detection | None:
+        with self._cond:
+            result, self._result = self._result, None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block until the thread has answered everything submitted (tests and the bench's warm-up)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread (after the detection in progress, if any); idempotent."""
+        with self._cond:
+            self._closed = True
+            self._pending = None
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._closed)
+                if self._closed:
+                    return
+                (gray, stamp), self._pending = self._pending, None
+                self._busy = True
+            try:
+                result: Detection | BaseException = Detection(self._detect(gray), stamp)
+            except Exception as exc:  # handed to the frame thread by take_result
+                result = exc
+            with self._cond:
+                self._result = result
+                self._busy = False
+                self._cond.notify_all()
+
+
 class LiveProcessor:
     """Stateful per-stream processor: frames in (BGR), frames out with the chosen effect."""
 
-    def __init__(self, pipeline: FacePipeline, settings: LiveSettings | None = None, stats_file: str | None = None):
+    def __init__(self, pipeline: FacePipeline, settings: LiveSettings | None = None):
         self.pipeline = pipeline
         self._settings = settings or LiveSettings()
         self._lock = threading.Lock()
         self._stats = LiveStats()
+        self._snapshot: LiveSnapshot | None = None
         self._tracks: list[_Track] = []
-        self._frame_index = 0
+        self._frames_since_detection = 0
         self._mean_shape = pipeline.mean_shape
-        self._stats_file = Path(stats_file) if stats_file else (
-            Path(os.environ["FKS_LIVE_STATS_FILE"]) if os.environ.get("FKS_LIVE_STATS_FILE") else None)
+        self._worker: DetectionWorker | None = None
+        self._closed = False
 
-    # -- thread-safe settings and statistics ------------------------------------------------------
+    # -- thread-safe settings, statistics and the last frame ---------------------------------------
     def update(self, **changes) -> None:
         with self._lock:
             self._settings = replace(self._settings, **changes)
@@ -94,9 +192,17 @@ class LiveProcessor:
         with self._lock:
             return replace(self._stats)
 
-    def tracked_keypoints(self) -> list[np.ndarray]:
-        """The last (smoothed) keypoints of every tracked face, image pixels."""
-        return [t.keypoints_px for t in self._tracks if t.keypoints_px is not None]
+    def snapshot(self) -> LiveSnapshot | None:
+        """The last processed frame with its faces, or None before the first frame."""
+        with self._lock:
+            return self._snapshot
+
+    def close(self) -> None:
+        """End of the stream: stop the detection thread. Frames processed afterwards detect on the frame path."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     # -- the per-frame work -----------------------------------------------------------------------
     def process(self, frame_bgr: np.ndarray, now: float | None = None) -> np.ndarray:
@@ -106,18 +212,55 @@ class LiveProcessor:
         if s.mirror:
             frame_bgr = cv2.flip(frame_bgr, 1)
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-        if self._frame_index % max(s.detect_every, 1) == 0 or not self._tracks:
-            self._detect(gray, now, s)
-        self._frame_index += 1
-        self._tracks = [t for t in self._tracks if now - t.last_confirmed <= s.grace_s]
+        due = self._frames_since_detection >= max(s.detect_every, 1) - 1 or not self._tracks
+        # The stream's first frame is detected on the frame path: there is nothing to track yet.
+        worker = self._detection_worker() if s.background_detection and self._stats.frames else None
+        if worker is None:
+            if due:
+                self._merge_detections(gray, self._detect(gray), seen_at=now)
+                self._frames_since_detection = 0
+            else:
+                self._frames_since_detection += 1
+            self._drop_unconfirmed(now, s)
+        else:
+            answer = worker.take_result()
+            if answer is not None:  # in the detector's time: only an answer without a face is evidence it left
+                self._merge_detections(gray, answer.boxes_xywh, seen_at=answer.stamp)
+                self._drop_unconfirmed(answer.stamp, s)
+            if due and worker.idle:
+                worker.submit(gray, now)
+                self._frames_since_detection = 0
+            else:
+                self._frames_since_detection += 1
         faces = self._predict(gray, now, s)
         out = render(frame_bgr, faces, s.effect) if faces and s.effect != "none" else frame_bgr
-        self._record(started, now, len(faces), drawn=bool(faces) and s.effect != "none")
+        self._record(started, now, faces, out, drawn=bool(faces) and s.effect != "none")
         return out
 
-    def _detect(self, gray: np.ndarray, now: float, s: LiveSettings) -> None:
-        settings = DetectorSettings(scale_factor=1.2, min_neighbors=5, min_size_fraction=0.12, max_side=s.detect_width)
-        boxes = self.pipeline.detect(gray, settings).boxes_xywh  # detection frames only: the verifier runs here
+    def _detection_worker(self) -> DetectionWorker | None:
+        if self._worker is None and not self._closed:
+            # The thread holds only a weak reference, so a processor dropped without close() is
+            # collected, and its finalizer stops the thread.
+            processor = weakref.ref(self)
+
+            def detect(gray: np.ndarray) -> np.ndarray:
+                owner = processor()
+                return owner._detect(gray) if owner is not None else np.zeros((0, 4), int)
+
+            self._worker = DetectionWorker(detect)
+            weakref.finalize(self, self._worker.close)
+        return self._worker
+
+    def _detect(self, gray: np.ndarray) -> np.ndarray:
+        """The pipeline's detection step (its detector settings), on a copy `detect_width` wide."""
+        settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
+        return self.pipeline.detect(gray, settings).boxes_xywh  # the verifier runs here, on detection frames only
+
+    def _drop_unconfirmed(self, reference: float, s: LiveSettings) -> None:
+        self._tracks = [t for t in self._tracks if reference - t.last_confirmed <= s.grace_s]
+
+    def _merge_detections(self, gray: np.ndarray, boxes: np.ndarray, seen_at: float) -> None:
+        """Confirm (as seen at `seen_at`) the tracks a box overlaps; start a track for every other box."""
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])
@@ -125,12 +268,12 @@ class LiveProcessor:
             if scores and max(scores)[0] > 0.3:
                 i = max(scores)[1]
                 unmatched.remove(i)
-                track.box_xywh, track.last_confirmed = boxes[i].astype(float), now
+                track.box_xywh, track.last_confirmed = boxes[i].astype(float), seen_at
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
                     track.crop = crop_from_box(boxes[i])
-        new_boxes = boxes[unmatched].astype(float)
+        new_boxes = np.asarray(boxes)[unmatched].astype(float).reshape(-1, 4)
         for box, crop in zip(new_boxes, self.pipeline.crops_for_boxes(gray, new_boxes)):  # re-centred like photos
-            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), now))
+            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), seen_at))
 
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:
@@ -145,32 +288,17 @@ class LiveProcessor:
                 track.crop = crop_around_points(smoothed, self._mean_shape)
         return faces
 
-    def _record(self, started: float, now: float, n_faces: int, drawn: bool) -> None:
+    def _record(self, started: float, now: float, faces: list[Face], out: np.ndarray, drawn: bool) -> None:
         ms = (time.perf_counter() - started) * 1000
         with self._lock:
             st = self._stats
             st.frames += 1
-            st.frames_with_face += n_faces > 0
+            st.frames_with_face += bool(faces)
             st.overlays_drawn += drawn
-            st.faces = n_faces
+            st.faces = len(faces)
             st.ms_per_frame = ms if st.frames == 1 else 0.9 * st.ms_per_frame + 0.1 * ms
             if st.last_frame_time and now > st.last_frame_time:
                 inst = 1.0 / (now - st.last_frame_time)
                 st.fps = inst if st.fps == 0 else 0.9 * st.fps + 0.1 * inst
             st.last_frame_time = now
-            snapshot = replace(st) if self._stats_file and st.frames % 15 == 0 else None
-        if snapshot is not None:
-            tmp = self._stats_file.with_name(self._stats_file.name + ".tmp")
-            tmp.write_text(json.dumps({k: v for k, v in snapshot.__dict__.items() if k != "last_frame_time"}))
-            os.replace(tmp, self._stats_file)
-
-
-def rtc_configuration() -> dict:
-    """ICE servers for WebRTC: none by default (no external STUN is contacted; fine on a LAN or
-    localhost). Deployments behind NAT set FKS_ICE_SERVERS to a JSON list, e.g.
-    '[{"urls": ["stun:stun.example.org:3478"]}]' or a TURN server with username/credential."""
-    raw = os.environ.get("FKS_ICE_SERVERS", "").strip()
-    servers = json.loads(raw) if raw else []
-    if not isinstance(servers, list):
-        raise ValueError("FKS_ICE_SERVERS must be a JSON list of RTCIceServer objects")
-    return {"iceServers": servers}
+            self._snapshot = LiveSnapshot(out, faces)  # `out` is a new array every frame: no copy needed

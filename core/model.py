@@ -213,17 +213,54 @@ def export_onnx(model: "keras.Model", path: str | os.PathLike, source_sha256: st
     return path
 
 
+def int8_path_for(keras_path: str | os.PathLike) -> Path:
+    return Path(keras_path).with_suffix(".int8.onnx")
+
+
+def quantize_onnx(onnx_path: str | os.PathLike, calibration_crops: np.ndarray, out_path: str | os.PathLike,
+                  source_sha256: str = "") -> Path:
+    """A static int8 twin of an ONNX export: int8 weights per channel, uint8 activations whose ranges
+    are calibrated on `calibration_crops` (uint8 (N, 96, 96) detector crops of real faces, never
+    of the people it is evaluated on). Tagged with its source like the float twin."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out_path = Path(out_path)
+    input_name = onnx.load(str(onnx_path)).graph.input[0].name
+
+    class Crops(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter([{input_name: to_model_input(c)} for c in calibration_crops])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(onnx_path), str(prepared))
+        quantize_static(str(prepared), str(quantized), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        graph = onnx.load(str(quantized))
+        onnx.helper.set_model_props(graph, {SOURCE_KEY: source_sha256})
+        onnx.save(graph, str(quantized))
+        os.chmod(quantized, 0o644)
+        os.replace(quantized, out_path)
+    return out_path
+
+
 class OnnxModel:
     """Fast batch inference for one model file on 96x96 crops, through ONNX Runtime.
 
     Loads the ONNX twin of a `.keras` file, exporting it first when it is missing or was exported
     from other weights; one `predict` call serves one face or a whole frame's faces in one batch.
+    `int8=True` loads the quantized twin (`quantize_onnx`) instead, which must exist for these weights.
     Subclasses say what the output means (`OUTPUT_SIZE` values per crop).
     """
 
     OUTPUT_SIZE = NUM_KEYPOINTS * 2
 
-    def __init__(self, keras_path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, keras_path: str | os.PathLike, threads: int | None = None, int8: bool = False):
         self.keras_path = Path(keras_path)
         if not self.keras_path.is_file():
             raise ModelError(
@@ -231,14 +268,20 @@ class OnnxModel:
             )
         self._threads = threads or min(2, os.cpu_count() or 1)
         sha = file_sha256(self.keras_path)
-        onnx_path = onnx_path_for(self.keras_path)
-        session = self._open(onnx_path) if onnx_path.is_file() else None
-        if session is None or session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY) != sha:
-            model = load_keras_model(self.keras_path, self.OUTPUT_SIZE)
-            target = onnx_path if os.access(onnx_path.parent, os.W_OK) else Path(tempfile.mkdtemp()) / onnx_path.name
-            session = self._open(export_onnx(model, target, source_sha256=sha))
+        if int8:
+            session = self._open_twin(int8_path_for(self.keras_path), sha)
             if session is None:
-                raise ModelError(f"Could not load the ONNX export of {self.keras_path.name}")
+                raise ModelError(f"{self.keras_path.name} has no int8 twin made from these weights "
+                                 f"({int8_path_for(self.keras_path).name}).")
+        else:
+            onnx_path = onnx_path_for(self.keras_path)
+            session = self._open_twin(onnx_path, sha)
+            if session is None:
+                model = load_keras_model(self.keras_path, self.OUTPUT_SIZE)
+                target = onnx_path if os.access(onnx_path.parent, os.W_OK) else Path(tempfile.mkdtemp()) / onnx_path.name
+                session = self._open(export_onnx(model, target, source_sha256=sha))
+                if session is None:
+                    raise ModelError(f"Could not load the ONNX export of {self.keras_path.name}")
         outputs = session.get_outputs()[0].shape[-1]
         if outputs != self.OUTPUT_SIZE:
             raise ModelError(f"{self.keras_path.name} has {outputs} output(s) per crop; "
@@ -246,6 +289,13 @@ class OnnxModel:
         self._session = session
         self._input_name = self._session.get_inputs()[0].name
         self.card = read_card(self.keras_path)
+
+    def _open_twin(self, onnx_path: Path, source_sha256: str):
+        """A session on `onnx_path` when it exists and was made from the weights with this hash, else None."""
+        session = self._open(onnx_path) if onnx_path.is_file() else None
+        if session is None or session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY) != source_sha256:
+            return None
+        return session
 
     def _open(self, onnx_path: Path):
         """An ONNX Runtime session, or None when the file is unreadable (it will be re-exported)."""

@@ -1,62 +1,108 @@
-"""Webcam: live sunglasses (or another effect) that follow every face, over WebRTC."""
+"""Webcam: live sunglasses (or another effect) that follow every face, over WebRTC; snapshots and clips."""
 from __future__ import annotations
 
 from pages.ui import load_pipeline, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
-import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from core.live import LiveProcessor, rtc_configuration
+from core.clips import CLIP_TTL_S, SessionClip, sweep
+from core.live import LiveSettings
 from core.overlays import EFFECTS
+from pages.ui.live import ClipRecorder, StreamProcessor, rtc_configuration, snapshot_files
 
 page_setup("Webcam")
 st.title("Webcam")
 st.caption("Press **START**, allow the camera, and the effect follows your face in real time. "
-           "Frames are processed on this server; nothing is recorded.")
+           "Frames are processed on this server; nothing is kept unless you take a snapshot or record a clip.")
 
 pipeline = load_pipeline()
 if pipeline is None:
     st.stop()
 
-# One processor per browser session; the video callback runs in another thread and only ever talks
-# to this object (its own lock), never to st.session_state.
-processor: LiveProcessor | None = st.session_state.get("live_processor")
-if processor is None or processor.pipeline is not pipeline:
-    processor = st.session_state["live_processor"] = LiveProcessor(pipeline)
+sweep()  # clips of any session older than CLIP_TTL_S
+if "webcam_clip" not in st.session_state:
+    st.session_state["webcam_clip"] = SessionClip()
+clip: SessionClip = st.session_state["webcam_clip"]
 
 controls, readout_column = st.columns([3, 1])
 with controls:
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     effect = c1.selectbox("Effect", EFFECTS, index=EFFECTS.index("sunglasses"))
     mirror = c2.toggle("Mirror", value=True, help="Show the picture like a mirror (as most video apps do).")
-processor.update(effect=effect, mirror=mirror)
-
-
-def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
-    out = processor.process(frame.to_ndarray(format="bgr24"))
-    return av.VideoFrame.from_ndarray(out, format="bgr24")
-
-
-with controls:
-    webrtc_streamer(
+    record = c3.toggle("Record a clip", value=False,
+                       help=f"Records what you see, from the next START to STOP, as an MP4 you can download. "
+                            f"One clip per session, deleted after {CLIP_TTL_S // 60} minutes or when you leave.")
+    # Called by streamlit-webrtc at every START (in its own thread): a new processor, so counts are per stream.
+    ctx = webrtc_streamer(
         key="live",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration(),
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-        video_frame_callback=on_frame,
+        video_processor_factory=lambda: StreamProcessor(pipeline, LiveSettings(effect=effect, mirror=mirror)),
+        out_recorder_factory=(lambda: ClipRecorder(clip)) if record else None,
         async_processing=True,
     )
+
+stream: StreamProcessor | None = ctx.video_processor
+if stream is not None:
+    stream.live.update(effect=effect, mirror=mirror)
+    st.session_state["webcam_started"] = True
 
 
 @st.fragment(run_every=1.0)
 def live_readout() -> None:
-    s = processor.stats()
+    """Figures of the stream that is playing; after STOP it says so instead of showing the last figures."""
+    current: StreamProcessor | None = ctx.video_processor
+    if current is None:
+        st.metric("Status", "Stopped" if st.session_state.get("webcam_started") else "Not started")
+        st.caption("Press START to go live.")
+        return
+    s = current.live.stats()
+    st.metric("Status", "Live")
     st.metric("Processing", f"{s.ms_per_frame:.1f} ms/frame")
     st.metric("Frame rate", f"{s.fps:.0f} fps")
     st.metric("Faces", s.faces)
-    st.caption(f"{s.frames} frames processed")
+    st.caption(f"{s.frames} frames this stream, a face in {s.frames_with_face}")
 
 
 with readout_column:
     live_readout()
+
+
+@st.fragment(run_every=1.0)
+def clip_status(shown_ready: bool) -> None:
+    """Recording state, polled: the recorder starts just after START and closes its file just after STOP."""
+    if ctx.video_processor is not None and clip.recording:
+        st.caption("Recording… press STOP to finish the clip.")
+    elif clip.ready != shown_ready:
+        st.rerun()  # a clip was finished (or replaced): the whole page shows it with its download
+    elif clip.recording:
+        st.caption("Finishing the clip…")
+    elif not clip.ready:
+        st.caption("Turn on **Record a clip**, then START and STOP.")
+
+
+snapshot_column, clip_column = controls.columns(2)
+with snapshot_column:
+    st.subheader("Snapshot")
+    if st.button("Take a snapshot", help="The current frame, effect drawn, and its keypoints."):
+        taken = stream.live.snapshot() if stream is not None else None
+        if taken is None:
+            st.warning("No frame yet: press START and wait until the video plays.")
+        else:
+            st.session_state["webcam_snapshot"] = snapshot_files(taken)
+    if "webcam_snapshot" in st.session_state:
+        png, csv = st.session_state["webcam_snapshot"]
+        st.image(png, caption="Snapshot")
+        st.download_button("Download the frame (PNG)", png, "snapshot.png", "image/png", on_click="ignore")
+        st.download_button("Download its keypoints (CSV)", csv, "snapshot-keypoints.csv", "text/csv",
+                           on_click="ignore")
+with clip_column:
+    st.subheader("Clip")
+    clip_ready = clip.ready
+    if clip_ready:
+        data = clip.path.read_bytes()
+        st.video(data, format="video/mp4")
+        st.download_button("Download the clip (MP4)", data, "webcam-clip.mp4", "video/mp4", on_click="ignore")
+    clip_status(clip_ready)

@@ -20,14 +20,14 @@ def write_y4m(frames_bgr: list[np.ndarray], path: Path, fps: int = 30) -> Path:
     return path
 
 
-def video_frames(path: Path, size: tuple[int, int] = (640, 480), limit: int = 150) -> list[np.ndarray]:
-    """Decoded frames of a video file, resized (the webcam page asks for 640x480)."""
+def video_frames(path: Path, size: tuple[int, int] | None = (640, 480), limit: int = 150) -> list[np.ndarray]:
+    """Decoded frames of a video file, resized (the webcam page asks for 640x480) unless `size` is None."""
     capture = cv2.VideoCapture(str(path))
     frames = []
     while len(frames) < limit:
         ok, frame = capture.read()
         if not ok:
             break
-        frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+        frames.append(frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
     capture.release()
     return frames

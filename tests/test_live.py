@@ -1,11 +1,15 @@
-"""The live (webcam) engine without a browser: smoothing, tracking, grace period, settings, stats."""
+"""The live (webcam) engine without a browser: smoothing, tracking, grace period, settings, stats,
+the background detection worker, and the webcam page's clip files."""
+import os
 import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 
-from core.live import LiveProcessor, LiveSettings, rtc_configuration
+from core.clips import SessionClip, sweep
+from core.live import DetectionWorker, LiveProcessor, LiveSettings
 from core.pipeline import FacePipeline, load_image
 from core.smoothing import OneEuroFilter
 
@@ -27,7 +31,8 @@ def two_face_frame(photos):
 
 
 def test_tracks_several_faces_and_drops_them_after_the_grace_period(two_face_frame, app_model_path):
-    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="sunglasses", mirror=False, grace_s=0.3))
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="sunglasses", mirror=False, grace_s=0.3,
+                                                                         background_detection=False))
     for i in range(12):
         out = processor.process(two_face_frame, now=i / 30)
     stats = processor.stats()
@@ -63,18 +68,162 @@ def test_mirror_and_effect_changes_apply_while_streaming(tiny_model_path):
     assert not errors and processor.stats().frames == 52
 
 
-def test_stats_file_for_tests_and_monitoring(tmp_path, tiny_model_path):
-    stats_file = tmp_path / "stats.json"
-    processor = LiveProcessor(FacePipeline(tiny_model_path), stats_file=str(stats_file))
-    for i in range(30):
-        processor.process(np.zeros((48, 64, 3), np.uint8), now=i / 30)
-    import json
-
-    assert json.loads(stats_file.read_text())["frames"] == 30
-
-
 def test_ice_servers_default_to_none_and_come_from_the_environment(monkeypatch):
+    from pages.ui.live import rtc_configuration
+
     monkeypatch.delenv("FKS_ICE_SERVERS", raising=False)
     assert rtc_configuration() == {"iceServers": []}
     monkeypatch.setenv("FKS_ICE_SERVERS", '[{"urls": ["stun:stun.example.org:3478"]}]')
     assert rtc_configuration()["iceServers"][0]["urls"] == ["stun:stun.example.org:3478"]
+
+
+class SlowDetector:
+    """The pipeline's detection step, made to wait for `release` from its second call on."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.calls = pipeline, 0
+        self.real_detect = pipeline.detect
+        self.release = threading.Event()
+
+    def __call__(self, gray, settings=None):
+        self.calls += 1
+        if self.calls > 1:
+            self.release.wait(30)
+        return self.real_detect(gray, settings)
+
+
+def _wait_for(condition, timeout_s=10):
+    deadline = time.time() + timeout_s
+    while not condition() and time.time() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_frames_do_not_wait_for_a_slow_detector_and_tracks_follow_its_answers(two_face_frame, app_model_path):
+    pipeline = FacePipeline(app_model_path)
+    slow = SlowDetector(pipeline)
+    pipeline.detect = slow  # the processor must detect through the pipeline's detection step
+    processor = LiveProcessor(pipeline, LiveSettings(effect="keypoints", mirror=False, grace_s=0.05))
+    processor.process(two_face_frame, now=0.0)  # a stream's first frame: detected on the frame path
+    assert processor.stats().faces == 2 and slow.calls == 1
+    blank = np.full_like(two_face_frame, 100)
+    started = time.perf_counter()
+    for i in range(1, 10):
+        processor.process(blank, now=i / 30)
+    assert time.perf_counter() - started < 10  # the detector is held for 30 s: no frame waited for it
+    assert _wait_for(lambda: slow.calls == 2)  # one detection in flight, not one per frame
+    assert processor.stats().frames == 10 and processor.stats().faces == 2  # no answer yet: faces kept
+    slow.release.set()
+    assert processor._worker.wait_idle(10)
+    processor.process(blank, now=10 / 30)  # the answer (no face) arrives: the tracks are dropped
+    assert processor.stats().faces == 0
+    for i in range(11, 30):  # the faces come back: found by the next answers
+        processor._worker.wait_idle(10)
+        processor.process(two_face_frame, now=i / 30)
+    assert processor.stats().faces == 2
+    processor.close()
+
+
+def test_the_worker_detects_only_the_newest_frame_and_stops_cleanly():
+    seen, gate = [], threading.Event()
+
+    def detect(gray):
+        gate.wait(5)
+        seen.append(int(gray[0, 0]))
+        return np.array([[int(gray[0, 0]), 0, 10, 10]])
+
+    before = threading.active_count()
+    worker = DetectionWorker(detect)
+    assert worker.take_result() is None
+    for value in (1, 2, 3):  # 1 starts; 2 is replaced by 3 while the detector is busy
+        worker.submit(np.full((4, 4), value, np.uint8), stamp=value)
+        time.sleep(0.05)
+    assert not worker.idle
+    gate.set()
+    assert worker.wait_idle(5)
+    assert seen == [1, 3]
+    answer = worker.take_result()
+    assert answer.stamp == 3 and answer.boxes_xywh[0, 0] == 3 and worker.take_result() is None
+    worker.close()
+    assert not worker.alive and threading.active_count() == before
+    worker.submit(np.zeros((4, 4), np.uint8), stamp=4)  # after close: ignored, no thread restarted
+    assert not worker.alive
+
+
+def test_a_detector_error_reaches_the_frame_thread():
+    def detect(gray):
+        raise RuntimeError("cascade failed")
+
+    worker = DetectionWorker(detect)
+    worker.submit(np.zeros((4, 4), np.uint8), stamp=0)
+    assert worker.wait_idle(5)
+    with pytest.raises(RuntimeError, match="cascade failed"):
+        worker.take_result()
+    worker.close()
+
+
+def test_processors_leave_no_detection_thread_behind(tiny_model_path):
+    pipeline = FacePipeline(tiny_model_path)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    before = threading.active_count()
+    closed = LiveProcessor(pipeline)
+    closed.process(frame, now=0.0)
+    assert threading.active_count() == before  # the first frame is detected on the frame path
+    closed.process(frame, now=0.1)
+    assert threading.active_count() == before + 1
+    closed.close()
+    assert threading.active_count() == before
+    closed.process(frame, now=0.2)  # a late frame after the stream ended: detected on the frame path
+    assert threading.active_count() == before and closed.stats().frames == 3
+    dropped = LiveProcessor(pipeline)
+    dropped.process(frame, now=0.0)
+    dropped.process(frame, now=0.1)
+    del dropped  # never closed: garbage collection stops its thread
+    import gc
+
+    gc.collect()
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+
+
+def test_snapshot_is_the_last_frame_sent_back_with_its_faces(two_face_frame, app_model_path):
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="keypoints", mirror=True,
+                                                                         background_detection=False))
+    assert processor.snapshot() is None
+    out = processor.process(two_face_frame, now=0.0)
+    snap = processor.snapshot()
+    assert snap.frame_bgr is out and len(snap.faces) == 2
+    for face in snap.faces:  # keypoints in the mirrored frame's pixels, inside the frame
+        assert (face.keypoints_px >= 0).all() and (face.keypoints_px[:, 0] < out.shape[1]).all()
+
+
+def test_a_session_clip_replaces_its_last_clip_and_is_removed_with_the_session(tmp_path):
+    clip = SessionClip(tmp_path)
+    assert not clip.ready and not clip.recording
+    clip.start_recording().write_bytes(b"first")
+    assert not clip.ready and clip.recording  # still being written
+    clip.finish_recording()
+    assert clip.ready and not clip.recording and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
+    clip.start_recording().write_bytes(b"second")
+    assert not clip.ready and not clip.path.exists()
+    clip.finish_recording()
+    other = SessionClip(tmp_path)
+    assert other.path != clip.path
+    path = clip.path
+    del clip
+    import gc
+
+    gc.collect()
+    assert not path.exists()
+
+
+def test_sweep_removes_clips_older_than_the_budget(tmp_path):
+    old, new = tmp_path / "a.mp4", tmp_path / "b.part.mp4"
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert sweep(tmp_path, ttl_s=1800) == 1
+    assert not old.exists() and new.exists()
+    assert sweep(tmp_path / "missing") == 0

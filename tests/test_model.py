@@ -69,3 +69,22 @@ def test_missing_and_corrupt_model_files_raise_model_error(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="bad.keras is unreadable"):
         load_keras_model(bad)
+
+
+def test_int8_twin_is_close_to_the_float_model_and_tied_to_its_weights(tiny_model_path, tmp_path):
+    import shutil
+
+    from core.model import file_sha256, int8_path_for, quantize_onnx
+
+    copy = tmp_path / "int8.keras"
+    shutil.copy(tiny_model_path, copy)
+    with pytest.raises(ModelError, match="no int8 twin"):
+        KeypointPredictor(copy, int8=True)
+    float_predictor = KeypointPredictor(copy)  # exports the float twin
+    crops = np.random.default_rng(5).integers(0, 256, (16, 96, 96), dtype=np.uint8)
+    quantize_onnx(onnx_path_for(copy), crops, int8_path_for(copy), file_sha256(copy))
+    int8 = KeypointPredictor(copy, int8=True)
+    assert np.abs(int8.predict_crops(crops) - float_predictor.predict_crops(crops)).max() < 1.0  # crop px
+    quantize_onnx(onnx_path_for(copy), crops, int8_path_for(copy), "other weights")
+    with pytest.raises(ModelError, match="no int8 twin"):
+        KeypointPredictor(copy, int8=True)
