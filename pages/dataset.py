@@ -48,7 +48,7 @@ with gallery:
     st.caption(f"{len(rows)} faces")
     if len(rows):
         pages = int(np.ceil(len(rows) / TILES_PER_PAGE))
-        page = st.number_input("Page", 1, pages, 1, key="gallery-page") - 1
+        page = st.number_input("Page", 1, pages, 1, key=f"gallery-page-{choice}") - 1  # a new filter starts on page 1
         shown = rows[page * TILES_PER_PAGE:(page + 1) * TILES_PER_PAGE]
         for start in range(0, len(shown), 6):
             columns = st.columns(6)
