@@ -71,3 +71,17 @@ def test_jitter_copies_are_real_crops_of_the_same_labels(small_68_set, tmp_path)
     normalised = (b - b.mean(1, keepdims=True)) / ratio[:, None, None] - (a - a.mean(1, keepdims=True))
     assert np.abs(normalised).max() < 0.05
     assert (copies.keypoints >= 0).all() and (copies.keypoints <= 95).all()
+
+
+def test_parallel_import_writes_the_same_file_as_one_process(small_68_set, tmp_path, monkeypatch):
+    import trainer.importer as importer
+
+    zip_path, _ = small_68_set
+    monkeypatch.setattr(importer, "CHUNK_FRAMES", 4)  # several chunks over the worker processes
+    seen = []
+    one = import_68_dataset(zip_path, tmp_path / "one.csv", jitter=JitterConfig(copies=1, seed=3), workers=1)
+    two = import_68_dataset(zip_path, tmp_path / "two.csv", jitter=JitterConfig(copies=1, seed=3), workers=2,
+                            progress=lambda done, total: seen.append((done, total)))
+    assert one.to_dict() == two.to_dict()
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert seen[-1] == (two.frames, two.frames) and [d for d, _ in seen] == sorted(d for d, _ in seen)
