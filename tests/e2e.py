@@ -30,3 +30,14 @@ def settle(page: Page, timeout_ms: int = 90_000) -> None:
     page.wait_for_timeout(100)
     page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     assert_no_exception(page)
+
+
+def screenshot(page: Page, path: str) -> None:
+    """The whole page as one PNG to look at. Streamlit scrolls inside its own container, so full_page
+    alone shows one screen: the viewport is made as tall as the content for the shot."""
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 50, 16_000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=path, full_page=True)
+    page.set_viewport_size(size)

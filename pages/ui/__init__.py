@@ -67,19 +67,40 @@ def load_pipeline():
 
 
 def model_summary(path: Path) -> dict:
-    """A few lines of the model card for display."""
+    """A few lines of the model card for display ("—" where the card has no value)."""
     card = read_card(path)
     metrics = card.get("metrics", {})
     e2e = metrics.get("end_to_end", {})
-    return {
-        "file": str(path.relative_to(SHIPPED_MODEL.parent.parent)) if path.is_relative_to(SHIPPED_MODEL.parent.parent) else str(path),
-        "trained on": card.get("data", {}).get("source", "unknown"),
-        "widths": card.get("architecture", {}).get("widths"),
+    root = SHIPPED_MODEL.parent.parent
+    summary = {
+        "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
+        "trained on": data_description(card.get("data", {})),
+        "widths": ", ".join(map(str, card.get("architecture", {}).get("widths", []))) or None,
         "held-out NME": e2e.get("nme"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
+        "training time": f"{card['wall_s'] / 60:.0f} min on {card.get('machine', 'an unknown machine')}"
+                         if card.get("wall_s") else None,
         "inference": inference_summary(card.get("inference", {})),
     }
+    return {k: "—" if v is None else v for k, v in summary.items()}
+
+
+def data_description(data: dict) -> str:
+    """What a model was trained on, in words: a data file name alone means nothing on a fresh clone."""
+    if not data:
+        return "unknown"
+    imported = data.get("import") or {}
+    if imported.get("frames"):
+        what = (f"YouTube-faces video frames with 68 labelled points each, mapped to the 15 keypoints: "
+                f"{data.get('rows', imported.get('rows'))} faces of {data.get('people', imported.get('people'))} "
+                f"people from {imported['frames']} frames")
+    else:
+        what = f"{data.get('rows', '?')} rows of {Path(str(data.get('source', 'a Kaggle-format file'))).name}"
+    if data.get("train_rows"):
+        what += (f"; split {data.get('split', 'by row')}: {data['train_rows']} train, {data.get('val_rows', '?')} "
+                 f"validation, {data.get('test_rows', '?')} test rows")
+    return what
 
 
 def inference_summary(inference: dict) -> str:
