@@ -4,7 +4,7 @@ switches and a browser reload, with no exception after any step; malformed files
 import pandas as pd
 from playwright.sync_api import expect
 
-from tests.e2e import settle
+from tests.e2e import screenshot, settle
 from tests.helpers import write_synthetic_csv
 
 SCREENSHOT = "/tmp/fks-dataset.png"
@@ -72,7 +72,7 @@ def _twenty_changes(page):
     expect(page.get_by_text("augmented", exact=True)).to_be_visible()
     page.get_by_text("Horizontal flip").click()              # 13
     settle(page)
-    expect(page.get_by_text("augmented (flipped: left/right names swapped)")).to_be_visible()
+    expect(page.get_by_text("augmented (flipped: left/right labels swapped)")).to_be_visible()
     _nudge_slider(page, "Scale", "ArrowLeft")                # 14
     _step_number(page, "Sample row")                         # 15
     _nudge_slider(page, "Max rotation", "ArrowRight")        # 16
@@ -127,7 +127,7 @@ def test_default_data_and_upload_survive_twenty_changes_switches_and_a_reload(st
     page.reload()
     settle(page)
     _tab(page, "Distributions")
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    screenshot(page, SCREENSHOT)
     assert "Traceback" not in server.log()
 
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from core.overlays import EFFECTS
 from core.schema import COORD_COLUMNS
-from tests.e2e import settle
+from tests.e2e import screenshot, settle
 
 SCREENSHOT = "/tmp/fks-photo.png"
 expect.set_options(timeout=30_000)  # a shared 2-core machine can take more than the 5 s default to rerun
@@ -84,7 +84,7 @@ def test_obamas_photo_through_every_effect_privacy_mode_and_face_removal(photo_p
         page.get_by_text("Download keypoints (JSON)").click()
     assert download.value.suggested_filename == "obamas4_keypoints.json"
     assert [f["face"] for f in json.loads(open(download.value.path()).read())["faces"]] == [2]
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    screenshot(page, SCREENSHOT)
 
     page.get_by_text("Sample", exact=True).click()  # switch source: samples, camera, and back
     settle(page)
