@@ -41,3 +41,14 @@ def screenshot(page: Page, path: str) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=path, full_page=True)
     page.set_viewport_size(size)
+
+
+def choose(page: Page, label: str, option: str | int) -> None:
+    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
+        box.press("ArrowDown")
+    (page.get_by_role("option").nth(option) if isinstance(option, int)
+     else page.get_by_role("option", name=option, exact=True)).click()
+    settle(page)

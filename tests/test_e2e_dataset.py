@@ -4,7 +4,7 @@ switches and a browser reload, with no exception after any step; malformed files
 import pandas as pd
 from playwright.sync_api import expect
 
-from tests.e2e import screenshot, settle
+from tests.e2e import choose, screenshot, settle
 from tests.helpers import write_synthetic_csv
 
 SCREENSHOT = "/tmp/fks-dataset.png"
@@ -23,16 +23,6 @@ def _metric(page, label):
     return page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
 
 
-def _choose(page, label, option: str | int):
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
-        box.press("ArrowDown")
-    (page.get_by_role("option").nth(option) if isinstance(option, int)
-     else page.get_by_role("option", name=option, exact=True)).click()
-    settle(page)
-
-
 def _step_number(page, label, up=True):
     """One step up (or down), the other way when that end is reached."""
     box = page.get_by_test_id("stNumberInput").filter(has_text=label).first
@@ -47,6 +37,13 @@ def _nudge_slider(page, label, key):
     settle(page)
 
 
+def _upload(page, path):
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    settle(page)
+
+
 def _tab(page, name):
     page.get_by_role("tab", name=name).click()
     settle(page)
@@ -56,12 +53,12 @@ def _twenty_changes(page):
     """Twenty widget changes in a row over the gallery and augmentation tabs, each followed by settle()."""
     _tab(page, "Gallery")
     _step_number(page, "Page")                       # 1
-    _choose(page, "Look closer at", 2)               # 2
-    _choose(page, "Show", "complete")                # 3
+    choose(page, "Look closer at", 2)               # 2
+    choose(page, "Show", "complete")                # 3
     _step_number(page, "Page")                       # 4
-    _choose(page, "Show", "incomplete")              # 5
-    _choose(page, "Show", "missing nose_tip")        # 6
-    _choose(page, "Show", "all")                     # 7
+    choose(page, "Show", "incomplete")              # 5
+    choose(page, "Show", "missing nose_tip")        # 6
+    choose(page, "Show", "all")                     # 7
     _step_number(page, "Page")                       # 8
     _step_number(page, "Page", up=False)             # 9
     _tab(page, "Augmentation")
@@ -81,7 +78,7 @@ def _twenty_changes(page):
     _tab(page, "Distributions")
     _tab(page, "Overview")
     _tab(page, "Gallery")
-    _choose(page, "Show", "complete")                        # 19
+    choose(page, "Show", "complete")                        # 19
     _step_number(page, "Page")                               # 20
 
 
@@ -94,10 +91,7 @@ def test_default_data_and_upload_survive_twenty_changes_switches_and_a_reload(st
     expect(_metric(page, "People")).to_contain_text("6")
     _twenty_changes(page)
 
-    page.get_by_text("Upload", exact=True).click()
-    settle(page)
-    page.locator("input[type=file]").first.set_input_files(str(upload))
-    settle(page)
+    _upload(page, upload)
     expect(_metric(page, "Rows")).to_contain_text("30")
     expect(_metric(page, "Complete rows")).to_contain_text("20")
     expect(_metric(page, "Incomplete rows")).to_contain_text("10")
@@ -106,11 +100,8 @@ def test_default_data_and_upload_survive_twenty_changes_switches_and_a_reload(st
     page.get_by_text("Default data", exact=True).click()  # switch source and back
     settle(page)
     expect(_metric(page, "Rows")).to_contain_text("60")
-    page.get_by_text("Upload", exact=True).click()
-    settle(page)
     # Streamlit forgets a file uploader's file once it leaves the page: the person uploads again
-    page.locator("input[type=file]").first.set_input_files(str(upload))
-    settle(page)
+    _upload(page, upload)
     expect(_metric(page, "Rows")).to_contain_text("30")
     _tab(page, "Distributions")
     expect(page.get_by_text("0.0% of faces are turned past 0.5")).to_be_visible()  # synthetic faces look ahead
@@ -119,10 +110,7 @@ def test_default_data_and_upload_survive_twenty_changes_switches_and_a_reload(st
     settle(page)
     expect(_metric(page, "Rows")).to_contain_text("60")
     _twenty_changes(page)
-    page.get_by_text("Upload", exact=True).click()
-    settle(page)
-    page.locator("input[type=file]").first.set_input_files(str(upload))
-    settle(page)
+    _upload(page, upload)
     expect(_metric(page, "Rows")).to_contain_text("30")
     page.reload()
     settle(page)
@@ -138,9 +126,6 @@ def test_malformed_file_names_the_problem(streamlit_app, page, tmp_path):
     bad = tmp_path / "bad_training.csv"
     table.to_csv(bad, index=False)
     _open(streamlit_app, page, tmp_path)
-    page.get_by_text("Upload", exact=True).click()
-    settle(page)
-    page.locator("input[type=file]").first.set_input_files(str(bad))
-    settle(page)
+    _upload(page, bad)
     expect(page.get_by_text("is not usable training data")).to_be_visible()
     expect(page.get_by_text("Row 2, column 'Image': 3 pixels, expected 9216")).to_be_visible()

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from core.overlays import EFFECTS
 from core.schema import COORD_COLUMNS
-from tests.e2e import screenshot, settle
+from tests.e2e import choose, screenshot, settle
 
 SCREENSHOT = "/tmp/fks-photo.png"
 expect.set_options(timeout=30_000)  # a shared 2-core machine can take more than the 5 s default to rerun
@@ -17,15 +17,6 @@ expect.set_options(timeout=30_000)  # a shared 2-core machine can take more than
 
 def _upload(page, path):
     page.locator("input[type=file]").first.set_input_files(str(path))
-    settle(page)
-
-
-def _choose(page, label, option):
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
-        box.press("ArrowDown")
-    page.get_by_role("option", name=option, exact=True).click()
     settle(page)
 
 
@@ -52,7 +43,7 @@ def test_obamas_photo_through_every_effect_privacy_mode_and_face_removal(photo_p
     _upload(page, photos / "obamas4.jpg")
     expect(_faces_found(page)).to_contain_text("2")
     for effect in [e for e in EFFECTS if e not in ("blur", "pixelate")] + ["sunglasses"]:
-        _choose(page, "Overlay", effect)
+        choose(page, "Overlay", effect)
         if effect == "labelled keypoints":
             expect(page.get_by_text("Keypoint numbers: 1 left eye center")).to_be_visible()
     for privacy in ("blur", "pixelate", "off", "blur"):
@@ -88,7 +79,7 @@ def test_obamas_photo_through_every_effect_privacy_mode_and_face_removal(photo_p
 
     page.get_by_text("Sample", exact=True).click()  # switch source: samples, camera, and back
     settle(page)
-    _choose(page, "Sample photo", "fawzia.jpg")
+    choose(page, "Sample photo", "fawzia.jpg")
     page.get_by_text("Camera", exact=True).click()
     settle(page)
     page.get_by_text("Upload", exact=True).click()
