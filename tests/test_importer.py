@@ -108,3 +108,19 @@ def test_dataset_page_imports_then_shows_the_report_instead_of_the_offer(small_6
     assert report and "1 frames without a detected face" in report[0].label
     assert int(at.metric[0].value) == n_real + 1 - len(json.loads((tmp_path / "data" / "youtube68.csv.gz.report.json")
                                                                   .read_text())["no_face"])
+
+
+def test_skipping_small_windows_finds_the_same_box_as_the_full_scan(small_68_set):
+    from core.detector import FaceDetector
+    from trainer.importer import FrameSource, best_box, matching_box
+
+    zip_path, _ = small_68_set
+    source, detector = FrameSource(zip_path), FaceDetector()
+    names, points = source.read_labels()
+    found = 0
+    for name, pts in zip(names, points):
+        gray = source.read_gray(name)
+        full, fast = best_box(detector.detect(gray), pts), matching_box(detector, gray, pts)
+        assert (full is None and fast is None) or (full == fast).all(), name
+        found += full is not None
+    assert found >= len(names) - 2
