@@ -1,6 +1,9 @@
 """Facial Keypoints Studio: `streamlit run app.py`. This file is the home page: what the app does,
 where to go, and which model is active. The other pages are pages/*.py."""
 from pages.ui import model_problem_message, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
+import json
+
+import pandas as pd
 import streamlit as st
 
 from core.model import read_card
@@ -36,6 +39,18 @@ problem = model_problem_message(path)
 if problem:
     st.error(problem)
 else:
-    st.table({k: [str(v)] for k, v in model_summary(path).items()})
-    with st.expander("Model card (JSON)"):
-        st.json(read_card(path) or {"note": "this model has no card"})
+    summary = model_summary(path)
+    st.table(pd.DataFrame({"": [str(v) for v in summary.values()]}, index=list(summary)))
+    card = read_card(path)
+    if card:
+        commands = card.get("reproduce") or ([card["command"]] if card.get("command") else [])
+        if commands:
+            st.caption("Made by (the card's `reproduce` commands, in order):")
+            st.code("\n".join(commands), language="bash", wrap_lines=True)
+        st.download_button("Download the model card (JSON)", json.dumps(card, indent=1), f"{path.stem}.json",
+                           "application/json", on_click="ignore")
+        with st.expander("Model card (JSON)"):
+            with st.container(height=400):  # the card is ~600 lines: it scrolls inside, not down the page
+                st.json(card, expanded=1)
+    else:
+        st.caption("This model has no card.")

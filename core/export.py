@@ -13,9 +13,14 @@ from core.pipeline import Face, faces_table
 from core.schema import KEYPOINT_NAMES
 
 
-def faces_dataframe(faces: Sequence[Face], image_name: str | None = None) -> pd.DataFrame:
-    """One row per face: [image], face, box_x/y/w/h, then <keypoint>_x/_y for the 15 keypoints."""
+def faces_dataframe(faces: Sequence[Face], image_name: str | None = None,
+                    numbers: Sequence[int] | None = None) -> pd.DataFrame:
+    """One row per face: [image], face, box_x/y/w/h, then <keypoint>_x/_y for the 15 keypoints.
+
+    `face` is 1, 2, … or `numbers`: the faces' numbers in the page when a person removed some."""
     table = pd.DataFrame(faces_table(list(faces)))
+    if numbers is not None and len(table):
+        table["face"] = list(numbers)
     if table.empty:
         from core.schema import COORD_COLUMNS
 
@@ -25,16 +30,15 @@ def faces_dataframe(faces: Sequence[Face], image_name: str | None = None) -> pd.
     return table
 
 
-def faces_csv(faces: Sequence[Face]) -> str:
-    return faces_dataframe(faces).to_csv(index=False)
+def faces_json(faces: Sequence[Face], image_size: tuple[int, int] | None = None,
+               numbers: Sequence[int] | None = None) -> str:
+    """{"image_size": [w, h], "faces": [{"face": 1, "box_xywh": [...], "keypoints": {name: [x, y]}}]}
 
-
-def faces_json(faces: Sequence[Face], image_size: tuple[int, int] | None = None) -> str:
-    """{"image_size": [w, h], "faces": [{"box_xywh": [...], "keypoints": {name: [x, y]}}]}"""
+    Faces are numbered as in faces_dataframe."""
     return json.dumps({
         "image_size": list(image_size) if image_size else None,
         "coordinates": "image pixels, origin top-left",
-        "faces": [{"box_xywh": [int(v) for v in f.box_xywh],
+        "faces": [{"face": number, "box_xywh": [int(v) for v in f.box_xywh],
                    "keypoints": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(KEYPOINT_NAMES, f.keypoints_px)}}
-                  for f in faces],
+                  for number, f in zip(numbers or range(1, len(faces) + 1), faces)],
     }, indent=1)

@@ -1,4 +1,4 @@
-"""Things drawn on a face from its keypoints: labelled points, artwork, blur and pixelation.
+"""Things drawn on a face from its keypoints: numbered points, artwork, blur and pixelation.
 
 All functions draw in place on a BGR uint8 image and return it, so effects can be chained.
 """
@@ -15,24 +15,81 @@ from core.schema import INDEX, KEYPOINT_NAMES
 EFFECTS: tuple[str, ...] = ("keypoints", "labelled keypoints", "sunglasses", "moustache", "hat", "blur", "pixelate")
 
 
+#: The label drawn beside each keypoint is its number; pages show this legend (number -> name).
+KEYPOINT_LEGEND: tuple[str, ...] = tuple(f"{i + 1} {name.replace('_', ' ')}" for i, name in enumerate(KEYPOINT_NAMES))
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: Where a number may go, as multiples of (its width, its height) from the dot: right, left, above, below, corners.
+_LABEL_SPOTS = ((1, 0), (-1, 0), (0, -1), (0, 1), (1, -1), (-1, -1), (1, 1), (-1, 1))
+
+
+def _dot_radius(keypoints_px: np.ndarray) -> int:
+    finite = keypoints_px[np.isfinite(keypoints_px).all(axis=1)]
+    span = float(np.ptp(finite[:, 0])) if len(finite) else 0.0
+    return max(1, int(round(span / 40)))
+
+
+def label_boxes(keypoints_px: np.ndarray, image_size_wh: tuple[int, int]) -> dict[int, tuple[int, int, int, int]]:
+    """Where each keypoint's number goes (x0, y0, x1, y1), by keypoint index.
+
+    A number sits beside its dot, clear of every dot and of the numbers placed before it, inside
+    the image; a number with no such place is left out (the dot stays). Text grows with the face,
+    so it stays legible on small faces and large ones alike.
+    """
+    keypoints_px = np.asarray(keypoints_px, dtype=np.float64)
+    radius = _dot_radius(keypoints_px)
+    scale, thickness = _label_font(keypoints_px)
+    width, height = image_size_wh
+    finite = [i for i in range(len(keypoints_px)) if np.isfinite(keypoints_px[i]).all()]
+    taken = [(x - radius - 1, y - radius - 1, x + radius + 1, y + radius + 1) for x, y in keypoints_px[finite]]
+    placed: dict[int, tuple[int, int, int, int]] = {}
+    for i in finite:
+        (tw, th), base = cv2.getTextSize(str(i + 1), LABEL_FONT, scale, thickness)
+        tw, th = tw + 2, th + base + 2  # the dark outline around the digits
+        x, y = keypoints_px[i]
+        for sx, sy in _LABEL_SPOTS:
+            cx = x + sx * (radius + 2 + tw / 2)
+            cy = y + sy * (radius + 2 + th / 2)
+            box = (int(round(cx - tw / 2)), int(round(cy - th / 2)), int(round(cx + tw / 2)), int(round(cy + th / 2)))
+            inside = box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height
+            if inside and not any(_overlap(box, other) for other in taken):
+                placed[i] = box
+                taken.append(box)
+                break
+    return placed
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label_font(keypoints_px: np.ndarray) -> tuple[float, int]:
+    """Font scale and stroke from the face's size: about a fifth of the eye distance tall, at least 9 px."""
+    finite = keypoints_px[np.isfinite(keypoints_px).all(axis=1)]
+    span = float(np.ptp(finite[:, 0])) if len(finite) else 0.0
+    scale = float(np.clip(span / 300, 0.3, 1.2))
+    return scale, 1 if scale < 0.8 else 2
+
+
 def draw_keypoints(
     image: np.ndarray, keypoints_px: np.ndarray, labels: bool = False, colour: tuple[int, int, int] = (0, 255, 0)
 ) -> np.ndarray:
-    """Dots (radius scaled to the face) and, optionally, the Kaggle names beside them. NaN points are skipped."""
+    """Dots (radius scaled to the face) and, optionally, their numbers (KEYPOINT_LEGEND) where they fit
+    (label_boxes). NaN points are skipped."""
     keypoints_px = np.asarray(keypoints_px, dtype=np.float64)
-    finite = keypoints_px[np.isfinite(keypoints_px).all(axis=1)]
-    span = float(np.ptp(finite[:, 0])) if len(finite) else 0.0
-    radius = max(1, int(round(span / 40)))
-    font_scale = max(0.3, span / 400)
-    for name, (x, y) in zip(KEYPOINT_NAMES, keypoints_px):
+    radius = _dot_radius(keypoints_px)
+    for x, y in keypoints_px:
         if not np.isfinite([x, y]).all():
             continue
         centre = (int(round(x)), int(round(y)))
         cv2.circle(image, centre, radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
         cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
-        if labels:
-            cv2.putText(image, name, (centre[0] + radius + 2, centre[1]), cv2.FONT_HERSHEY_SIMPLEX,
-                        font_scale, colour, 1, cv2.LINE_AA)
+    if labels:
+        scale, thickness = _label_font(keypoints_px)
+        for i, (x0, y0, x1, y1) in label_boxes(keypoints_px, (image.shape[1], image.shape[0])).items():
+            (tw, th), base = cv2.getTextSize(str(i + 1), LABEL_FONT, scale, thickness)
+            origin = (x0 + 1, y1 - 1 - base)
+            cv2.putText(image, str(i + 1), origin, LABEL_FONT, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.putText(image, str(i + 1), origin, LABEL_FONT, scale, colour, thickness, cv2.LINE_AA)
     return image
 
 
@@ -97,28 +154,47 @@ def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
     return paste_artwork(image, art.hat(), t)
 
 
-def _clip_box(image: np.ndarray, box_xywh: Sequence[float]) -> tuple[int, int, int, int]:
-    x, y, w, h = (int(round(v)) for v in box_xywh)
-    x0, y0 = max(x, 0), max(y, 0)
-    return x0, y0, min(x + w, image.shape[1]), min(y + h, image.shape[0])
+def face_ellipse(box_xywh: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The face itself inside a detector box, as (centre, semi-axes): the box's width, a little taller
+    (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    return (x + w / 2, y + h * 0.52), (w * 0.56, h * 0.68)
 
 
-def blur_region(image: np.ndarray, box_xywh: Sequence[float]) -> np.ndarray:
-    """Gaussian blur strong enough (sigma = box/6) that the face cannot be recognised."""
-    x0, y0, x1, y1 = _clip_box(image, box_xywh)
-    if x1 > x0 and y1 > y0:
-        sigma = max(x1 - x0, y1 - y0) / 6
-        image[y0:y1, x0:x1] = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma)
-    return image
+def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen: Sequence[int],
+               method: str = "blur") -> np.ndarray:
+    """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse).
 
-
-def pixelate_region(image: np.ndarray, box_xywh: Sequence[float], blocks: int = 10) -> np.ndarray:
-    """Mosaic of `blocks` x `blocks` cells over the box."""
-    x0, y0, x1, y1 = _clip_box(image, box_xywh)
-    if x1 > x0 and y1 > y0:
+    The feather lies outside the ellipse, so the face itself is fully hidden; every other face's
+    ellipse is left untouched, so hiding one face never cuts into its neighbour.
+    """
+    if method not in ("blur", "pixelate"):
+        raise ValueError(f"unknown privacy method {method!r}; choose blur or pixelate")
+    ellipses = [face_ellipse(b) for b in boxes_xywh]
+    height, width = image.shape[:2]
+    for i in chosen:
+        (cx, cy), (ax, ay) = ellipses[i]
+        feather = 0.12 * max(ax, ay)
+        x0, y0 = max(int(cx - ax - 3 * feather), 0), max(int(cy - ay - 3 * feather), 0)
+        x1, y1 = min(int(cx + ax + 3 * feather) + 1, width), min(int(cy + ay + 3 * feather) + 1, height)
+        if x1 <= x0 or y1 <= y0:
+            continue
         roi = image[y0:y1, x0:x1]
-        small = cv2.resize(roi, (blocks, blocks), interpolation=cv2.INTER_AREA)
-        image[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        mask = np.zeros(roi.shape[:2], np.float32)
+        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)))
+        mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
+        for j, other in enumerate(ellipses):
+            if j != i:
+                (ox, oy), axes = other
+                _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0)
+        if method == "blur":
+            hidden = cv2.GaussianBlur(roi, (0, 0), max(ax, ay) / 3)
+        else:
+            cell = max(2, int(round(2 * max(ax, ay) / 10)))  # about 10 cells across the face
+            small = cv2.resize(roi, (max(1, roi.shape[1] // cell), max(1, roi.shape[0] // cell)), interpolation=cv2.INTER_AREA)
+            hidden = cv2.resize(small, (roi.shape[1], roi.shape[0]), interpolation=cv2.INTER_NEAREST)
+        alpha = mask[..., None]
+        roi[:] = (hidden * alpha + roi * (1.0 - alpha) + 0.5).astype(np.uint8)
     return image
 
 
@@ -146,3 +222,11 @@ def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float
                     cv2.LINE_AA)
         cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
     return image
+
+
+def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0) -> None:
+    (cx, cy), (ax, ay) = ellipse
+    shift = 4  # sub-pixel precision for cv2.ellipse
+    centre = (int(round(cx * 2 ** shift)), int(round(cy * 2 ** shift)))
+    axes = (max(1, int(round(ax * 2 ** shift))), max(1, int(round(ay * 2 ** shift))))
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, value, -1, cv2.LINE_AA, shift)

@@ -106,10 +106,6 @@ class Face:
     keypoints_px: np.ndarray
     crop: CropTransform = field(repr=False)
 
-    def region_xywh(self) -> np.ndarray:
-        """The square the model looked at, used as the area to blur or pixelate."""
-        return np.array([self.crop.left, self.crop.top, self.crop.side, self.crop.side])
-
 
 @dataclass(frozen=True)
 class Recentring:
@@ -243,38 +239,38 @@ class FacePipeline:
 
 
 def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
-           face_indices: Iterable[int] | None = None) -> np.ndarray:
-    """A copy of the image with `effect` (one of overlays.EFFECTS) on the chosen faces (default: all)."""
+           face_indices: Iterable[int] | None = None, hide: Iterable[int] = (), privacy: str = "blur") -> np.ndarray:
+    """A copy of the image with `effect` (one of overlays.EFFECTS) on the chosen faces (default: all).
+
+    The faces in `hide` are blurred or pixelated (`privacy`) first, inside their own outline, so an
+    overlay drawn afterwards stays sharp. Effect "blur" or "pixelate" hides the chosen faces.
+    """
     if effect not in overlays.EFFECTS and effect != "none":
         raise ValueError(f"unknown effect {effect!r}; choose from {overlays.EFFECTS}")
     out = image_bgr.copy()
-    chosen = set(range(len(faces)) if face_indices is None else face_indices)
-    for i, face in enumerate(faces):
-        if i not in chosen:
-            continue
-        k = face.keypoints_px
-        if effect == "keypoints":
-            overlays.draw_keypoints(out, k)
-        elif effect == "labelled keypoints":
-            overlays.draw_keypoints(out, k, labels=True)
-        elif effect == "sunglasses":
-            overlays.add_sunglasses(out, k)
-        elif effect == "moustache":
-            overlays.add_moustache(out, k)
-        elif effect == "hat":
-            overlays.add_hat(out, k)
-        elif effect == "blur":
-            overlays.blur_region(out, face.region_xywh())
-        elif effect == "pixelate":
-            overlays.pixelate_region(out, face.region_xywh())
+    chosen = sorted(set(range(len(faces)) if face_indices is None else face_indices))
+    boxes = [f.box_xywh for f in faces]
+    if effect in ("blur", "pixelate"):
+        return overlays.hide_faces(out, boxes, chosen, effect)
+    hide = sorted(set(hide))
+    if hide:
+        overlays.hide_faces(out, boxes, hide, privacy)
+    draw = {"keypoints": overlays.draw_keypoints, "sunglasses": overlays.add_sunglasses,
+            "moustache": overlays.add_moustache, "hat": overlays.add_hat,
+            "labelled keypoints": lambda img, k: overlays.draw_keypoints(img, k, labels=True)}.get(effect)
+    for i in chosen if draw else ():
+        draw(out, faces[i].keypoints_px)
     return out
 
 
 def faces_table(faces: list[Face]) -> list[dict]:
-    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables."""
+    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables.
+
+    `face` counts from 1, as the pages name faces ("face 1", "face 2", …), in the order of `faces`.
+    """
     rows = []
-    for i, f in enumerate(faces):
-        row = {"face": i, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
+    for number, f in enumerate(faces, start=1):
+        row = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
                "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
         row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
         rows.append(row)

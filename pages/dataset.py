@@ -5,13 +5,16 @@ from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (f
 
 import numpy as np
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
+from core.overlays import KEYPOINT_LEGEND
 from core.schema import KEYPOINT_NAMES
 from trainer import explore
 from trainer.augment import AugmentConfig, affine_matrix, apply_affine, augment_batch, flip
 
 TILES_PER_PAGE = 12
+LEGEND = "Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND)
 
 page_setup("Dataset")
 st.title("Dataset")
@@ -48,7 +51,7 @@ with gallery:
     st.caption(f"{len(rows)} faces")
     if len(rows):
         pages = int(np.ceil(len(rows) / TILES_PER_PAGE))
-        page = st.number_input("Page", 1, pages, 1, key="gallery-page") - 1
+        page = st.number_input("Page", 1, pages, 1, key=f"gallery-page-{choice}") - 1  # a new filter starts on page 1
         shown = rows[page * TILES_PER_PAGE:(page + 1) * TILES_PER_PAGE]
         for start in range(0, len(shown), 6):
             columns = st.columns(6)
@@ -57,15 +60,20 @@ with gallery:
         pick = st.selectbox("Look closer at", [f"row {i + 1}" for i in shown])
         i = int(pick.split()[1]) - 1
         st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True), channels="BGR")
+        st.caption(LEGEND)
 
 with distributions:
     positions = explore.keypoint_positions(data)
-    fig = px.scatter(positions, x="x", y="y", color="keypoint", opacity=0.25, title="Where each keypoint falls (96x96 crop)")
+    # 15 distinct colours, legend in schema order; many points make plotly use WebGL, so the mean face is
+    # a WebGL trace too (an SVG trace would sit under the WebGL layer, invisible)
+    fig = px.scatter(positions, x="x", y="y", color="keypoint", opacity=0.25, category_orders={"keypoint": KEYPOINT_NAMES},
+                     color_discrete_sequence=px.colors.qualitative.Dark24, render_mode="webgl",
+                     title="Where each keypoint falls (96x96 crop)")
     mean = explore.mean_shape(data)
-    fig.add_scatter(x=mean["x"], y=mean["y"], mode="markers", marker=dict(color="black", size=10, symbol="x"),
-                    name="mean face", text=mean["keypoint"])
-    fig.update_yaxes(range=[96, 0], scaleanchor="x")
-    fig.update_xaxes(range=[0, 96])
+    fig.add_trace(go.Scattergl(x=mean["x"], y=mean["y"], mode="markers", name="mean face", text=mean["keypoint"],
+                               marker=dict(color="black", size=11, symbol="x", line=dict(color="white", width=1))))
+    fig.update_xaxes(range=[0, 96], constrain="domain", title="x (crop px)")
+    fig.update_yaxes(range=[96, 0], scaleanchor="x", constrain="domain", title="y (crop px)")
     fig.update_layout(height=650)
     st.plotly_chart(fig)
     turns = explore.head_turns(data)
@@ -89,7 +97,8 @@ with augmentation:
     a, b = st.columns(2)
     a.image(explore.face_picture(image, keypoints, scale=4, labels=True), channels="BGR", caption="original")
     b.image(explore.face_picture(augmented, moved, scale=4, labels=True), channels="BGR",
-            caption="augmented" + (" (flipped: left/right names swapped)" if do_flip else ""))
+            caption="augmented" + (" (flipped: left/right labels swapped)" if do_flip else ""))
+    st.caption(LEGEND)
 
     st.subheader("Random batch")
     st.caption("Eight faces as the training pipeline draws them with these settings.")

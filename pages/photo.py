@@ -1,18 +1,19 @@
 """Photo: every face of a picture with its keypoints and a chosen effect, then downloads."""
 from __future__ import annotations
 
-from pages.ui import load_pipeline, page_setup, sample_photos  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+from pages.ui import load_pipeline, model_version, page_setup, sample_photos  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
 import cv2
 import numpy as np
 import streamlit as st
 
 from core.detector import DetectorSettings
-from core.export import faces_csv, faces_dataframe, faces_json
-from core.overlays import EFFECTS, draw_rejected_box
+from core.export import faces_dataframe, faces_json
+from core.overlays import EFFECTS, KEYPOINT_LEGEND, draw_rejected_box
 from core.pipeline import ImageError, load_image, render
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
+SENSITIVITY_MAX = 9  # Haar min_neighbors = 10 - sensitivity, so 1 at the top
 
 page_setup("Photo")
 st.title("Photo")
@@ -27,7 +28,7 @@ with st.sidebar:
     effect = st.selectbox("Overlay", [e for e in EFFECTS if e not in ("blur", "pixelate")], index=2)
     privacy = st.radio("Privacy", ["off", "blur", "pixelate"], horizontal=True,
                        help="Hide identities: blur or pixelate the faces you choose below.")
-    sensitivity = st.slider("Detector sensitivity", 1, 9, 5,
+    sensitivity = st.slider("Detector sensitivity", 1, SENSITIVITY_MAX, 5,
                             help="Higher finds more (smaller, fainter) faces but also more false ones.")
     show_rejected = st.checkbox("Show rejected boxes", value=False, disabled=pipeline.verifier is None,
                                 help="Draw (dashed grey, with the face verifier's score) the detector boxes "
@@ -64,21 +65,30 @@ def analyse(data: bytes, min_neighbors: int, model_key: str):
 
 
 try:
-    image, faces, detections = analyse(data, 10 - sensitivity, str(pipeline.predictor.keras_path))
+    image, faces, detections = analyse(data, 10 - sensitivity, model_version(pipeline))
 except ImageError as exc:
     st.error(f"Could not use this file: {exc}")
     st.stop()
 
+labels = [f"face {n}" for n in range(1, len(faces) + 1)]  # the same numbers as the table, CSV and JSON
 st.metric("Faces found", len(faces))
 if not faces:
-    st.warning("No face was found. Faces should be roughly frontal and not too small; "
-               "try raising **Detector sensitivity** in the sidebar.")
+    if sensitivity < SENSITIVITY_MAX:
+        st.warning("No face was found. Faces should be roughly frontal and not too small; "
+                   "try raising **Detector sensitivity** in the sidebar.")
+    else:
+        st.warning("No face was found, even at the highest detector sensitivity. The detector finds roughly "
+                   "frontal faces that are not too small: try a photo where faces look at the camera.")
+else:
+    kept_labels = st.multiselect("Faces in the result", labels, default=labels, key=f"keep-{name}-{len(faces)}",
+                                 help="Remove anything the detector took for a face by mistake: it leaves the "
+                                      "picture, the table and the downloads.")
+    faces = [faces[labels.index(k)] for k in kept_labels]
+    labels = kept_labels
 
-labels = [f"face {i + 1}" for i in range(len(faces))]
-hidden = st.multiselect("Faces to hide", labels, default=labels) if privacy != "off" and faces else []
-result = render(image, faces, effect)
-if hidden:
-    result = render(result, faces, privacy, [labels.index(h) for h in hidden])
+hidden = (st.multiselect("Faces to hide", labels, default=labels, key=f"hide-{name}-{privacy}")
+          if privacy != "off" and faces else [])
+result = render(image, faces, effect, hide=[labels.index(h) for h in hidden], privacy=privacy)
 if show_rejected:
     for box, score in zip(detections.rejected_xywh, detections.rejected_scores):
         draw_rejected_box(result, box, score)
@@ -94,15 +104,21 @@ def for_display(img: np.ndarray) -> np.ndarray:
 left, right = st.columns(2)
 left.image(for_display(image), channels="BGR", caption=f"{name} ({image.shape[1]}x{image.shape[0]})", width="stretch")
 right.image(for_display(result), channels="BGR", caption="result", width="stretch")
-
-if faces:
-    st.subheader("Keypoints (image pixels)")
-    st.dataframe(faces_dataframe(faces), hide_index=True)
+if effect == "labelled keypoints" and faces:
+    st.caption("Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND) + ". A number is left out where it would not fit.")
 
 stem = name.rsplit(".", 1)[0]
 png = cv2.imencode(".png", result)[1].tobytes()
-c1, c2, c3 = st.columns(3)
+if faces:
+    st.subheader("Keypoints (image pixels)")
+    numbers = [int(label.split()[1]) for label in labels]  # the faces kept, under the numbers the pickers show
+    table = faces_dataframe(faces, numbers=numbers)
+    st.dataframe(table, hide_index=True)
+    c1, c2, c3 = st.columns(3)
+    c2.download_button("Download keypoints (CSV)", table.to_csv(index=False), f"{stem}_keypoints.csv", "text/csv",
+                       on_click="ignore")
+    c3.download_button("Download keypoints (JSON)", faces_json(faces, (image.shape[1], image.shape[0]), numbers),
+                       f"{stem}_keypoints.json", "application/json", on_click="ignore")
+else:
+    c1 = st.columns(3)[0]
 c1.download_button("Download image (PNG)", png, f"{stem}_annotated.png", "image/png", on_click="ignore")
-c2.download_button("Download keypoints (CSV)", faces_csv(faces), f"{stem}_keypoints.csv", "text/csv", on_click="ignore")
-c3.download_button("Download keypoints (JSON)", faces_json(faces, (image.shape[1], image.shape[0])),
-                   f"{stem}_keypoints.json", "application/json", on_click="ignore")

@@ -1,12 +1,13 @@
 """Training: configure and start the recipe, watch it live, compare runs, choose the active model."""
 from __future__ import annotations
 
-from pages.ui import choose_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
+from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
 import json
 import time
 
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -15,9 +16,9 @@ from core.model import ModelError
 from core.overlays import draw_keypoints
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
-from trainer import events as ev
-from trainer import explore, jobs
 from trainer import archive as model_archive
+from trainer import events as ev
+from trainer import explore, form, jobs
 from trainer.recipe import config_for
 
 page_setup("Training")
@@ -30,16 +31,25 @@ root.mkdir(parents=True, exist_ok=True)
 # ---------------------------------------------------------------- new run
 with st.expander("New run", expanded=jobs.running_run(root) is None):
     data_path = choose_dataset("train")
+    data = load_dataset(data_path) if data_path is not None else None
+    has_incomplete = data is None or bool((~data.complete).any())
     preset_label = st.radio("Preset", ["Quick check (seconds)", "Full recipe"], horizontal=True)
     preset = "quick" if preset_label.startswith("Quick") else "full"
     base = config_for(preset)
     c1, c2, c3 = st.columns(3)
     widths_text = c1.text_input("Model widths", ",".join(map(str, base.widths)), key=f"w-{preset_label}")
     epochs = c2.number_input("Epochs per stage", 1, 200, base.epochs_per_stage, key=f"e-{preset_label}")
-    test_size = c3.number_input("Held-out test rows (or fraction < 1)", 0.0, 100_000.0, 500.0, key="test")
+    test_text = c3.text_input("Held-out test rows (or fraction < 1)", f"{base.test_size:g}", key="test",
+                              help="Whole people are held out until this many rows (e.g. 500) or this fraction "
+                                   "(e.g. 0.1) of the complete rows is reached.")
     lrs = c1.multiselect("Learning rates", [1e-3, 1e-4, 1e-5], list(base.learning_rates), key=f"lr-{preset_label}")
     batches = c2.multiselect("Batch sizes", [16, 32, 64, 128], list(base.batch_sizes), key=f"b-{preset_label}")
-    pseudo = c3.toggle("Pseudo-labeling + final cycle", base.pseudo_label, key="pseudo")
+    pseudo = c3.toggle("Pseudo-labeling + final cycle", base.pseudo_label and has_incomplete,
+                       key=f"pseudo-{has_incomplete}", disabled=not has_incomplete,
+                       help="Fills the missing keypoints of incomplete rows with the model's predictions, then "
+                            "trains on them too, and ends with a cycle on the complete rows.")
+    if not has_incomplete:
+        c3.caption("Off: every row of this file has all 15 keypoints, so there is nothing to pseudo-label.")
     a1, a2, a3, a4 = st.columns(4)
     rotation = a1.slider("Max rotation (augmentation)", 0, 30, int(base.augment.max_rotation_deg))
     flip_p = a2.slider("Flip probability", 0.0, 1.0, base.augment.flip_probability)
@@ -53,13 +63,11 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
     if st.button("Start training", type="primary", disabled=data_path is None):
         try:
-            widths = tuple(int(w) for w in widths_text.split(","))
-            if not lrs or not batches:
-                raise ValueError("Choose at least one learning rate and one batch size.")
+            learning_rates, batch_sizes = form.stage_grid(lrs, batches)
             config = config_for(preset, dict(max_rotation_deg=rotation, flip_probability=flip_p, max_shift_fraction=shift),
-                                data=str(data_path), widths=widths, epochs_per_stage=int(epochs),
-                                learning_rates=tuple(sorted(lrs, reverse=True)), batch_sizes=tuple(sorted(batches)),
-                                test_size=test_size, pseudo_label=pseudo, pose_balance=balance,
+                                data=str(data_path), widths=form.parse_widths(widths_text), epochs_per_stage=int(epochs),
+                                learning_rates=learning_rates, batch_sizes=batch_sizes,
+                                test_size=form.parse_test_size(test_text), pseudo_label=pseudo, pose_balance=balance,
                                 init_from=str(active_model_path()) if fine_tune else "")
             jobs.start(name, config.to_dict(), root)
             st.session_state["watch"] = name
@@ -76,17 +84,30 @@ default = jobs.running_run(root) or st.session_state.get("watch") or (names[0] i
 
 
 def curves_figure(run_names: list[str]) -> go.Figure:
+    """Train and validation loss per epoch; one run also shows its stage boundaries, two runs are told
+    apart by line style (solid: the first, dashed: the second)."""
     fig = go.Figure()
-    for run_name in run_names:
-        table = jobs.curves(safe_run_dir(run_name, root))
+    tables = [jobs.curves(safe_run_dir(run_name, root)) for run_name in run_names]
+    for n, (run_name, table) in enumerate(zip(run_names, tables)):
         suffix = f" ({run_name})" if len(run_names) > 1 else ""
-        fig.add_scatter(x=table["global_epoch"], y=table["loss"], name="train loss" + suffix, mode="lines+markers")
-        fig.add_scatter(x=table["global_epoch"], y=table["val_loss"], name="validation loss" + suffix, mode="lines+markers")
-        if len(run_names) == 1:
-            for _, row in table[table["epoch"] == 0].iterrows():
-                fig.add_vline(x=row["global_epoch"] - 0.5, line_dash="dot", line_color="grey")
-    fig.update_layout(yaxis_type="log", xaxis_title="epoch", yaxis_title="MSE (normalised coordinates)", height=380,
-                      title="Loss per epoch (dotted lines: stage boundaries)")
+        line = dict(dash="dash" if n else "solid")
+        fig.add_scatter(x=table["global_epoch"], y=table["loss"], name="train loss" + suffix, mode="lines+markers",
+                        line=dict(color="#1f77b4", **line), marker=dict(size=8))
+        fig.add_scatter(x=table["global_epoch"], y=table["val_loss"], name="validation loss" + suffix,
+                        mode="lines+markers", line=dict(color="#ff7f0e", **line), marker=dict(size=8))
+    title = "Loss per epoch"
+    if len(run_names) == 1:
+        boundaries = tables[0][tables[0]["epoch"] == 0]["global_epoch"].iloc[1:]
+        for epoch in boundaries:
+            fig.add_vline(x=epoch - 0.5, line_dash="dot", line_color="grey")
+        if len(boundaries):
+            title += " (dotted lines: stage boundaries)"
+    else:
+        title += f": {run_names[0]} solid, {run_names[1]} dashed"
+    losses = pd.concat([pd.concat([t["loss"], t["val_loss"]]) for t in tables])
+    fig.update_yaxes(title="MSE (normalised coordinates)", **form.loss_axis(losses))
+    fig.update_xaxes(**form.epoch_axis(max(len(t) for t in tables)))
+    fig.update_layout(height=380, title=title)
     return fig
 
 
@@ -134,9 +155,14 @@ if default:
 
 # ---------------------------------------------------------------- results and registry
 st.header("Runs and models")
+if "activated" in st.session_state:  # said after the rerun that shows the new active model everywhere
+    st.success(st.session_state.pop("activated"))
 active = active_model_path()
-st.caption(f"Active model: `{active.parent.name}/{active.name}`")  # no full server path in the browser
-st.dataframe(runs, hide_index=True)
+active_run = active.parent.name if active.parent.parent.resolve() == root.resolve() else None
+st.caption(f"Active model: run **{active_run}**" if active_run
+           else f"Active model: the shipped model (`{active.name}`)" if active.resolve() == SHIPPED_MODEL.resolve()
+           else f"Active model: `{active.name}`")
+st.dataframe(form.registry_table(runs, root, active), hide_index=True)
 finished = [r for r, s in zip(runs["run"], runs["status"]) if s == "finished"]
 if finished:
     watched_run = st.session_state.get("watch")
@@ -146,9 +172,9 @@ if finished:
     m = card.get("metrics", {})
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Test RMSE (96 px crop)", f"{m.get('test_rmse_px', float('nan')):.2f} px")
-    c2.metric("Held-out NME", m.get("end_to_end", {}).get("nme", "—"))
+    c2.metric("Held-out NME", m.get("end_to_end", {}).get("nme") or form.MISSING)
     c3.metric("Wall time", f"{card.get('wall_s', 0) / 60:.1f} min")
-    c4.metric("Train rows", card.get("data", {}).get("train_rows"))
+    c4.metric("Train rows", card.get("data", {}).get("train_rows") or form.MISSING)
     per_kp = m.get("per_keypoint_rmse_px", {})
     if per_kp:
         st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
@@ -164,16 +190,19 @@ if finished:
             st.caption("Held-out faces: green = true keypoints, red = predicted.")
     with st.expander("Card (JSON)"):
         st.json(card)
-    if st.button(f"Use this model ({chosen})", type="primary"):
+    if st.button(f"Use this model ({chosen})", type="primary", disabled=chosen == active_run):
         try:
             activate(chosen)
-            st.success(f"'{chosen}' is now the active model; the Photo and Webcam pages use it from their next run.")
+            st.session_state["activated"] = (f"'{chosen}' is now the active model; the Photo and Webcam pages "
+                                             "use it from their next run.")
+            st.rerun()
         except ModelError as exc:
             st.error(str(exc))
-if st.button("Use the shipped model"):
+if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL.resolve()):
     try:
         activate("shipped")
-        st.success("The shipped model is active again.")
+        st.session_state["activated"] = "The shipped model is active again."
+        st.rerun()
     except ModelError as exc:
         st.error(str(exc))
 compare = st.multiselect("Compare runs' curves", names, max_selections=2)

@@ -30,3 +30,25 @@ def settle(page: Page, timeout_ms: int = 90_000) -> None:
     page.wait_for_timeout(100)
     page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     assert_no_exception(page)
+
+
+def screenshot(page: Page, path: str) -> None:
+    """The whole page as one PNG to look at. Streamlit scrolls inside its own container, so full_page
+    alone shows one screen: the viewport is made as tall as the content for the shot."""
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 50, 16_000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=path, full_page=True)
+    page.set_viewport_size(size)
+
+
+def choose(page: Page, label: str, option: str | int) -> None:
+    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
+        box.press("ArrowDown")
+    (page.get_by_role("option").nth(option) if isinstance(option, int)
+     else page.get_by_role("option", name=option, exact=True)).click()
+    settle(page)

@@ -71,3 +71,56 @@ def test_jitter_copies_are_real_crops_of_the_same_labels(small_68_set, tmp_path)
     normalised = (b - b.mean(1, keepdims=True)) / ratio[:, None, None] - (a - a.mean(1, keepdims=True))
     assert np.abs(normalised).max() < 0.05
     assert (copies.keypoints >= 0).all() and (copies.keypoints <= 95).all()
+
+
+def test_parallel_import_writes_the_same_file_as_one_process(small_68_set, tmp_path, monkeypatch):
+    import trainer.importer as importer
+
+    zip_path, _ = small_68_set
+    monkeypatch.setattr(importer, "CHUNK_FRAMES", 4)  # several chunks over the worker processes
+    seen = []
+    one = import_68_dataset(zip_path, tmp_path / "one.csv", jitter=JitterConfig(copies=1, seed=3), workers=1)
+    two = import_68_dataset(zip_path, tmp_path / "two.csv", jitter=JitterConfig(copies=1, seed=3), workers=2,
+                            progress=lambda done, total: seen.append((done, total)))
+    assert one.to_dict() == two.to_dict()
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert seen[-1] == (two.frames, two.frames) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_dataset_page_imports_then_shows_the_report_instead_of_the_offer(small_68_set, tmp_path, monkeypatch):
+    """The page's import button: the offer box goes away and what the report says is on the page."""
+    import core.paths
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    zip_path, n_real = small_68_set
+    monkeypatch.setattr(core.paths, "SHARED_68_DATASET", zip_path)
+    monkeypatch.setenv("FKS_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)  # the app, so the sidebar's page links resolve
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception and "No imported data yet" in at.info[0].value
+    at.button(key="dataset-import").click().run()
+    assert not at.exception
+    assert not [i for i in at.info if "No imported data yet" in i.value] and not at.button
+    assert any(f"from {n_real + 1} frames" in s.value for s in at.success)
+    report = [e for e in at.expander if e.label.startswith("Import report")]
+    assert report and "1 frames without a detected face" in report[0].label
+    assert int(at.metric[0].value) == n_real + 1 - len(json.loads((tmp_path / "data" / "youtube68.csv.gz.report.json")
+                                                                  .read_text())["no_face"])
+
+
+def test_skipping_small_windows_finds_the_same_box_as_the_full_scan(small_68_set):
+    from core.detector import FaceDetector
+    from trainer.importer import FrameSource, best_box, matching_box
+
+    zip_path, _ = small_68_set
+    source, detector = FrameSource(zip_path), FaceDetector()
+    names, points = source.read_labels()
+    found = 0
+    for name, pts in zip(names, points):
+        gray = source.read_gray(name)
+        full, fast = best_box(detector.detect(gray), pts), matching_box(detector, gray, pts)
+        assert (full is None and fast is None) or (full == fast).all(), name
+        found += full is not None
+    assert found >= len(names) - 2

@@ -67,24 +67,49 @@ def test_moustache_sits_between_nose_and_lip_and_hat_above_brows():
     assert out[:top].mean() < 250 and (out[int(k[INDEX["nose_tip"], 1])] == 255).all()
 
 
-def test_blur_and_pixelate_change_only_the_box():
+def _ellipse_mask(shape, box, grow=1.0):
+    (cx, cy), (ax, ay) = overlays.face_ellipse(box)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return ((xx - cx) / (ax * grow)) ** 2 + ((yy - cy) / (ay * grow)) ** 2 <= 1
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate"])
+def test_hiding_a_face_changes_its_ellipse_and_never_its_neighbour(method):
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
-    box = (50, 60, 80, 70)
-    for fn in (overlays.blur_region, overlays.pixelate_region):
-        out = fn(image.copy(), box)
-        inside, outside = out[60:130, 50:130], out[:60]
-        assert (outside == image[:60]).all()
-        assert inside.std() < image[60:130, 50:130].std() * 0.6
-    pix = overlays.pixelate_region(image.copy(), box, blocks=10)
-    assert len(np.unique(pix[60:130, 50:130].reshape(-1, 3), axis=0)) <= 100
+    image = rng.integers(0, 256, (240, 360, 3), dtype=np.uint8)
+    face, neighbour = (60, 60, 100, 110), (150, 70, 100, 110)  # side by side, boxes 10 px apart
+    out = overlays.hide_faces(image.copy(), [face, neighbour], [0], method)
+    inner = _ellipse_mask(image.shape, face, 0.9)
+    assert out[inner].std() < 0.5 * image[inner].std()  # the face itself is hidden, right to its outline
+    assert (out[_ellipse_mask(image.shape, neighbour)] == image[_ellipse_mask(image.shape, neighbour)]).all()
+    beyond = ~_ellipse_mask(image.shape, face, 1.5)  # past the feather: untouched (no hard rectangle)
+    assert (out[beyond] == image[beyond]).all()
+    both = overlays.hide_faces(image.copy(), [face, neighbour], [0, 1], method)
+    assert both[_ellipse_mask(image.shape, neighbour, 0.9)].std() < 0.5 * image[inner].std()
+
+
+@pytest.mark.parametrize("scale", [0.15, 0.3, 0.6, 1.0, 2.5, 6.0])
+@pytest.mark.parametrize("where", [(200.0, 200.0), (8.0, 8.0), (392.0, 200.0)])
+def test_keypoint_numbers_never_overlap_and_stay_inside_the_image(scale, where):
+    k = _face_keypoints(*where, s=scale)
+    boxes = overlays.label_boxes(k, (400, 400))
+    radius = overlays._dot_radius(k)
+    dots = [(x - radius - 1, y - radius - 1, x + radius + 1, y + radius + 1) for x, y in k]
+    placed = list(boxes.values())
+    for n, box in enumerate(placed):
+        assert 0 <= box[0] < box[2] <= 400 and 0 <= box[1] < box[3] <= 400
+        assert not any(overlays._overlap(box, other) for other in placed[n + 1:] + dots)
+    if scale in (1.0, 2.5) and where == (200.0, 200.0):
+        assert len(boxes) == 15  # a face of ordinary size gets every number
+    out = overlays.draw_keypoints(np.zeros((400, 400, 3), np.uint8), k, labels=True)
+    assert out.any()
 
 
 def test_overlays_near_the_border_do_not_crash():
     k = _face_keypoints(cx=5, cy=5, s=2)
     for fn in (overlays.add_sunglasses, overlays.add_moustache, overlays.add_hat):
         fn(np.zeros((50, 50, 3), np.uint8), k)
-    overlays.blur_region(np.zeros((50, 50, 3), np.uint8), (-20, -20, 30, 30))
+    overlays.hide_faces(np.zeros((50, 50, 3), np.uint8), [(-20, -20, 30, 30)], [0], "blur")
     overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
     k[:5] = np.nan  # missing labels (Kaggle rows) are skipped, not drawn at (0, 0)
     overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)

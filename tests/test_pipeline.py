@@ -1,4 +1,5 @@
 import io
+import json
 
 import cv2
 import numpy as np
@@ -75,6 +76,13 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
         assert (face.keypoints_px[:, 1] > y - side).all() and (face.keypoints_px[:, 1] < y + 2 * side).all()
     table = faces_table(faces)
     assert len(table) == 2 and "nose_tip_x" in table[0] and table[0]["box_w"] == 120
+    assert [row["face"] for row in table] == [1, 2]  # the pages' "face 1", "face 2"
+    from core.export import faces_dataframe, faces_json
+
+    assert json.loads(faces_json(faces))["faces"][1]["face"] == 2
+    # a person removed face 1 on the photo page: face 2 keeps its number in the table and the JSON
+    assert list(faces_dataframe(faces[1:], numbers=[2])["face"]) == [2]
+    assert [f["face"] for f in json.loads(faces_json(faces[1:], numbers=[2]))["faces"]] == [2]
     # the untrained model's layout is arbitrary: draw the effects on a frontal layout in the same crops
     frontal = [Face(f.box_xywh, f.crop.to_image(FRONTAL_SHAPE_CROP), f.crop) for f in faces]
     for effect in ("keypoints", "labelled keypoints", "sunglasses", "moustache", "hat", "blur", "pixelate"):
@@ -82,6 +90,10 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
         assert out.shape == image.shape and not (out == image).all(), effect
     with pytest.raises(ValueError):
         render(image, faces, "lasers")
+    # privacy first, overlay after: the hat over a hidden face is the same hat, drawn on the hidden face
+    hidden_then_hat = render(image, frontal, "hat", hide=[0], privacy="pixelate")
+    assert (hidden_then_hat == render(render(image, frontal, "pixelate", [0]), frontal, "hat")).all()
+    assert not (hidden_then_hat == render(image, frontal, "hat")).all()
 
 
 def test_photos_give_the_expected_face_counts(photos, app_model_path):

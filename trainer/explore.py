@@ -51,15 +51,10 @@ def filter_rows(data: KeypointData, which: str) -> np.ndarray:
 
 
 def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False) -> np.ndarray:
-    """A 96x96 face upscaled to BGR with its labelled keypoints drawn (missing ones are skipped)."""
+    """A 96x96 face upscaled to BGR with its keypoints drawn (missing ones are skipped); `labels`
+    numbers them (core.overlays.KEYPOINT_LEGEND says which number is which)."""
     big = cv2.resize(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    if labels:
-        pad = 110 * scale // 2  # room for names on both sides
-        big = cv2.copyMakeBorder(big, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
-        offset = np.array([pad, 0])
-    else:
-        offset = np.zeros(2)
-    return draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5 + offset, labels=labels)
+    return draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5, labels=labels)
 
 
 def keypoint_positions(data: KeypointData, max_points: int = 30000, seed: int = 0) -> pd.DataFrame:

@@ -36,6 +36,10 @@ from core.model import ModelError, model_file_problem, read_card
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
 
+#: What the import of the 3462 YouTube-faces frames takes on 2 cores: bench/bench_import.py measured
+#: 47.6 s with other jobs on the machine (53.8 CPU s in all). The progress bar then counts down from the real pace.
+IMPORT_ESTIMATE_S = 50
+
 NO_MODEL_HELP = (
     "No trained model was found at `{path}`. The app needs one to find keypoints.\n\n"
     "- Restore the shipped model: `git checkout -- models/` in the repository, or\n"
@@ -66,6 +70,13 @@ def _pipeline_for(model_path: str, mtime: float):
     return FacePipeline(model_path)
 
 
+def model_version(pipeline) -> str:
+    """A cache key for results of the loaded model: its file and modification time, the same version
+    `_pipeline_for` loads by (a model re-shipped in place gets new results, not stale ones)."""
+    path = pipeline.predictor.keras_path
+    return f"{path}:{path.stat().st_mtime}"
+
+
 def load_pipeline():
     """The FacePipeline of the active model, loaded once per process and per model file version.
 
@@ -84,19 +95,40 @@ def load_pipeline():
 
 
 def model_summary(path: Path) -> dict:
-    """A few lines of the model card for display."""
+    """A few lines of the model card for display ("—" where the card has no value)."""
     card = read_card(path)
     metrics = card.get("metrics", {})
     e2e = metrics.get("end_to_end", {})
-    return {
-        "file": str(path.relative_to(SHIPPED_MODEL.parent.parent)) if path.is_relative_to(SHIPPED_MODEL.parent.parent) else str(path),
-        "trained on": card.get("data", {}).get("source", "unknown"),
-        "widths": card.get("architecture", {}).get("widths"),
+    root = SHIPPED_MODEL.parent.parent
+    summary = {
+        "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
+        "trained on": data_description(card.get("data", {})),
+        "widths": ", ".join(map(str, card.get("architecture", {}).get("widths", []))) or None,
         "held-out NME": e2e.get("nme"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
+        "training time": f"{card['wall_s'] / 60:.0f} min on {card.get('machine', 'an unknown machine')}"
+                         if card.get("wall_s") else None,
         "inference": inference_summary(card.get("inference", {})),
     }
+    return {k: "—" if v is None else v for k, v in summary.items()}
+
+
+def data_description(data: dict) -> str:
+    """What a model was trained on, in words: a data file name alone means nothing on a fresh clone."""
+    if not data:
+        return "unknown"
+    imported = data.get("import") or {}
+    if imported.get("frames"):
+        what = (f"YouTube-faces video frames with 68 labelled points each, mapped to the 15 keypoints: "
+                f"{data.get('rows', imported.get('rows'))} faces of {data.get('people', imported.get('people'))} "
+                f"people from {imported['frames']} frames")
+    else:
+        what = f"{data.get('rows', '?')} rows of {Path(str(data.get('source', 'a Kaggle-format file'))).name}"
+    if data.get("train_rows"):
+        what += (f"; split {data.get('split', 'by row')}: {data['train_rows']} train, {data.get('val_rows', '?')} "
+                 f"validation, {data.get('test_rows', '?')} test rows")
+    return what
 
 
 def inference_summary(inference: dict) -> str:
@@ -152,44 +184,77 @@ def choose_dataset(key: str) -> Path | None:
             st.error(str(exc))
             return None
     default = data_dir() / DEFAULT_DATASET_NAME
+    if not default.is_file() and SHARED_68_DATASET.is_file():
+        _offer_import(SHARED_68_DATASET, default, key)
     if default.is_file():
-        st.caption(f"Default data: `{default.name}`")
+        st.caption(f"Default data: `{default.name}` in the data folder")
+        _show_import_report(default)
         return default
     if SHARED_68_DATASET.is_file():
-        st.info("No imported data yet. The YouTube-faces frames are available in `../shared/data`: "
-                "import them (face detection + cropping, about a minute).")
-        if st.button("Import YouTube-faces now", key=f"{key}-import"):
-            from trainer.importer import import_68_dataset
-
-            bar = st.progress(0.0, text="Importing frames…")
-            report = import_68_dataset(SHARED_68_DATASET, default,
-                                       progress=lambda done, total: bar.progress(done / total, text=f"Importing frame {done}/{total}"))
-            st.success(f"Imported {report.imported} faces from {report.frames} frames "
-                       f"({len(report.no_face)} frames without a detected face are listed in the report).")
-            return default
         return None
     st.info("No default data yet. Upload a Kaggle-format file or give a path.")
     return None
 
 
+def _offer_import(frames: Path, out: Path, key: str) -> None:
+    """The "no imported data yet" box and its button, in a placeholder that is cleared once the import is done."""
+    import time
+
+    from trainer.importer import default_workers, import_68_dataset
+
+    box = st.empty()
+    with box.container():
+        st.info("No imported data yet. The YouTube-faces frames (3462 video frames of 347 people) are beside the "
+                f"app: import them (face detection + cropping, about {IMPORT_ESTIMATE_S} s on 2 cores).")
+        if not st.button("Import YouTube-faces now", key=f"{key}-import"):
+            return
+        bar = st.progress(0.0, text="Importing frames…")
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            left = (time.monotonic() - started) / done * (total - done)
+            bar.progress(done / total, text=f"Finding faces: frame {done}/{total}, about {left:.0f} s left")
+
+        report = import_68_dataset(frames, out, progress=progress, workers=default_workers())
+        bar.progress(1.0, text=f"Done in {time.monotonic() - started:.0f} s")
+    box.empty()
+    st.success(f"Imported {report.imported} faces from {report.frames} frames.")
+
+
+def _show_import_report(path: Path) -> None:
+    """What the importer's report says about the default data: frames, faces, and the frames without one."""
+    from trainer.importer import read_import_report
+
+    report = read_import_report(path)
+    if not report:
+        return
+    no_face, unreadable = report.get("no_face", []), report.get("unreadable", [])
+    with st.expander(f"Import report: {report.get('imported')} faces from {report.get('frames')} frames of "
+                     f"{report.get('people')} people; {len(no_face)} frames without a detected face"):
+        st.caption("Frames where the detector found no face matching the labels are left out of the data "
+                   "(the model is trained on what the detector sees).")
+        if no_face:
+            st.dataframe({"frame without a detected face": no_face}, hide_index=True, height=200)
+        if unreadable:
+            st.dataframe({"unreadable frame": unreadable}, hide_index=True, height=150)
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _read_dataset(path: str, mtime: float, _progress=None):
+def _read_dataset(path: str, mtime: float):
+    """Parsed file, once per file version and process. Draws nothing: a cached function that drew into
+    the page would fail on a cache hit (Streamlit replays its elements: CacheReplayClosureError)."""
     from trainer.data import read_kaggle_csv
 
-    return read_kaggle_csv(path, progress=_progress)
+    return read_kaggle_csv(path)
 
 
 def load_dataset(path: Path):
-    """Parse once per file version (cached for the process), with a progress bar; errors shown in the page."""
+    """Parse once per file version (cached for the process); errors shown in the page."""
     from trainer.data import DatasetError
 
-    bar = st.progress(0.0, text=f"Reading {path.name}…")
     try:
-        data = _read_dataset(str(path), path.stat().st_mtime,
-                             lambda f: bar.progress(min(f, 1.0), text=f"Parsing pixels… {f:.0%}"))
+        with st.spinner(f"Reading {path.name}…"):
+            return _read_dataset(str(path), path.stat().st_mtime)
     except DatasetError as exc:
-        bar.empty()
         st.error(f"{path.name} is not usable training data: {exc}")
         return None
-    bar.empty()
-    return data

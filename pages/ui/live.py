@@ -11,7 +11,7 @@ from aiortc.contrib.media import MediaRecorder
 from streamlit_webrtc import VideoProcessorBase
 
 from core.clips import SessionClip
-from core.export import faces_csv
+from core.export import faces_dataframe
 from core.live import LiveProcessor, LiveSettings, LiveSnapshot
 from core.pipeline import FacePipeline
 
@@ -95,4 +95,4 @@ def snapshot_files(snapshot: LiveSnapshot) -> tuple[bytes, str]:
     ok, png = cv2.imencode(".png", snapshot.frame_bgr)
     if not ok:
         raise ValueError("could not encode the frame as PNG")
-    return png.tobytes(), faces_csv(snapshot.faces)
+    return png.tobytes(), faces_dataframe(snapshot.faces).to_csv(index=False)

@@ -1,0 +1,39 @@
+"""The training page's fields and tables as plain functions (trainer.form)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainer import form
+
+
+def test_widths_and_held_out_rows_parse_or_say_what_is_wrong():
+    assert form.parse_widths("32, 64,128") == (32, 64, 128)
+    assert form.parse_test_size("500") == 500 and isinstance(form.parse_test_size("500"), int)
+    assert form.parse_test_size("0.1") == 0.1
+    for bad in ("", "abc", "-3", "0", "12.5", "nan", "inf"):
+        with pytest.raises(ValueError):
+            form.parse_test_size(bad)
+    for bad in ("", "32,x", "0,32"):
+        with pytest.raises(ValueError):
+            form.parse_widths(bad)
+    assert form.stage_grid([1e-4, 1e-3], [64, 32]) == ((1e-3, 1e-4), (32, 64))
+    with pytest.raises(ValueError):
+        form.stage_grid([], [32])
+
+
+def test_registry_marks_the_active_run_and_shows_no_none(tmp_path):
+    runs = pd.DataFrame({"run": ["a", "b"], "status": ["finished", "cancelled"], "started": ["x", "y"],
+                         "train rows": [120, None], "test RMSE px": [2.345, None], "NME": [None, np.nan],
+                         "wall s": [61.2, None]})
+    table = form.registry_table(runs, tmp_path, tmp_path / "a" / "model.keras")
+    assert list(table["active"]) == ["✔ active", ""]
+    assert table.loc[0, "train rows"] == "120" and table.loc[0, "test RMSE px"] == "2.35"
+    assert not table.isin(["None", "nan"]).any().any() and table.loc[1, "NME"] == form.MISSING
+
+
+def test_loss_axes_fit_the_numbers():
+    assert form.loss_axis(pd.Series([0.9, 0.6])) == {"type": "linear"}  # under a decade: no crowded log ticks
+    assert form.loss_axis(pd.Series([1.0, 0.01]))["type"] == "log"
+    one = form.epoch_axis(1)
+    assert one["range"] == [0.5, 1.5] and one["dtick"] == 1  # one epoch: one point in the middle, tick "1"
+    assert form.epoch_axis(135)["dtick"] >= 10

@@ -1,0 +1,77 @@
+"""What the training page's fields mean, as plain functions (tested without Streamlit): text fields
+parsed into recipe values with messages a person understands, the registry as a table to read, and
+the loss chart's axes chosen from the numbers it shows."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+MISSING = "—"
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """'32,64,128' -> (32, 64, 128): the five convolution widths of the model."""
+    try:
+        widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
+    except ValueError:
+        raise ValueError(f"Model widths must be whole numbers separated by commas (e.g. 32,64,128,256,512), "
+                         f"not {text!r}.") from None
+    if not widths or min(widths) < 1:
+        raise ValueError("Model widths must be positive whole numbers, e.g. 32,64,128,256,512.")
+    return widths
+
+
+def parse_test_size(text: str) -> int | float:
+    """'500' -> 500 held-out rows; '0.1' -> a tenth of the complete rows. Whole people are held out either way."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"Held-out test rows must be a row count (e.g. 500) or a fraction below 1 (e.g. 0.1), "
+                         f"not {text!r}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("Held-out test rows must be more than 0: a row count (e.g. 500) or a fraction (e.g. 0.1).")
+    if value < 1:
+        return value
+    if value != int(value):
+        raise ValueError(f"A held-out row count must be a whole number, not {text!r}.")
+    return int(value)
+
+
+def stage_grid(learning_rates: list[float], batch_sizes: list[int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The recipe's stage order: learning rates from high to low, batch sizes from small to large."""
+    if not learning_rates or not batch_sizes:
+        raise ValueError("Choose at least one learning rate and one batch size.")
+    return tuple(sorted(learning_rates, reverse=True)), tuple(sorted(batch_sizes))
+
+
+def registry_table(runs: pd.DataFrame, root: Path, active_model: Path) -> pd.DataFrame:
+    """jobs.list_runs as a person reads it: an "active" mark on the run whose model the app uses,
+    numbers rounded, and "—" where a run has no value yet (not None or NaN)."""
+    table = runs.copy()
+    active = Path(active_model).resolve()
+    table.insert(0, "active", ["✔ active" if (Path(root) / r / "model.keras").resolve() == active else ""
+                               for r in table["run"]])
+    formats = {"train rows": "{:.0f}", "test RMSE px": "{:.2f}", "NME": "{:.4f}", "wall s": "{:.0f}"}
+    for column, fmt in formats.items():
+        if column in table:
+            table[column] = [fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else MISSING
+                             for v in table[column]]
+    return table
+
+
+def loss_axis(losses: pd.Series) -> dict:
+    """Plotly y-axis settings for loss curves: log with one tick per decade when the losses span more
+    than one, else linear (a log axis over less than a decade only crowds its tick labels)."""
+    values = pd.to_numeric(losses, errors="coerce")
+    values = values[values > 0]
+    if len(values) and values.max() / values.min() > 10:
+        return dict(type="log", dtick=1)
+    return dict(type="linear")
+
+
+def epoch_axis(epochs: int) -> dict:
+    """Plotly x-axis settings: whole epochs from 1, a little room either side, so one epoch is one visible point."""
+    step = max(1, math.ceil(epochs / 12))
+    return dict(range=[0.5, max(epochs, 1) + 0.5], tickmode="linear", tick0=1, dtick=step, title="epoch")
