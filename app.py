@@ -3,7 +3,7 @@ where to go, and which model is active. The other pages are pages/*.py."""
 from pages.ui import model_problem_message, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
 import streamlit as st
 
-from core.model import read_card
+from core.card import read_card
 from core.registry import active_model_path
 
 page_setup("Home")
@@ -38,4 +38,4 @@ if problem:
 else:
     st.table({k: [str(v)] for k, v in model_summary(path).items()})
     with st.expander("Model card (JSON)"):
-        st.json(read_card(path) or {"note": "this model has no card"})
+        st.json(read_card(path).to_dict() or {"note": "this model has no card"})

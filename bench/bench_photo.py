@@ -20,7 +20,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.detector import DetectorSettings  # noqa: E402
-from core.paths import REPO_ROOT  # noqa: E402
+from core.paths import SHARED_DATA  # noqa: E402
 from core.registry import active_model_path  # noqa: E402
 from core.pipeline import FacePipeline, load_image, render  # noqa: E402
 
@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--model", default=str(active_model_path()))
     args = p.parse_args()
-    source = REPO_ROOT.parent / "shared" / "data" / "photos" / "obamas4.jpg"
+    source = SHARED_DATA / "photos" / "obamas4.jpg"
     if source.is_file():
         big = cv2.resize(cv2.imread(str(source)), (4000, 3000), interpolation=cv2.INTER_CUBIC)
     else:

@@ -28,7 +28,7 @@ def frames_with_boxes(pipeline: FacePipeline, count: int) -> list[tuple[np.ndarr
     if not SHARED_68_DATASET.is_file():
         gray = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
         return [(gray, np.array([[220, 120, 200, 200]]))] * count
-    from trainer.importer import FrameSource, person_of
+    from trainer.frames import FrameSource, person_of
 
     source = FrameSource(SHARED_68_DATASET)
     people = set(pipeline.predictor.card.get("data", {}).get("test_people") or [])

@@ -20,11 +20,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.bench_inference import median_ms  # noqa: E402
-from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
+from core.paths import SHARED_DATA, SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
 from core.pipeline import FacePipeline, load_image  # noqa: E402
 from core.verifier import FaceVerifier  # noqa: E402
 
-PHOTO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "james.jpg"
+PHOTO = SHARED_DATA / "photos" / "james.jpg"
 
 
 def main() -> None:

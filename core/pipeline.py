@@ -20,6 +20,7 @@ import numpy as np
 
 from core import overlays
 from core.detector import DetectorSettings, FaceDetector
+from core.card import Inference
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor
 from core.verifier import FaceVerifier, load_verifier
@@ -133,9 +134,9 @@ class Recentring:
     min_offset_px: float = 8.9
 
     @classmethod
-    def from_card(cls, inference: dict) -> "Recentring | None":
+    def from_card(cls, inference: Inference) -> "Recentring | None":
         """The card's `inference.recentre`; None when the card chose no re-centring."""
-        return cls(**inference["recentre"]) if inference.get("recentre") else None
+        return cls(**inference.recentre) if inference.recentre else None
 
 
 @dataclass
@@ -155,15 +156,18 @@ class FacePipeline:
     """Detector + face verifier + keypoint model. Create once per process (loading the model costs ~1 s).
 
     `flip_average`: also predict the mirrored crop and average (test-time augmentation, one batch).
-    `recentre`: move crops onto off-centre faces first (Recentring; needs the card's mean shape).
-    Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends.
+    `recentre`: move crops onto off-centre faces first (Recentring; needs `mean_shape_crop`, where the
+    detector's crop puts the average training face, 15 x 2 crop px).
+    Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends, and
+    the mean shape defaults to the card's (trainer.ship passes a model's before its card is written).
     `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
     (core.verifier.load_verifier), or none with a log message when its files are missing.
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
-                 verifier: FaceVerifier | str | os.PathLike | bool | None = None):
+                 verifier: FaceVerifier | str | os.PathLike | bool | None = None,
+                 mean_shape_crop: np.ndarray | list | None = None):
         self.predictor = KeypointPredictor(model_path)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
@@ -171,9 +175,10 @@ class FacePipeline:
         elif isinstance(verifier, (str, os.PathLike)):
             verifier = load_verifier(verifier)
         self.verifier: FaceVerifier | None = verifier or None
-        recommended = self.predictor.card.get("inference", {})
-        self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
-        self.mean_shape = self.predictor.card.get("mean_shape_crop")
+        card = self.predictor.card
+        recommended = card.inference
+        self.flip_average = bool(recommended.flip_average) if flip_average is None else flip_average
+        self.mean_shape = card.mean_shape_crop if mean_shape_crop is None else mean_shape_crop
         if recentre is None:
             recentre = Recentring.from_card(recommended)
         elif recentre is True:

@@ -32,7 +32,8 @@ def page_setup(title: str) -> None:
             st.page_link(script, label=label)
         st.divider()
 
-from core.model import ModelError, model_file_problem, read_card
+from core.card import read_card
+from core.model import ModelError, model_file_problem
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
 
@@ -86,16 +87,16 @@ def load_pipeline():
 def model_summary(path: Path) -> dict:
     """A few lines of the model card for display."""
     card = read_card(path)
-    metrics = card.get("metrics", {})
-    e2e = metrics.get("end_to_end", {})
+    metrics = card.metrics
+    e2e = card.end_to_end
     return {
         "file": str(path.relative_to(SHIPPED_MODEL.parent.parent)) if path.is_relative_to(SHIPPED_MODEL.parent.parent) else str(path),
-        "trained on": card.get("data", {}).get("source", "unknown"),
-        "widths": card.get("architecture", {}).get("widths"),
+        "trained on": card.data.source or "unknown",
+        "widths": card.architecture.widths,
         "held-out NME": e2e.get("nme"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
-        "inference": inference_summary(card.get("inference", {})),
+        "inference": inference_summary(card.to_dict().get("inference", {})),
     }
 
 
