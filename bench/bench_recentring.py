@@ -31,7 +31,7 @@ def frames_with_boxes(pipeline: FacePipeline, count: int) -> list[tuple[np.ndarr
     from trainer.frames import FrameSource, person_of
 
     source = FrameSource(SHARED_68_DATASET)
-    people = set(pipeline.predictor.card.get("data", {}).get("test_people") or [])
+    people = set(pipeline.predictor.card.data.test_people or [])
     names, _ = source.read_labels()
     out = []
     for name in names:

@@ -45,7 +45,7 @@ def main() -> None:
     eight = median_ms(lambda: verifier.score_boxes(gray, np.repeat(box, 8, axis=0)), args.calls)
     keypoints = median_ms(lambda: pipeline.keypoints_for_boxes(gray, box), args.calls)
     keypoints_model = median_ms(lambda: pipeline.predictor.predict_crops(crop), args.calls)
-    print(f"verifier {SHIPPED_VERIFIER.name} (widths {verifier.card.get('config', {}).get('widths')}) vs keypoint "
+    print(f"verifier {SHIPPED_VERIFIER.name} (widths {verifier.card.config.get('widths')}) vs keypoint "
           f"model {SHIPPED_MODEL.name}, median of {args.calls} calls, one {gray.shape[1]}x{gray.shape[0]} image")
     print(f"  verifier, one box (crop + ONNX):      {one_box:.3f} ms   goal <= 1 ms: {'PASS' if one_box <= 1 else 'FAIL'}")
     print(f"  verifier, one crop (ONNX only):       {model_only:.3f} ms")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from core.card import ModelCard
+from core.files import atomic_path
 from core.schema import CROP_HALF, CROP_SHAPE, CROP_SIZE, NUM_KEYPOINTS
 
 if TYPE_CHECKING:  # keras is imported lazily: importing core must stay cheap
@@ -92,18 +93,11 @@ def inference_copy(model: "keras.Model") -> "keras.Model":
 
 
 def save_model(model: "keras.Model", path: str | os.PathLike) -> Path:
-    """Write `.keras` and its ONNX twin atomically (temp file + rename): a crash never leaves half a model."""
+    """Write `.keras` and its ONNX twin atomically (core.files.atomic_path): a crash never leaves half a model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        model.save(str(tmp))
     export_onnx(model, onnx_path_for(path), source_sha256=file_sha256(path))
     return path
 
@@ -190,23 +184,17 @@ SOURCE_KEY = "source_keras_sha256"
 
 
 def export_onnx(model: "keras.Model", path: str | os.PathLike, source_sha256: str = "") -> Path:
-    """Export through keras' ONNX exporter (tf2onnx) to a temp file, tag it with its source, rename into place."""
+    """Export through keras' ONNX exporter (tf2onnx) to a temp file, tag it with its source, rename into place
+    (core.files.atomic_path)."""
     import onnx
 
     path = Path(path)
     model(np.zeros((1, *CROP_SHAPE), np.float32), training=False)  # exporter needs a built, called model
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        model.export(tmp, format="onnx", verbose=False)
+    with atomic_path(path) as tmp:
+        model.export(str(tmp), format="onnx", verbose=False)
         graph = onnx.load(tmp)
         onnx.helper.set_model_props(graph, {SOURCE_KEY: source_sha256})
         onnx.save(graph, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

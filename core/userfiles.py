@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
+from core.files import write_bytes_atomic
 from core.paths import REPO_ROOT, SHARED_DATA, data_dir
 
 #: Uploads older than this (since last saved or used) are deleted when another upload is saved.
@@ -52,10 +52,7 @@ def save_upload(content: bytes, name: str, folder: Path | None = None) -> Path:
     if target.is_file() and target.stat().st_size == len(content):
         os.utime(target)  # used again: the newest, last to be pruned
     else:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, target)
+        write_bytes_atomic(target, content)
     prune_uploads(folder, keep=target)
     return target
 

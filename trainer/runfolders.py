@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.card import DataSummary, ModelCard, read_card
+from core.card import DataSummary, ModelCard, card_path_for, read_card
 from core.paths import runs_dir
 from trainer import events as ev
 from trainer.recipe import RecipeConfig
+from trainer.runs import MODEL_FILE
 
 
 def pid_alive(pid: int) -> bool:
@@ -50,9 +51,9 @@ def run_problem(path: Path) -> str | None:
         return "config.json is missing or unreadable"
     except ValueError as exc:
         return f"config.json is not a valid run configuration: {exc}"
-    if (path / "model.json").exists():
+    if card_path_for(path / MODEL_FILE).exists():
         try:
-            card = ModelCard.read(path / "model.keras")
+            card = ModelCard.read(path / MODEL_FILE)
         except (OSError, ValueError) as exc:
             return f"model.json (the model card) is unreadable: {exc}"
         except TypeError:  # a field of the wrong type (e.g. "data": 3)
@@ -67,7 +68,7 @@ def status(path: Path) -> str:
     """'running', 'finished', 'cancelled', 'failed', 'stopped' (interrupted; resumable) or 'broken' (run_problem)."""
     path = Path(path)
     problem = run_problem(path)
-    if problem is None and (path / "model.json").is_file():
+    if problem is None and card_path_for(path / MODEL_FILE).is_file():
         return "finished"
     job = job_of(path)
     if job.get("pid") and pid_alive(job["pid"]):
@@ -132,7 +133,7 @@ def list_runs(root: Path | None = None) -> pd.DataFrame:
     for config_path in sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         path = config_path.parent
         problem = run_problem(path)
-        card = ModelCard() if problem else read_card(path / "model.keras")
+        card = ModelCard() if problem else read_card(path / MODEL_FILE)
         rows.append({"run": path.name, "status": status(path), "problem": problem,
                      "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(config_path.stat().st_mtime)),
                      "train rows": card.data.train_rows,

@@ -27,6 +27,10 @@ from core.card import ModelCard
 from core.files import atomic_path, write_json_atomic
 
 
+#: A finished run's model (its card beside it: core.card.card_path_for).
+MODEL_FILE = "model.keras"
+
+
 class RunBusyError(RuntimeError):
     """Another process is training (writing) this run folder."""
 
@@ -57,7 +61,7 @@ class Run:
     events_path = property(lambda self: self.path / "events.jsonl")
     state_path = property(lambda self: self.path / "state.json")
     checkpoint_path = property(lambda self: self.path / "checkpoint.keras")
-    model_path = property(lambda self: self.path / "model.keras")
+    model_path = property(lambda self: self.path / MODEL_FILE)
     cancel_path = property(lambda self: self.path / "CANCEL")
     pseudo_path = property(lambda self: self.path / "pseudo_labels.npz")
 
@@ -82,7 +86,7 @@ class Run:
     def save_checkpoint(self, model, stage: int, epoch: int, stages: int) -> None:
         """Checkpoint first, then the state that points at it: a crash between the two only repeats an epoch."""
         with atomic_path(self.checkpoint_path) as tmp:
-            model.save(tmp)
+            model.save(str(tmp))
         write_json_atomic(self.state_path, {"stage": stage, "epoch": epoch, "stages": stages})
 
     def save_pseudo_labels(self, data) -> None:
