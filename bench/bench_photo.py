@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from core.detector import DetectorSettings  # noqa: E402
 from core.paths import SHARED_DATA  # noqa: E402
 from core.registry import active_model_path  # noqa: E402
-from core.pipeline import FacePipeline, load_image, render  # noqa: E402
+from core.images import load_image  # noqa: E402
+from core.pipeline import FacePipeline, render  # noqa: E402
 
 
 def main() -> None:

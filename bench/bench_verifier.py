@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 
 from bench.bench_inference import median_ms  # noqa: E402
 from core.paths import SHARED_DATA, SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
-from core.pipeline import FacePipeline, load_image  # noqa: E402
+from core.images import load_image  # noqa: E402
+from core.pipeline import FacePipeline  # noqa: E402
 from core.verifier import FaceVerifier  # noqa: E402
 
 PHOTO = SHARED_DATA / "photos" / "james.jpg"

@@ -9,16 +9,25 @@ from typing import Sequence
 
 import pandas as pd
 
-from core.pipeline import Face, faces_table
-from core.schema import KEYPOINT_NAMES
+from core.pipeline import Face
+from core.schema import COORD_COLUMNS, KEYPOINT_NAMES
+
+
+def faces_table(faces: list[Face]) -> list[dict]:
+    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables."""
+    rows = []
+    for i, f in enumerate(faces):
+        row = {"face": i, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
+               "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
+        row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
+        rows.append(row)
+    return rows
 
 
 def faces_dataframe(faces: Sequence[Face], image_name: str | None = None) -> pd.DataFrame:
     """One row per face: [image], face, box_x/y/w/h, then <keypoint>_x/_y for the 15 keypoints."""
     table = pd.DataFrame(faces_table(list(faces)))
     if table.empty:
-        from core.schema import COORD_COLUMNS
-
         table = pd.DataFrame(columns=["face", "box_x", "box_y", "box_w", "box_h", *COORD_COLUMNS])
     if image_name is not None:
         table.insert(0, "image", image_name)

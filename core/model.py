@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import cv2
 import numpy as np
 
 from core.card import ModelCard
@@ -146,8 +147,6 @@ def model_file_problem(path: str | os.PathLike) -> str | None:
 
 def test_face_crops() -> np.ndarray:
     """Two (96, 96) uint8 crops a usable model must answer inside the crop: plain grey and a drawn frontal face."""
-    import cv2
-
     face = np.full((CROP_SIZE, CROP_SIZE), 90, np.uint8)
     cv2.ellipse(face, (48, 50), (34, 44), 0, 0, 360, 160, -1)
     for centre in ((35, 37), (62, 37), (49, 53)):  # eyes and nose tip

@@ -10,7 +10,8 @@ import streamlit as st
 from core.detector import DetectorSettings
 from core.export import faces_csv, faces_dataframe, faces_json
 from core.overlays import EFFECTS, draw_rejected_box
-from core.pipeline import ImageError, load_image, render
+from core.images import ImageError, load_image
+from core.pipeline import render
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
 

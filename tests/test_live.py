@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.live import LiveProcessor, LiveSettings, rtc_configuration
-from core.pipeline import FacePipeline, load_image
+from core.images import load_image
+from core.pipeline import FacePipeline
 from core.smoothing import OneEuroFilter
 
 

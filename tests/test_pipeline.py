@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from core.card import Inference
-from core.pipeline import Face, FacePipeline, ImageError, Recentring, faces_table, load_image, render, to_bgr_uint8
+from core.export import faces_table
+from core.images import ImageError, load_image, to_bgr_uint8
+from core.pipeline import Face, FacePipeline, Recentring, render
 from tests.helpers import FRONTAL_SHAPE_CROP
 
 

@@ -13,7 +13,8 @@ import pytest
 from core.card import card_path_for
 from core.model import ModelError, save_model
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
-from core.pipeline import FacePipeline, load_image
+from core.images import load_image
+from core.pipeline import FacePipeline
 from core.verifier import FaceVerifier, load_verifier
 from trainer import verifier as v
 

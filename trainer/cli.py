@@ -17,7 +17,8 @@ from core.card import read_card
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.registry import activate, active_model_path, safe_run_dir
 
-# trainer's modules (and with them TensorFlow) are imported by the command that needs them: --help stays fast.
+# Each command imports the trainer modules it uses (pandas, OpenCV, ONNX Runtime; Keras only when a model is
+# built or read), so --help and a one-line error do not wait for all of them.
 
 DEFAULT_DATA = Path("data") / "youtube68.csv.gz"
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from core.card import ModelCard
 from core.files import atomic_path, write_json_atomic
+from trainer.data import KeypointData
 
 
 #: A finished run's model (its card beside it: core.card.card_path_for).
@@ -99,8 +100,6 @@ class Run:
             np.savez_compressed(tmp, images=images, truth=truth, predicted=predicted)
 
     def load_pseudo_labels(self):
-        from trainer.data import KeypointData
-
         if not self.pseudo_path.is_file():
             return None
         with np.load(self.pseudo_path) as z:
