@@ -25,8 +25,9 @@ from trainer.recipe import RecipeConfig
 from trainer.runfolders import Progress, curves, job_of, list_runs, pid_alive, progress, run_problem, status
 from trainer.runs import Run
 
-#: The run-folder queries the training page calls as jobs.<name> (they live in trainer.runfolders).
-PAGE_QUERIES = (Progress, curves, list_runs, progress, run_problem, status)
+#: Process control, and the run-folder queries (trainer.runfolders) the training page calls as jobs.<name>.
+__all__ = ["BusyError", "cancel", "running_run", "start", "train_command",
+           "Progress", "curves", "list_runs", "progress", "run_problem", "status"]
 
 
 class BusyError(RuntimeError):
