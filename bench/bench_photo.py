@@ -3,7 +3,7 @@
     python bench/bench_photo.py [--runs 7] [--model models/keypoints.keras]
 
 The photo is ../shared/data/photos/obamas4.jpg scaled up to 4000x3000 (two real faces), or, without
-../shared, a synthetic image (no faces: detection still scans the frame). Goal (issue 4): median <= 1.0 s.
+../shared, a synthetic image (no faces: detection still scans the frame). Goal: median <= 1.0 s.
 Baseline in the same run: detection on the full-resolution frame instead of the downscaled copy.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Times `FacePipeline.keypoints_for_boxes` (crop, locator passes, keypoint model; detection excluded)
 on real frames of the model's held-out people when ../shared is present, else on a synthetic
-frame. Baseline in the same run: flip averaging without re-centring (what the app did before).
+frame. Baseline in the same run: flip averaging alone, re-centring off.
 """
 from __future__ import annotations
 

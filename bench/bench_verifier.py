@@ -6,7 +6,7 @@ Uses the shipped files (models/face-verifier.keras, models/keypoints.keras) thro
 classes (core.verifier.FaceVerifier, core.pipeline.FacePipeline). Prints medians of single-box
 calls (crop from the box included, as in FacePipeline.detect), of a batch of 8 boxes, and the
 keypoint model's cost per face as the app runs it (flip averaging and re-centring as its card says).
-Goal (issue 13): verifier <= 1 ms per box.
+Goal: verifier <= 1 ms per box.
 """
 from __future__ import annotations
 
