@@ -7,7 +7,7 @@
     runs/<name>/model.keras/.onnx/.json   the finished model, its ONNX twin and its card
     runs/<name>/test_faces.npz   a few held-out faces with true and predicted keypoints
     runs/<name>/CANCEL           present = please stop (the training page writes it)
-    runs/<name>/job.json         the training process's pid (trainer.jobs reads it)
+    runs/<name>/job.json         the training process's pid (trainer.runfolders reads it)
     runs/<name>/writer.lock      flock'ed by the one process training the run (released when it ends or dies)
 
 Every file is written through core.files.atomic_path, so a crash leaves the previous version.
