@@ -1,8 +1,8 @@
 """Image -> faces -> keypoints -> rendered image: the one path the pages, CLI and webcam share.
 
-Images come in through core.images.load_image. `FacePipeline.detect` finds face boxes (Haar cascade, then the face verifier);
-`FacePipeline.find_faces` detects, crops with core.geometry, and predicts every face of a frame in
-one model call. `render` draws an effect on a copy.
+Images come in through core.images.load_image. `FacePipeline.detect` finds face boxes (Haar cascade,
+then the face verifier); `FacePipeline.find_faces` detects, crops with core.geometry, and predicts
+every face of a frame in one model call. `render` draws an effect on a copy.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 
 from core import overlays
-from core.detector import DetectorSettings, FaceDetector
 from core.card import Inference
+from core.detector import DetectorSettings, FaceDetector
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor
-from core.verifier import FaceVerifier, load_verifier
 from core.schema import CROP_SIZE, flip_keypoints
+from core.verifier import FaceVerifier, load_verifier
+
 
 @dataclass
 class Face:
