@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.model import read_card
+from core.card import read_card
 from core.registry import active_model_path
 
 page_setup("Home")
@@ -40,17 +40,17 @@ if problem:
     st.error(problem)
 else:
     summary = model_summary(path)
-    st.table(pd.DataFrame({"": [str(v) for v in summary.values()]}, index=list(summary)))
+    st.table(pd.DataFrame({"active model": [str(v) for v in summary.values()]}, index=list(summary)))
     card = read_card(path)
-    if card:
-        commands = card.get("reproduce") or ([card["command"]] if card.get("command") else [])
+    if card.to_dict():
+        commands = card.reproduce or ([card.command] if card.command else [])
         if commands:
             st.caption("Made by (the card's `reproduce` commands, in order):")
             st.code("\n".join(commands), language="bash", wrap_lines=True)
-        st.download_button("Download the model card (JSON)", json.dumps(card, indent=1), f"{path.stem}.json",
+        st.download_button("Download the model card (JSON)", json.dumps(card.to_dict(), indent=1), f"{path.stem}.json",
                            "application/json", on_click="ignore")
         with st.expander("Model card (JSON)"):
             with st.container(height=400):  # the card is ~600 lines: it scrolls inside, not down the page
-                st.json(card, expanded=1)
+                st.json(card.to_dict(), expanded=1)
     else:
         st.caption("This model has no card.")

@@ -3,7 +3,7 @@
     python bench/bench_photo.py [--runs 7] [--model models/keypoints.keras]
 
 The photo is ../shared/data/photos/obamas4.jpg scaled up to 4000x3000 (two real faces), or, without
-../shared, a synthetic image (no faces: detection still scans the frame). Goal (issue 4): median <= 1.0 s.
+../shared, a synthetic image (no faces: detection still scans the frame). Goal: median <= 1.0 s.
 Baseline in the same run: detection on the full-resolution frame instead of the downscaled copy.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.detector import DetectorSettings  # noqa: E402
-from core.paths import REPO_ROOT  # noqa: E402
+from core.paths import SHARED_DATA  # noqa: E402
 from core.registry import active_model_path  # noqa: E402
-from core.pipeline import FacePipeline, load_image, render  # noqa: E402
+from core.images import load_image  # noqa: E402
+from core.pipeline import FacePipeline, render  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--model", default=str(active_model_path()))
     args = p.parse_args()
-    source = REPO_ROOT.parent / "shared" / "data" / "photos" / "obamas4.jpg"
+    source = SHARED_DATA / "photos" / "obamas4.jpg"
     if source.is_file():
         big = cv2.resize(cv2.imread(str(source)), (4000, 3000), interpolation=cv2.INTER_CUBIC)
     else:

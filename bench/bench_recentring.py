@@ -4,7 +4,7 @@
 
 Times `FacePipeline.keypoints_for_boxes` (crop, locator passes, keypoint model; detection excluded)
 on real frames of the model's held-out people when ../shared is present, else on a synthetic
-frame. Baseline in the same run: flip averaging without re-centring (what the app did before).
+frame. Baseline in the same run: flip averaging alone, re-centring off.
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ def frames_with_boxes(pipeline: FacePipeline, count: int) -> list[tuple[np.ndarr
     if not SHARED_68_DATASET.is_file():
         gray = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
         return [(gray, np.array([[220, 120, 200, 200]]))] * count
-    from trainer.importer import FrameSource, person_of
+    from trainer.frames import FrameSource, person_of
 
     source = FrameSource(SHARED_68_DATASET)
-    people = set(pipeline.predictor.card.get("data", {}).get("test_people") or [])
+    people = set(pipeline.predictor.card.data.test_people or [])
     names, _ = source.read_labels()
     out = []
     for name in names:

@@ -6,7 +6,7 @@ Uses the shipped files (models/face-verifier.keras, models/keypoints.keras) thro
 classes (core.verifier.FaceVerifier, core.pipeline.FacePipeline). Prints medians of single-box
 calls (crop from the box included, as in FacePipeline.detect), of a batch of 8 boxes, and the
 keypoint model's cost per face as the app runs it (flip averaging and re-centring as its card says).
-Goal (issue 13): verifier <= 1 ms per box.
+Goal: verifier <= 1 ms per box.
 """
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.bench_inference import median_ms  # noqa: E402
-from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
-from core.pipeline import FacePipeline, load_image  # noqa: E402
+from core.paths import SHARED_DATA, SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
+from core.images import load_image  # noqa: E402
+from core.pipeline import FacePipeline  # noqa: E402
 from core.verifier import FaceVerifier  # noqa: E402
 
-PHOTO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "james.jpg"
+PHOTO = SHARED_DATA / "photos" / "james.jpg"
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     eight = median_ms(lambda: verifier.score_boxes(gray, np.repeat(box, 8, axis=0)), args.calls)
     keypoints = median_ms(lambda: pipeline.keypoints_for_boxes(gray, box), args.calls)
     keypoints_model = median_ms(lambda: pipeline.predictor.predict_crops(crop), args.calls)
-    print(f"verifier {SHIPPED_VERIFIER.name} (widths {verifier.card.get('config', {}).get('widths')}) vs keypoint "
+    print(f"verifier {SHIPPED_VERIFIER.name} (widths {verifier.card.config.get('widths')}) vs keypoint "
           f"model {SHIPPED_MODEL.name}, median of {args.calls} calls, one {gray.shape[1]}x{gray.shape[0]} image")
     print(f"  verifier, one box (crop + ONNX):      {one_box:.3f} ms   goal <= 1 ms: {'PASS' if one_box <= 1 else 'FAIL'}")
     print(f"  verifier, one crop (ONNX only):       {model_only:.3f} ms")

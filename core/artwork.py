@@ -71,5 +71,3 @@ def hat() -> Artwork:
     anchors = {"right_eyebrow_outer_end": (115, 195), "left_eyebrow_outer_end": (285, 195)}  # on the brim
     return Artwork(_smooth_alpha(art), anchors)
 
-
-ARTWORK = {"sunglasses": sunglasses, "moustache": moustache, "hat": hat}

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from core.files import write_json_atomic
 
 T = TypeVar("T")
+C = TypeVar("C", bound="_Card")
 
 
 def _from_dict(cls: type[T], d: dict | None) -> T:
@@ -30,7 +31,11 @@ def _from_dict(cls: type[T], d: dict | None) -> T:
         if key in d:
             value = d.pop(key)
             nested = f.metadata.get("type")
-            kwargs[f.name] = _from_dict(nested, value) if nested and isinstance(value, dict) else value
+            if nested and value is None:
+                continue  # an empty section reads as its defaults
+            if nested and not isinstance(value, dict):
+                raise ValueError(f"not a model card: its {key!r} is not an object")
+            kwargs[f.name] = _from_dict(nested, value) if nested else value
     if any(f.name == "extra" for f in dataclasses.fields(cls)):
         kwargs["extra"] = d
     return cls(**kwargs)
@@ -82,6 +87,23 @@ class DataSummary:
     import_report: dict | None = field(default=None, metadata={"key": "import"})
     extra: dict = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """What a model was trained on, in words: a data file name alone means nothing on a fresh clone."""
+        imported = self.import_report or {}
+        if imported.get("frames"):
+            what = (f"YouTube-faces video frames with 68 labelled points each, mapped to the 15 keypoints: "
+                    f"{self.rows or imported.get('rows')} faces of {self.people or imported.get('people')} "
+                    f"people from {imported['frames']} frames")
+        elif self.rows is not None or self.source:
+            what = f"{self.rows if self.rows is not None else '?'} rows of {Path(self.source or 'a Kaggle-format file').name}"
+        else:
+            return "unknown"
+        if self.train_rows:
+            what += (f"; split {self.split or 'by row'}: {self.train_rows} train, "
+                     f"{self.val_rows if self.val_rows is not None else '?'} validation, "
+                     f"{self.test_rows if self.test_rows is not None else '?'} test rows")
+        return what
+
 
 @dataclass
 class Inference:
@@ -93,9 +115,48 @@ class Inference:
     chosen_on: str | None = None
     extra: dict = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """The inference options in words."""
+        parts = ["flip-averaged" if self.flip_average else "single pass"]
+        if self.recentre:
+            by = self.recentre.get("locator") or "the model itself"
+            parts.append(f"crops re-centred by {by} when a face sits over {self.recentre.get('min_offset_px')} px off-centre")
+        return ", ".join(parts)
+
+
+class _Card:
+    """from_dict / to_dict / read / write shared by the card types (a dataclass with an `extra` field)."""
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict | None) -> C:
+        """Raises ValueError when a nested section (architecture, data, inference) is not an object."""
+        return _from_dict(cls, d)
+
+    def to_dict(self) -> dict:
+        return _to_dict(self)
+
+    @classmethod
+    def read(cls: type[C], keras_path: str | os.PathLike) -> C:
+        """The card beside a model file; raises OSError (no card) or ValueError (not a card)."""
+        d = json.loads(card_path_for(keras_path).read_text())
+        if not isinstance(d, dict):
+            raise ValueError(f"{card_path_for(keras_path).name} is not a model card (a JSON object).")
+        return cls.from_dict(d)
+
+    @classmethod
+    def read_or_empty(cls: type[C], keras_path: str | os.PathLike) -> C:
+        """The card, or an empty card when it has none or it is unreadable (the model still runs)."""
+        try:
+            return cls.read(keras_path)
+        except (OSError, ValueError, TypeError):
+            return cls()
+
+    def write(self, keras_path: str | os.PathLike) -> Path:
+        return write_json_atomic(card_path_for(keras_path), self.to_dict())
+
 
 @dataclass
-class ModelCard:
+class ModelCard(_Card):
     """Keys absent from a card read as None (or empty) and are not written back."""
 
     model: str | None = None
@@ -123,29 +184,37 @@ class ModelCard:
     evaluations: list[dict] = field(default_factory=list)
     reproduce: list[str] = field(default_factory=list)
     locator: dict | None = None
+    #: Strategy, replicas in sync and worker addresses of a multi-machine run (trainer.distributed).
+    distribution: dict | None = None
+    #: Set by trainer.archive when the model came in as an archive: its sha256 and the run it was exported from.
+    imported: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @property
     def end_to_end(self) -> dict:
         return self.metrics.get("end_to_end") or {}
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelCard":
-        return _from_dict(cls, d)
 
-    def to_dict(self) -> dict:
-        return _to_dict(self)
+@dataclass
+class VerifierCard(_Card):
+    """The face verifier's card (`models/face-verifier.json`), written by trainer.verifier, read by core.verifier."""
 
-    @classmethod
-    def read(cls, keras_path: str | os.PathLike) -> "ModelCard":
-        """The card beside a model file; raises OSError (no card) or ValueError (not a card)."""
-        d = json.loads(card_path_for(keras_path).read_text())
-        if not isinstance(d, dict):
-            raise ValueError(f"{card_path_for(keras_path).name} is not a model card (a JSON object).")
-        return cls.from_dict(d)
-
-    def write(self, keras_path: str | os.PathLike) -> Path:
-        return write_json_atomic(card_path_for(keras_path), self.to_dict())
+    model: str | None = None
+    kind: str | None = None
+    created: str | None = None
+    command: str | None = None
+    wall_s: float | None = None
+    #: Boxes scoring under it are rejected; chosen on the validation people (threshold_rule says how).
+    threshold: float | None = None
+    threshold_rule: str | None = None
+    input: str | None = None
+    #: from (the keypoint model whose card gave the split), val_people, test_people.
+    split: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    #: val / test: recall and precision (trainer.verifier.verifier_metrics).
+    metrics: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
 
 def card_path_for(keras_path: str | os.PathLike) -> Path:
@@ -154,7 +223,4 @@ def card_path_for(keras_path: str | os.PathLike) -> Path:
 
 def read_card(keras_path: str | os.PathLike) -> ModelCard:
     """The model's card, or an empty card when it has none or it is unreadable (the model still runs)."""
-    try:
-        return ModelCard.read(keras_path)
-    except (OSError, ValueError):
-        return ModelCard()
+    return ModelCard.read_or_empty(keras_path)

@@ -11,6 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
+import pandas as pd
+
+from core.detector import DetectorSettings
+from core.export import faces_dataframe
+from core.images import ImageError, load_image
+from core.model import ModelError
+from core.overlays import EFFECTS
+from core.pipeline import FacePipeline, render
+from core.registry import active_model_path
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -40,8 +51,6 @@ def _output_name(path: Path, taken: set[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.overlays import EFFECTS
-
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("annotate", help="annotate images (files and/or folders)")
@@ -52,15 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--model", help=".keras model (default: the active model)")
     a.add_argument("--min-neighbors", type=int, default=5, help="detector strictness (lower finds more faces)")
     args = p.parse_args(argv)
-
-    from core.detector import DetectorSettings
-    from core.export import faces_dataframe
-    from core.model import ModelError
-    from core.registry import active_model_path
-    from core.pipeline import FacePipeline, ImageError, load_image, render
-
-    import cv2
-    import pandas as pd
 
     try:
         pipeline = FacePipeline(args.model or active_model_path(), DetectorSettings(min_neighbors=args.min_neighbors))

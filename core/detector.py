@@ -2,8 +2,8 @@
 
 Large images are shrunk to `max_side` before detection (the cascade's cost grows with pixels and
 faces in photos are rarely smaller than 1/20 of the long side); boxes come back in the caller's
-pixels. Defaults were measured on ../shared/data/photos (bench/bench_detector.py) and the
-YouTube-faces frames: scale 1.1 and 5 neighbours find every labelled face there.
+pixels. Defaults were chosen on ../shared/data/photos and the YouTube-faces frames: scale 1.1 and 5
+neighbours find every labelled face there.
 
 The cascade's own grouping merges only boxes of similar position *and* size, so one face can come
 back twice at two scales (7 of 770 held-out frames had such a pair). `one_box_per_face` removes

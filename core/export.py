@@ -9,8 +9,22 @@ from typing import Sequence
 
 import pandas as pd
 
-from core.pipeline import Face, faces_table
-from core.schema import KEYPOINT_NAMES
+from core.pipeline import Face
+from core.schema import COORD_COLUMNS, KEYPOINT_NAMES
+
+
+def faces_table(faces: list[Face]) -> list[dict]:
+    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables.
+
+    `face` counts from 1, as the pages name faces ("face 1", "face 2", …), in the order of `faces`.
+    """
+    rows = []
+    for number, f in enumerate(faces, start=1):
+        row = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
+               "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
+        row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
+        rows.append(row)
+    return rows
 
 
 def faces_dataframe(faces: Sequence[Face], image_name: str | None = None,
@@ -22,8 +36,6 @@ def faces_dataframe(faces: Sequence[Face], image_name: str | None = None,
     if numbers is not None and len(table):
         table["face"] = list(numbers)
     if table.empty:
-        from core.schema import COORD_COLUMNS
-
         table = pd.DataFrame(columns=["face", "box_x", "box_y", "box_w", "box_h", *COORD_COLUMNS])
     if image_name is not None:
         table.insert(0, "image", image_name)

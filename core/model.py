@@ -10,15 +10,19 @@ coordinates, x then y per keypoint in schema order, (crop_px - 48) / 48.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import cv2
 import numpy as np
 
-from core.schema import CROP_SIZE, NUM_KEYPOINTS
+from core.card import ModelCard
+from core.files import atomic_path
+from core.schema import CROP_HALF, CROP_SHAPE, CROP_SIZE, NUM_KEYPOINTS
 
 if TYPE_CHECKING:  # keras is imported lazily: importing core must stay cheap
     import keras
@@ -26,7 +30,6 @@ if TYPE_CHECKING:  # keras is imported lazily: importing core must stay cheap
 DEFAULT_WIDTHS: tuple[int, ...] = (32, 64, 128, 256, 512)
 DROPOUT_RATE = 0.2
 DROPOUT_BLOCKS = 3
-HALF = CROP_SIZE / 2
 
 
 class ModelError(RuntimeError):
@@ -36,13 +39,13 @@ class ModelError(RuntimeError):
 def normalise_keypoints(keypoints_crop: np.ndarray) -> np.ndarray:
     """(..., 15, 2) crop pixels -> (..., 30) targets in about [-1, 1]."""
     k = np.asarray(keypoints_crop, dtype=np.float32)
-    return ((k - HALF) / HALF).reshape(*k.shape[:-2], NUM_KEYPOINTS * 2)
+    return ((k - CROP_HALF) / CROP_HALF).reshape(*k.shape[:-2], NUM_KEYPOINTS * 2)
 
 
 def denormalise_keypoints(outputs: np.ndarray) -> np.ndarray:
     """(..., 30) model outputs -> (..., 15, 2) crop pixels."""
     out = np.asarray(outputs, dtype=np.float64)
-    return out.reshape(*out.shape[:-1], NUM_KEYPOINTS, 2) * HALF + HALF
+    return out.reshape(*out.shape[:-1], NUM_KEYPOINTS, 2) * CROP_HALF + CROP_HALF
 
 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
@@ -59,7 +62,7 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     import keras
     from keras import layers
 
-    inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="face")
+    inputs = keras.Input(CROP_SHAPE, name="face")
     x = conv_blocks(inputs, widths, dropout)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints")(x)
@@ -91,25 +94,16 @@ def inference_copy(model: "keras.Model") -> "keras.Model":
 
 
 def save_model(model: "keras.Model", path: str | os.PathLike) -> Path:
-    """Write `.keras` and its ONNX twin atomically (temp file + rename): a crash never leaves half a model."""
+    """Write `.keras` and its ONNX twin atomically (core.files.atomic_path): a crash never leaves half a model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        model.save(str(tmp))
     export_onnx(model, onnx_path_for(path), source_sha256=file_sha256(path))
     return path
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -127,7 +121,7 @@ def load_keras_model(path: str | os.PathLike, output_size: int = NUM_KEYPOINTS *
     except Exception as exc:  # keras raises many types (even FileNotFoundError) for a bad archive
         raise ModelError(f"The model file {path.name} is unreadable: it is not a valid .keras model "
                          f"({type(exc).__name__}). Train or activate another model.") from exc
-    if tuple(model.input_shape[1:]) != (CROP_SIZE, CROP_SIZE, 1) or model.output_shape[-1] != output_size:
+    if tuple(model.input_shape[1:]) != CROP_SHAPE or model.output_shape[-1] != output_size:
         kind = "keypoint model" if output_size == NUM_KEYPOINTS * 2 else f"model with {output_size} output(s) per crop"
         raise ModelError(f"{path.name} is not a {kind}: input {model.input_shape}, output {model.output_shape}")
     return model
@@ -139,8 +133,6 @@ def model_file_problem(path: str | os.PathLike) -> str | None:
     A `.keras` file is a zip holding config.json and model.weights.h5; this checks those and their CRCs,
     cheaply enough for the home page to call on every run.
     """
-    import zipfile
-
     path = Path(path)
     if not path.is_file():
         return "missing"
@@ -155,8 +147,6 @@ def model_file_problem(path: str | os.PathLike) -> str | None:
 
 def test_face_crops() -> np.ndarray:
     """Two (96, 96) uint8 crops a usable model must answer inside the crop: plain grey and a drawn frontal face."""
-    import cv2
-
     face = np.full((CROP_SIZE, CROP_SIZE), 90, np.uint8)
     cv2.ellipse(face, (48, 50), (34, 44), 0, 0, 360, 160, -1)
     for centre in ((35, 37), (62, 37), (49, 53)):  # eyes and nose tip
@@ -193,23 +183,17 @@ SOURCE_KEY = "source_keras_sha256"
 
 
 def export_onnx(model: "keras.Model", path: str | os.PathLike, source_sha256: str = "") -> Path:
-    """Export through keras' ONNX exporter (tf2onnx) to a temp file, tag it with its source, rename into place."""
+    """Export through keras' ONNX exporter (tf2onnx) to a temp file, tag it with its source, rename into place
+    (core.files.atomic_path)."""
     import onnx
 
     path = Path(path)
-    model(np.zeros((1, CROP_SIZE, CROP_SIZE, 1), np.float32), training=False)  # exporter needs a built, called model
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        model.export(tmp, format="onnx", verbose=False)
+    model(np.zeros((1, *CROP_SHAPE), np.float32), training=False)  # exporter needs a built, called model
+    with atomic_path(path) as tmp:
+        model.export(str(tmp), format="onnx", verbose=False)
         graph = onnx.load(tmp)
         onnx.helper.set_model_props(graph, {SOURCE_KEY: source_sha256})
         onnx.save(graph, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -259,6 +243,8 @@ class OnnxModel:
     """
 
     OUTPUT_SIZE = NUM_KEYPOINTS * 2
+    #: The card type beside the model file (core.card).
+    CARD: type = ModelCard
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None, int8: bool = False):
         self.keras_path = Path(keras_path)
@@ -288,7 +274,7 @@ class OnnxModel:
                              f"a {type(self).__name__} needs {self.OUTPUT_SIZE}")
         self._session = session
         self._input_name = self._session.get_inputs()[0].name
-        self.card = read_card(self.keras_path)
+        self.card = self.CARD.read_or_empty(self.keras_path)
 
     def _open_twin(self, onnx_path: Path, source_sha256: str):
         """A session on `onnx_path` when it exists and was made from the weights with this hash, else None."""
@@ -330,14 +316,3 @@ class KeypointPredictor(OnnxModel):
             return np.zeros((0, NUM_KEYPOINTS, 2))
         return denormalise_keypoints(self.predict_normalised(to_model_input(crops)))
 
-
-def card_path_for(keras_path: str | os.PathLike) -> Path:
-    return Path(keras_path).with_suffix(".json")
-
-
-def read_card(keras_path: str | os.PathLike) -> dict:
-    """The model's JSON card (data, split, metrics) or {} when it has none or it is unreadable."""
-    try:
-        return json.loads(card_path_for(keras_path).read_text())
-    except (OSError, ValueError):
-        return {}

@@ -20,6 +20,10 @@ def data_dir() -> Path:
     return Path(os.environ.get("FKS_DATA_DIR", REPO_ROOT / "data"))
 
 
+#: The shared data folder beside the repository (photos, video, the 68-point frames); tests skip without it.
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 #: The 68-point frames beside the repository, importable with `python -m trainer import-68`.
-SHARED_68_DATASET = REPO_ROOT.parent / "shared" / "data" / "youtube-faces-68" / "training.zip"
+SHARED_68_DATASET = SHARED_DATA / "youtube-faces-68" / "training.zip"
+#: The same path as commands run from the repository root spell it (in messages and model cards).
+SHARED_68_DATASET_ARG = "../shared/data/youtube-faces-68/training.zip"
 DEFAULT_DATASET_NAME = "youtube68.csv.gz"

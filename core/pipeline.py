@@ -1,17 +1,13 @@
 """Image -> faces -> keypoints -> rendered image: the one path the pages, CLI and webcam share.
 
-`load_image` turns whatever a person hands us (bytes of any common format, arrays in any
-dtype/channel layout) into a BGR uint8 array or raises `ImageError` with a sentence a person
-understands. `FacePipeline.detect` finds face boxes (Haar cascade, then the face verifier);
-`FacePipeline.find_faces` detects, crops with core.geometry, and predicts every face of a frame in
-one model call. `render` draws an effect on a copy.
+Images come in through core.images.load_image. `FacePipeline.detect` finds face boxes (Haar cascade,
+then the face verifier); `FacePipeline.find_faces` detects, crops with core.geometry, and predicts
+every face of a frame in one model call. `render` draws an effect on a copy.
 """
 from __future__ import annotations
 
-import io
 import os
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -19,83 +15,12 @@ import cv2
 import numpy as np
 
 from core import overlays
+from core.card import Inference
 from core.detector import DetectorSettings, FaceDetector
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor
+from core.schema import CROP_SIZE, flip_keypoints
 from core.verifier import FaceVerifier, load_verifier
-from core.schema import COORD_COLUMNS, CROP_SIZE, flip_keypoints
-
-#: Larger images are refused before decoding (a decompression bomb is a few KB of PNG).
-MAX_PIXELS = 60_000_000
-#: Faces are found on a copy no larger than this; keypoints come back in full-resolution pixels.
-DETECT_MAX_SIDE = 1280
-
-
-class ImageError(ValueError):
-    """The input cannot be used as an image; str(error) is a message for a person."""
-
-
-def load_image(source: bytes | str | os.PathLike | np.ndarray, channel_order: str = "BGR") -> np.ndarray:
-    """Any image -> BGR uint8 (H, W, 3). Bytes and paths are decoded with EXIF orientation applied."""
-    if isinstance(source, np.ndarray):
-        return to_bgr_uint8(source, channel_order)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"{path} does not exist or is not a file.")
-        data = path.read_bytes()
-    else:
-        data = bytes(source)
-    if not data:
-        raise ImageError("The file is empty.")
-    _check_header(data)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF orientation
-    if image is None or image.size == 0:
-        raise ImageError("The file is corrupt or truncated: it could not be decoded as an image.")
-    return image
-
-
-def _check_header(data: bytes) -> None:
-    """Read only the header (Pillow) to refuse non-images and decompression bombs before decoding."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"The image is too large to process safely ({exc}).") from exc
-    except Exception as exc:
-        raise ImageError("This is not an image file Pillow or OpenCV can read (try JPEG, PNG, WebP or BMP).") from exc
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
-            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please downscale it."
-        )
-    if width == 0 or height == 0:
-        raise ImageError("The image has no pixels.")
-
-
-def to_bgr_uint8(array: np.ndarray, channel_order: str = "BGR") -> np.ndarray:
-    """Gray, gray+1, RGB/BGR, RGBA/BGRA of uint8, uint16 or float [0, 1] -> BGR uint8."""
-    a = np.asarray(array)
-    if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-        raise ImageError(f"An image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}.")
-    if a.shape[0] * a.shape[1] > MAX_PIXELS:
-        raise ImageError(f"The image is {a.shape[1]}x{a.shape[0]}, over the {MAX_PIXELS / 1e6:.0f}-megapixel limit.")
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.floating):
-        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif a.dtype != np.uint8:
-        raise ImageError(f"Unsupported pixel type {a.dtype}.")
-    if a.ndim == 2 or a.shape[2] == 1:
-        return cv2.cvtColor(a.reshape(a.shape[:2]), cv2.COLOR_GRAY2BGR)
-    rgb_first = channel_order.upper().startswith("RGB")
-    if a.shape[2] == 4:
-        return cv2.cvtColor(a, cv2.COLOR_RGBA2BGR if rgb_first else cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(a[..., ::-1]) if rgb_first else a
 
 
 @dataclass
@@ -129,9 +54,9 @@ class Recentring:
     min_offset_px: float = 8.9
 
     @classmethod
-    def from_card(cls, inference: dict) -> "Recentring | None":
+    def from_card(cls, inference: Inference) -> "Recentring | None":
         """The card's `inference.recentre`; None when the card chose no re-centring."""
-        return cls(**inference["recentre"]) if inference.get("recentre") else None
+        return cls(**inference.recentre) if inference.recentre else None
 
 
 @dataclass
@@ -151,15 +76,18 @@ class FacePipeline:
     """Detector + face verifier + keypoint model. Create once per process (loading the model costs ~1 s).
 
     `flip_average`: also predict the mirrored crop and average (test-time augmentation, one batch).
-    `recentre`: move crops onto off-centre faces first (Recentring; needs the card's mean shape).
-    Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends.
+    `recentre`: move crops onto off-centre faces first (Recentring; needs `mean_shape_crop`, where the
+    detector's crop puts the average training face, 15 x 2 crop px).
+    Both are measured in the model card (trainer.ship); the defaults (None) are what it recommends, and
+    the mean shape defaults to the card's (trainer.ship passes a model's before its card is written).
     `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
     (core.verifier.load_verifier), or none with a log message when its files are missing.
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
-                 verifier: FaceVerifier | str | os.PathLike | bool | None = None):
+                 verifier: FaceVerifier | str | os.PathLike | bool | None = None,
+                 mean_shape_crop: np.ndarray | list | None = None):
         self.predictor = KeypointPredictor(model_path)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
@@ -167,9 +95,10 @@ class FacePipeline:
         elif isinstance(verifier, (str, os.PathLike)):
             verifier = load_verifier(verifier)
         self.verifier: FaceVerifier | None = verifier or None
-        recommended = self.predictor.card.get("inference", {})
-        self.flip_average = recommended.get("flip_average", False) if flip_average is None else flip_average
-        self.mean_shape = self.predictor.card.get("mean_shape_crop")
+        card = self.predictor.card
+        recommended = card.inference
+        self.flip_average = bool(recommended.flip_average) if flip_average is None else flip_average
+        self.mean_shape = card.mean_shape_crop if mean_shape_crop is None else mean_shape_crop
         if recentre is None:
             recentre = Recentring.from_card(recommended)
         elif recentre is True:
@@ -185,7 +114,7 @@ class FacePipeline:
         verdict on each; the one detection step of photos, the CLI, evaluation and the webcam."""
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
         s = settings or self.detector.settings
-        boxes = self.detector.detect(gray, replace(s, max_side=min(s.max_side, DETECT_MAX_SIDE)))
+        boxes = self.detector.detect(gray, s)
         if self.verifier is None or len(boxes) == 0:
             return Detections(boxes, None if self.verifier is None else np.zeros(0))
         scores = self.verifier.score_boxes(gray, boxes)
@@ -261,18 +190,4 @@ def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
     for i in chosen if draw else ():
         draw(out, faces[i].keypoints_px)
     return out
-
-
-def faces_table(faces: list[Face]) -> list[dict]:
-    """One flat dict per face (box + 15 named x/y in image pixels), for CSV/JSON export and tables.
-
-    `face` counts from 1, as the pages name faces ("face 1", "face 2", …), in the order of `faces`.
-    """
-    rows = []
-    for number, f in enumerate(faces, start=1):
-        row = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
-               "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
-        row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
-        rows.append(row)
-    return rows
 

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from core.files import write_text_atomic
 from core.model import ModelError, validate_model
 from core.paths import SHIPPED_MODEL, runs_dir
 
@@ -17,7 +18,9 @@ from core.paths import SHIPPED_MODEL, runs_dir
 POINTER_NAME = "active_model.txt"
 #: `activate` and `python -m trainer activate` take this name to mean the shipped model.
 SHIPPED_NAME = "shipped"
-#: Names the registry gives its own meaning (or its own files) in the runs folder: never run names.
+#: Names the registry gives its own meaning (or its own files, the ".tmp" one from before core.files) in the
+#: runs folder: never run names. The pointer's temporary name now starts with "." (core.files.atomic_path),
+#: which no run name can.
 RESERVED_RUN_NAMES = frozenset({SHIPPED_NAME, POINTER_NAME, POINTER_NAME + ".tmp"})
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -57,10 +60,8 @@ def activate(run_name: str) -> Path:
     validate_model(target)  # raises ModelError with a clear message when missing, unreadable or unusable
     root.mkdir(parents=True, exist_ok=True)
     pointer = root / POINTER_NAME
-    if pointer.is_dir() or pointer.with_name(pointer.name + ".tmp").is_dir():
+    if pointer.is_dir():
         raise ModelError(f"The runs folder holds a folder named {POINTER_NAME} (a run made before that name was "
                          "reserved): rename it, then activate again.")
-    tmp = pointer.with_name(pointer.name + ".tmp")
-    tmp.write_text(str(target.resolve()))
-    os.replace(tmp, pointer)
+    write_text_atomic(pointer, str(target.resolve()))
     return target

@@ -35,6 +35,10 @@ IMAGE_COLUMN = "Image"
 
 #: Side of the square grayscale crop the model sees (Kaggle's 96x96).
 CROP_SIZE = 96
+#: Half the crop side: the crop's centre, and the unit of the model's normalised coordinates.
+CROP_HALF = CROP_SIZE / 2
+#: One model input: a 96x96 single-channel crop.
+CROP_SHAPE: tuple[int, int, int] = (CROP_SIZE, CROP_SIZE, 1)
 
 
 def _flip_permutation() -> np.ndarray:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
-from core.paths import REPO_ROOT, data_dir
+from core.files import write_bytes_atomic
+from core.paths import REPO_ROOT, SHARED_DATA, data_dir
 
 #: Uploads older than this (since last saved or used) are deleted when another upload is saved.
 UPLOAD_MAX_AGE_S = float(os.environ.get("FKS_UPLOAD_MAX_AGE_H", 24 * 7)) * 3600
@@ -52,10 +52,7 @@ def save_upload(content: bytes, name: str, folder: Path | None = None) -> Path:
     if target.is_file() and target.stat().st_size == len(content):
         os.utime(target)  # used again: the newest, last to be pruned
     else:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, target)
+        write_bytes_atomic(target, content)
     prune_uploads(folder, keep=target)
     return target
 
@@ -79,7 +76,7 @@ def prune_uploads(folder: Path, keep: Path | None = None, max_age_s: float = UPL
 def allowed_data_dirs() -> list[Path]:
     """The folders a server path may point into: data/, ../shared/data, and FKS_ALLOWED_DATA_DIRS (os.pathsep list)."""
     extra = [p for p in os.environ.get("FKS_ALLOWED_DATA_DIRS", "").split(os.pathsep) if p.strip()]
-    return [Path(p).resolve() for p in (data_dir(), REPO_ROOT.parent / "shared" / "data", *extra)]
+    return [Path(p).resolve() for p in (data_dir(), SHARED_DATA, *extra)]
 
 
 def resolve_server_path(text: str) -> Path:

@@ -18,9 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
+from core.card import VerifierCard
 from core.geometry import crop_from_box
 from core.model import ModelError, OnnxModel, to_model_input
-from core.paths import SHIPPED_VERIFIER
+from core.paths import SHARED_68_DATASET_ARG, SHIPPED_VERIFIER
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,14 @@ class FaceVerifier(OnnxModel):
     """Crops in, face scores out (one sigmoid output per crop)."""
 
     OUTPUT_SIZE = 1
+    CARD = VerifierCard
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None):
         if not Path(keras_path).is_file():
             raise ModelError(f"No face verifier at {keras_path}. Train one: python -m trainer train-verifier "
-                             "--frames ../shared/data/youtube-faces-68/training.zip, or restore models/.")
+                             f"--frames {SHARED_68_DATASET_ARG}, or restore models/.")
         super().__init__(keras_path, threads)
-        self.threshold = float(self.card.get("threshold", DEFAULT_THRESHOLD))
+        self.threshold = float(DEFAULT_THRESHOLD if self.card.threshold is None else self.card.threshold)
 
     def score_crops(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops (N, 96, 96) -> (N,) face scores in [0, 1]."""

@@ -9,8 +9,9 @@ import streamlit as st
 
 from core.detector import DetectorSettings
 from core.export import faces_dataframe, faces_json
+from core.images import ImageError, load_image
 from core.overlays import EFFECTS, KEYPOINT_LEGEND, draw_rejected_box
-from core.pipeline import ImageError, load_image, render
+from core.pipeline import render
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
 SENSITIVITY_MAX = 9  # Haar min_neighbors = 10 - sensitivity, so 1 at the top

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
-import json
 import time
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.model import ModelError
-from core.overlays import draw_keypoints
+from core.card import read_card
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer import archive as model_archive
@@ -168,28 +166,24 @@ if finished:
     watched_run = st.session_state.get("watch")
     chosen = st.selectbox("Run", finished, index=finished.index(watched_run) if watched_run in finished else 0)
     path = safe_run_dir(chosen, root)
-    card = json.loads((path / "model.json").read_text())
-    m = card.get("metrics", {})
+    card = read_card(path / "model.keras")
+    m = card.metrics
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Test RMSE (96 px crop)", f"{m.get('test_rmse_px', float('nan')):.2f} px")
-    c2.metric("Held-out NME", m.get("end_to_end", {}).get("nme") or form.MISSING)
-    c3.metric("Wall time", f"{card.get('wall_s', 0) / 60:.1f} min")
-    c4.metric("Train rows", card.get("data", {}).get("train_rows") or form.MISSING)
+    c2.metric("Held-out NME", card.end_to_end.get("nme") or form.MISSING)
+    c3.metric("Wall time", f"{(card.wall_s or 0) / 60:.1f} min")
+    c4.metric("Train rows", card.data.train_rows or form.MISSING)
     per_kp = m.get("per_keypoint_rmse_px", {})
     if per_kp:
         st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
                                title="Test error per keypoint"), key=f"perkp-{chosen}")
-    faces = path / "test_faces.npz"
-    if faces.is_file():
-        with np.load(faces) as z:
-            cols = st.columns(min(len(z["images"]), 8) or 1)
-            for col, img, truth, pred in zip(cols, z["images"], z["truth"], z["predicted"]):
-                picture = explore.face_picture(img, truth)  # green: true
-                draw_keypoints(picture, (pred + 0.5) * 2 - 0.5, colour=(0, 0, 255))  # red: predicted
-                col.image(picture, channels="BGR")
-            st.caption("Held-out faces: green = true keypoints, red = predicted.")
+    pictures = explore.test_face_pictures(path / "test_faces.npz")[:8]
+    if pictures:
+        for col, picture in zip(st.columns(len(pictures)), pictures):
+            col.image(picture, channels="BGR")
+        st.caption("Held-out faces: green = true keypoints, red = predicted.")
     with st.expander("Card (JSON)"):
-        st.json(card)
+        st.json(card.to_dict())
     if st.button(f"Use this model ({chosen})", type="primary", disabled=chosen == active_run):
         try:
             activate(chosen)

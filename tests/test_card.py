@@ -32,3 +32,12 @@ def test_a_missing_or_broken_card_reads_as_empty(tmp_path):
     assert read_card(tmp_path / "broken.keras") == ModelCard()
     (tmp_path / "list.json").write_text("[1, 2]")
     assert read_card(tmp_path / "list.keras") == ModelCard()
+
+
+def test_cards_describe_data_and_inference_in_words():
+    card = ModelCard.read(SHIPPED_MODEL)
+    assert card.data.describe().startswith("YouTube-faces video frames") and "34" not in card.data.describe()[:20]
+    assert "2750 train, 314 validation, 346 test rows" in card.data.describe()
+    assert card.inference.describe().startswith("flip-averaged, crops re-centred by keypoints-locator.keras")
+    assert DataSummary().describe() == "unknown" and Inference().describe() == "single pass"
+    assert DataSummary(rows=5, source="/srv/x/faces.csv").describe() == "5 rows of faces.csv"  # no server folders

@@ -37,7 +37,7 @@ DOUBLE_BOX_FRAMES = ["Orlando_Bloom_02.jpg", "Connie_Chung_22.jpg", "Queen_Rania
 
 
 def test_real_frames_with_two_boxes_on_one_face_get_one(shared_data):
-    from trainer.importer import FrameSource
+    from trainer.frames import FrameSource
     from trainer.verifier import label_box
 
     source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")

@@ -68,3 +68,13 @@ def test_face_picture_draws_only_labelled_points(data):
     drawn = explore.face_picture(data.images[0], data.keypoints[0], scale=2)
     assert plain.shape == drawn.shape == (192, 192, 3)
     assert (plain != drawn).any(axis=2).sum() > 15 * 4  # every point leaves a mark
+
+
+def test_test_face_pictures_draw_truth_green_and_prediction_red(tmp_path):
+    data = synthetic_faces(3)
+    np.savez(tmp_path / "test_faces.npz", images=data.images, truth=data.keypoints, predicted=data.keypoints + 5)
+    pictures = explore.test_face_pictures(tmp_path / "test_faces.npz")
+    assert len(pictures) == 3 and pictures[0].shape == (192, 192, 3)
+    b, g, r = (pictures[0][..., c].astype(int) for c in range(3))
+    assert ((g > 150) & (r < 100)).sum() > 30 and ((r > 150) & (g < 100)).sum() > 30  # both sets drawn
+    assert explore.test_face_pictures(tmp_path / "missing.npz") == []

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from core.clips import SessionClip, sweep
+from core.images import load_image
 from core.live import DetectionWorker, LiveProcessor, LiveSettings
-from core.pipeline import FacePipeline, load_image
+from core.pipeline import FacePipeline
 from core.smoothing import OneEuroFilter
 
 

@@ -5,7 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.pipeline import Face, FacePipeline, ImageError, Recentring, faces_table, load_image, render, to_bgr_uint8
+from core.card import Inference
+from core.export import faces_table
+from core.images import ImageError, load_image, to_bgr_uint8
+from core.pipeline import Face, FacePipeline, Recentring, render
 from tests.helpers import FRONTAL_SHAPE_CROP
 
 
@@ -131,7 +134,7 @@ def test_core_imports_no_streamlit_and_no_tensorflow():
 
 
 def test_recentring_settings_come_from_the_card():
-    assert Recentring.from_card({}) is None
-    assert Recentring.from_card({"flip_average": True, "recentre": None}) is None
-    chosen = {"recentre": {"locator": "keypoints-locator.keras", "passes": 3, "min_offset_px": 5.0}}
+    assert Recentring.from_card(Inference()) is None
+    assert Recentring.from_card(Inference(flip_average=True, recentre=None)) is None
+    chosen = Inference(recentre={"locator": "keypoints-locator.keras", "passes": 3, "min_offset_px": 5.0})
     assert Recentring.from_card(chosen) == Recentring("keypoints-locator.keras", 3, 5.0)

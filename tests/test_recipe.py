@@ -43,15 +43,15 @@ def test_every_stage_runs_and_yields_a_loadable_model_with_ordered_events(tiny_c
     pseudo_stage = next(e for e in events if e["event"] == ev.STAGE_START and e["phase"] == "pseudo")
     final_stage = next(e for e in events if e["event"] == ev.STAGE_START and e["phase"] == "final")
     assert pseudo_stage["rows"] == final_stage["rows"] + pseudo["rows"]
-    assert card["data"]["split"] == "by person" and card["data"]["test_rows"] >= 8
+    assert card.data.split == "by person" and card.data.test_rows >= 8
     from trainer.data import read_kaggle_csv
 
     groups = read_kaggle_csv(tiny_csv).groups
-    test_people = card["data"]["test_people"]
+    test_people = card.data.test_people
     complete_rows_of_test_people = sum(1 for g, c in zip(groups, read_kaggle_csv(tiny_csv).complete) if c and g in test_people)
-    assert complete_rows_of_test_people == card["data"]["test_rows"]  # whole people held out
-    assert 0 < card["metrics"]["test_rmse_px"] < 100
-    assert json.loads((run / "model.json").read_text())["metrics"] == card["metrics"]
+    assert complete_rows_of_test_people == card.data.test_rows  # whole people held out
+    assert 0 < card.metrics["test_rmse_px"] < 100
+    assert json.loads((run / "model.json").read_text())["metrics"] == card.metrics
     assert json.loads((run / "config.json").read_text())["widths"] == list(TINY["widths"])
 
 
@@ -104,7 +104,7 @@ config = RecipeConfig(data=sys.argv[1], strategy="mirrored", widths=(4, 8, 8, 16
                       batch_sizes=(16,), epochs_per_stage=1, pseudo_label=False, test_size=8, val_fraction=0.2)
 card = train(config, sys.argv[2])
 strategy = tf.distribute.MirroredStrategy()
-print("REPLICAS", strategy.num_replicas_in_sync, "RMSE", card["metrics"]["test_rmse_px"])
+print("REPLICAS", strategy.num_replicas_in_sync, "RMSE", card.metrics["test_rmse_px"])
 """
 
 
@@ -168,5 +168,5 @@ def test_fine_tuning_starts_from_the_parent_weights_and_refuses_a_leaky_split(ti
 
     card = train(RecipeConfig(data=str(tiny_csv), init_from=str(parent_path), **{**TINY, "pseudo_label": False}),
                  tmp_path / "child")
-    assert card["config"]["init_from"] == str(parent_path)
-    assert card["data"]["test_people"] == json.loads((tmp_path / "parent" / "model.json").read_text())["data"]["test_people"]
+    assert card.config["init_from"] == str(parent_path)
+    assert card.data.test_people == json.loads((tmp_path / "parent" / "model.json").read_text())["data"]["test_people"]

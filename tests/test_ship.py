@@ -4,10 +4,12 @@ import json
 import numpy as np
 import pytest
 
+from core.card import DataSummary, ModelCard
 from core.pipeline import FacePipeline
 from tests.helpers import write_synthetic_csv
+from trainer import ship as ship_module
 from trainer.recipe import RecipeConfig, train
-from trainer.ship import LOCATOR_NAME, ship
+from trainer.ship import LOCATOR_NAME, choose_option, inference_options, ship
 
 TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3,), batch_sizes=(16,), epochs_per_stage=1,
             pseudo_label=False, test_size=8, val_fraction=0.2)
@@ -28,9 +30,9 @@ def test_ship_with_a_locator_then_without(two_runs):
     card = ship("main", target=target, locator_run="locator")
     for name in ("keypoints.keras", "keypoints.onnx", "keypoints.json", LOCATOR_NAME, "keypoints-locator.onnx"):
         assert (target.parent / name).is_file(), name
-    assert card["locator"]["run"] == "locator" and card["locator"]["parent"]["run"] == "main"
+    assert card.locator["run"] == "locator" and card.locator["parent"]["run"] == "main"
     assert json.loads(target.with_suffix(".json").read_text())["shipped_from_run"] == "main"
-    assert any("--locator locator" in step for step in card["reproduce"])
+    assert any("--locator locator" in step for step in card.reproduce)
 
     with_locator = json.loads(target.with_suffix(".json").read_text())
     with_locator["inference"] = {"flip_average": True, "recentre": {"locator": LOCATOR_NAME, "passes": 2, "min_offset_px": 0.0}}
@@ -41,8 +43,10 @@ def test_ship_with_a_locator_then_without(two_runs):
     faces = pipeline.keypoints_for_boxes(gray, [(50, 50, 80, 80)])
     assert faces[0].keypoints_px.shape == (15, 2) and np.isfinite(faces[0].keypoints_px).all()
 
-    copied = ship(str(target), target=two_runs / "elsewhere" / "keypoints.keras")  # a shipped file, no locator
-    assert copied["inference"]["recentre"] is None and "locator" not in copied
+    copied_path = two_runs / "elsewhere" / "keypoints.keras"
+    copied = ship(str(target), target=copied_path)  # a shipped file, no locator
+    assert copied.inference.recentre is None and copied.locator is None
+    assert "locator" not in json.loads(copied_path.with_suffix(".json").read_text())
 
     ship("main", target=target)
     assert not (target.parent / LOCATOR_NAME).exists() and not (target.parent / "keypoints-locator.onnx").exists()
@@ -54,3 +58,41 @@ def test_a_locator_tested_on_other_people_is_refused(two_runs):
     train(config, two_runs / "runs" / "other")
     with pytest.raises(ValueError, match="other people"):
         ship("main", target=two_runs / "models" / "keypoints.keras", locator_run="other")
+
+
+# -- choosing the inference options ------------------------------------------------------------------
+
+def test_choose_option_takes_the_lowest_validation_nme_first_listed_on_ties_never_one_without_faces():
+    assert choose_option([{"nme": 0.08}, {"nme": 0.07}, {"nme": 0.09}]) == 1
+    assert choose_option([{"nme": 0.07}, {"nme": 0.07}]) == 0  # a tie keeps the simpler option
+    assert choose_option([{"detected": 0}, {"nme": 0.5}]) == 1  # no face found: no NME, never chosen
+
+
+def test_ship_chooses_on_validation_people_and_reports_test_people(monkeypatch, tmp_path):
+    """The options' NME differs on validation and test people: the card must follow validation only."""
+    card = ModelCard(data=DataSummary(val_people=["v1", "v2"], test_people=["t1"]), train_offset_p99_px=8.0,
+                     mean_shape_crop=[[48.0, 48.0]] * 15, metrics={"test_rmse_px": 3.0})
+    options = inference_options(8.0, has_locator=True)
+    val_nme = [0.09, 0.08, 0.07, 0.05, 0.06, 0.075]  # re-centring at 1.5 x 8 px (index 3) is best on validation
+    test_nme = [0.04, 0.05, 0.06, 0.10, 0.01, 0.02]  # ...while the test people would favour other options
+    calls = []
+
+    def evaluate(model, frames, people, mean_shape_crop=None, **option):
+        i = options.index(option)
+        calls.append((tuple(people), i))
+        assert mean_shape_crop == card.mean_shape_crop  # passed in: no card on disk is needed
+        nme = val_nme[i] if people == ["v1", "v2"] else test_nme[i]
+        return {"nme": nme, "flip_average": option["flip_average"]}
+
+    monkeypatch.setattr(ship_module, "evaluate_frames", evaluate)
+    ship_module._measure_inference_options(tmp_path / "model.keras", card, "frames.zip", has_locator=True)
+
+    assert options[3]["recentre"].min_offset_px == 12.0
+    assert card.inference.chosen_on == "validation people" and card.inference.flip_average is True
+    assert card.inference.recentre == {"locator": LOCATOR_NAME, "passes": 3, "min_offset_px": 12.0}
+    assert sorted(i for people, i in calls if people == ("t1",)) == [0, 1, 3]  # test people: chosen + the two plain
+    assert [i for people, i in calls if people == ("v1", "v2")] == list(range(len(options)))
+    assert card.metrics == {"test_rmse_px": 3.0, "end_to_end": {"nme": 0.10, "flip_average": True}}
+    tested = [e for e in card.evaluations if e["people"] == "test"]
+    assert [e["nme"] for e in tested] == [0.04, 0.05, 0.10]
+    assert len([e for e in card.evaluations if e["people"] == "validation"]) == len(options)

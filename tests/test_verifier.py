@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.model import ModelError, card_path_for, save_model
+from core.card import card_path_for
+from core.model import ModelError, save_model
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
-from core.pipeline import FacePipeline, load_image
+from core.images import load_image
+from core.pipeline import FacePipeline
 from core.verifier import FaceVerifier, load_verifier
 from trainer import verifier as v
 
@@ -103,10 +105,10 @@ def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_p
                             config, log=lambda line: None)
     assert (tmp_path / "face-verifier.onnx").is_file()
     written = json.loads((tmp_path / "face-verifier.json").read_text())
-    assert written["threshold"] == card["threshold"] and written["split"]["test_people"] == ["p2"]
+    assert written["threshold"] == card.threshold and written["split"]["test_people"] == ["p2"]
     assert written["metrics"]["val"]["recall"] >= 0.997  # the rule, on validation people
     assert written["data"]["train"]["face"] == 60  # people p3..p11, a third of their crops
-    assert FaceVerifier(tmp_path / "face-verifier.keras").threshold == card["threshold"]
+    assert FaceVerifier(tmp_path / "face-verifier.keras").threshold == card.threshold
 
 
 # -- the shipped verifier ------------------------------------------------------------------------------
@@ -127,17 +129,17 @@ def frames(shared_data):
 
 def test_card_records_threshold_precision_and_recall(shipped_pipeline):
     card = shipped_pipeline.verifier.card
-    assert card["split"]["test_people"] == sorted(shipped_pipeline.predictor.card["data"]["test_people"])
-    assert card["metrics"]["val"]["recall"] >= 0.997
-    assert 0 < card["threshold"] < 1 and card["threshold"] == shipped_pipeline.verifier.threshold
+    assert card.split["test_people"] == sorted(shipped_pipeline.predictor.card.data.test_people)
+    assert card.metrics["val"]["recall"] >= 0.997
+    assert 0 < card.threshold < 1 and card.threshold == shipped_pipeline.verifier.threshold
     for split in ("val", "test"):
-        assert {"recall", "precision_all_sensitivities", "precision_default_sensitivity"} <= set(card["metrics"][split])
+        assert {"recall", "precision_all_sensitivities", "precision_default_sensitivity"} <= set(card.metrics[split])
 
 
 def test_held_out_test_people_one_box_per_face_no_phantoms_faces_kept(shipped_pipeline, frames):
     """Every extra box on these frames was looked at (trainer.verifier.HELD_OUT_BACKGROUND_FACES: none is a
     real face). Faces kept: of the labelled faces the detector boxes (it misses 2 of 348 frames on its own)."""
-    test_people = set(shipped_pipeline.predictor.card["data"]["test_people"])
+    test_people = set(shipped_pipeline.predictor.card.data.test_people)
     report = v.phantom_report(shipped_pipeline, frames, test_people)
     detector_alone = v.phantom_report(FacePipeline(SHIPPED_MODEL, verifier=False), frames, test_people)
     summary, before = report.summary(), detector_alone.summary()
@@ -160,7 +162,7 @@ def _group_picture(frames, people: set[str], tile_px: int = 80, cell_px: int = 1
     """A dozen small faces (one frame of each of 12 held-out people, faces the detector finds in their own
     frame) pasted with soft edges on a textured background, as in a group photo; their boxes on it."""
     from core.detector import FaceDetector
-    from trainer.importer import FrameSource, best_box, person_of
+    from trainer.frames import FrameSource, best_box, person_of
 
     source = FrameSource(frames)
     names, points = source.read_labels()
@@ -198,7 +200,7 @@ def _group_picture(frames, people: set[str], tile_px: int = 80, cell_px: int = 1
 def test_group_picture_of_a_dozen_small_faces_keeps_every_face_and_no_phantom(shipped_pipeline, frames, tmp_path):
     from core.geometry import box_iou
 
-    image, faces = _group_picture(frames, set(shipped_pipeline.predictor.card["data"]["test_people"]))
+    image, faces = _group_picture(frames, set(shipped_pipeline.predictor.card.data.test_people))
     assert len(faces) == 12
     detections = shipped_pipeline.detect(image, with_rejected=True)
     cv2.imwrite(str(tmp_path / "group.png"), image)

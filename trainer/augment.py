@@ -32,11 +32,6 @@ class AugmentConfig:
     keep_inside_px: float = 1.0
     retries: int = 5
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flip_probability or self.max_rotation_deg or self.scale_range != (1.0, 1.0)
-                    or self.max_shift_fraction or self.brightness or self.contrast)
-
 
 NO_AUGMENTATION = AugmentConfig(0.0, 0.0, (1.0, 1.0), 0.0, 0.0, 0.0)
 

@@ -13,6 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.card import read_card
+from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER
+from core.registry import activate, active_model_path, safe_run_dir
+
+# Each command imports the trainer modules it uses (pandas, OpenCV, ONNX Runtime; Keras only when a model is
+# built or read), so --help and a one-line error do not wait for all of them.
 
 DEFAULT_DATA = Path("data") / "youtube68.csv.gz"
 
@@ -31,12 +37,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="x,y standard deviation of the jittered box centre, in box sides (default 0.12,0.06)")
 
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
-    tr.add_argument("--data", default=str(DEFAULT_DATA), help="Kaggle-format .csv/.csv.gz/.zip")
+    tr.add_argument("--data", default=None,
+                    help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
     tr.add_argument("--preset", choices=("full", "fast", "quick", "finetune"), default="full",
                     help="full: the recipe; fast: half the widths (~2.4x faster, NME 0.083 vs 0.076); quick: smoke test; "
                          "finetune: a short low-learning-rate continuation, with --init-from")
-    tr.add_argument("--config", help="JSON file of RecipeConfig fields, applied after the preset")
+    tr.add_argument("--config", help="JSON file of RecipeConfig fields (e.g. a run's config.json), applied after "
+                                     "the preset; the options below override it")
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
     tr.add_argument("--epochs", type=int, help="epochs per stage")
     tr.add_argument("--test-size", type=float, help="held-out rows (>=1) or fraction (<1) of complete rows")
@@ -107,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:  # DatasetError, ModelError(RuntimeError) handled below
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # DatasetError is a ValueError, ModelError a RuntimeError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
@@ -139,11 +144,24 @@ def _import(args) -> int:
     return 0
 
 
+def config_from_args(args):
+    """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
+    from trainer.recipe import config_for
+
+    fields = json.loads(Path(args.config).read_text()) if args.config else {}
+    augment = fields.pop("augment", None)
+    fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
+                                         test_size=args.test_size, strategy=args.strategy, frames=args.frames,
+                                         pose_balance=args.pose_balance, init_from=args.init_from,
+                                         pseudo_label=False if args.no_pseudo else None).items() if v is not None})
+    fields.setdefault("data", str(DEFAULT_DATA))
+    return config_for(args.preset, augment, **fields)
+
+
 def _train(args) -> int:
     from trainer import distributed
     from trainer import events as ev
-    from trainer.recipe import Cancelled, RecipeConfig, config_for, train
-    from core.registry import safe_run_dir
+    from trainer.recipe import Cancelled, RecipeConfig, train
 
     if (args.workers is None) != (args.worker_index is None):
         raise ValueError("--workers and --worker-index go together (or set TF_CONFIG).")
@@ -156,17 +174,11 @@ def _train(args) -> int:
         if (run_dir / "state.json").is_file():
             print(f"resuming {run_dir.name} from {(run_dir / 'state.json').read_text()}", file=sys.stderr)
     else:
-        fields = json.loads(Path(args.config).read_text()) if args.config else {}
-        augment = fields.pop("augment", None)
-        fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
-                                             test_size=args.test_size, strategy=args.strategy, frames=args.frames,
-                                             pose_balance=args.pose_balance, init_from=args.init_from,
-                                             pseudo_label=False if args.no_pseudo else None).items() if v is not None})
-        config = config_for(args.preset, augment, **fields)
+        config = config_from_args(args)
     if cluster:
         config = dataclasses.replace(config, strategy="multi_worker")
     if not Path(config.data).is_file():
-        hint = " Import the YouTube-faces frames first: python -m trainer import-68 ../shared/data/youtube-faces-68/training.zip" \
+        hint = " Import the YouTube-faces frames first: python -m trainer import-68 " + SHARED_68_DATASET_ARG \
             if Path(config.data) == DEFAULT_DATA else ""
         raise ValueError(f"No training data at {config.data}.{hint}")
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
@@ -184,17 +196,15 @@ def _train(args) -> int:
     except Cancelled:
         print(f"cancelled; checkpoints kept in {run_dir}", file=sys.stderr)
         return 3
-    print(json.dumps(card["metrics"], indent=1))
+    print(json.dumps(card.metrics, indent=1))
     return 0
 
 
 def _evaluate(args) -> int:
-    from core.model import read_card
-    from core.registry import active_model_path
     from trainer.evaluate import evaluate_frames
 
     model = Path(args.model) if args.model else active_model_path()
-    people = None if args.all_people else read_card(model).get("data", {}).get("test_people")
+    people = None if args.all_people else read_card(model).data.test_people
     if not args.all_people and not people:
         print("error: the model card lists no test people; pass --all-people", file=sys.stderr)
         return 2
@@ -207,15 +217,13 @@ def _ship(args) -> int:
     from trainer.ship import ship
 
     card = ship(args.run, args.frames, locator_run=args.locator)
-    print(json.dumps({"inference": card.get("inference"), "end_to_end": card["metrics"].get("end_to_end")}, indent=1))
+    print(json.dumps({"inference": card.to_dict().get("inference"), "end_to_end": card.end_to_end}, indent=1))
     return 0
 
 
 def _train_verifier(args) -> int:
-    import dataclasses
-
-    from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
     from trainer import verifier as v
+    from trainer.cards import command_line
 
     if args.sheets:
         mined = v.MinedCrops.load(Path(args.mined)) if Path(args.mined).is_file() else v.mine(args.frames, Path(args.mined))
@@ -227,17 +235,16 @@ def _train_verifier(args) -> int:
         config = dataclasses.replace(config, epochs=args.epochs)
     v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
                      log=lambda line: print(line, file=sys.stderr, flush=True),
-                     command=" ".join(["python", "-m", "trainer", *sys.argv[1:]]))
+                     command=command_line())
     return 0
 
 
 def _phantoms(args) -> int:
-    from core.model import read_card
-    from core.paths import SHIPPED_MODEL
     from core.pipeline import FacePipeline
     from trainer import verifier as v
 
-    people = set(read_card(SHIPPED_MODEL).get("data", {}).get(f"{args.people}_people") or [])
+    summary = read_card(SHIPPED_MODEL).data
+    people = set((summary.val_people if args.people == "val" else summary.test_people) or [])
     if not people:
         raise ValueError(f"the shipped model's card lists no {args.people} people")
     pipeline = FacePipeline(SHIPPED_MODEL, verifier=False if args.no_verifier else None)
@@ -266,8 +273,6 @@ def _import_model(args) -> int:
 
 
 def _activate(args) -> int:
-    from core.registry import activate
-
     path = activate(args.run)
     print(f"active model: {path}")
     return 0

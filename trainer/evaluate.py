@@ -13,21 +13,24 @@ import time
 import numpy as np
 
 from core.pipeline import FacePipeline, Recentring
-from core.schema import KEYPOINT_NAMES, ibug68_to_kaggle15
-from trainer.importer import FrameSource, best_box, person_of
+from core.schema import KEYPOINT_NAMES, ibug68_to_kaggle15, interocular_distance
+from trainer.frames import FrameSource, best_box, person_of
 
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
                     flip_average: bool | None = None, recentre: Recentring | bool | None = None,
-                    csv_path: str | None = None) -> dict:
+                    csv_path: str | None = None, mean_shape_crop: np.ndarray | list | None = None) -> dict:
     """Detection rate, NME (overall, per keypoint) and crop RMSE on the frames of `people` (all if None).
 
     flip_average / recentre: None = what the model card recommends (what the app does), else forced.
+    mean_shape_crop: where re-centring moves a face (default: the card's; trainer.ship passes it before
+    the card exists).
     """
     source = FrameSource(frames)
     names, points68 = source.read_labels(csv_path)
     wanted = set(people) if people else None
-    pipeline = FacePipeline(model_path, flip_average=flip_average, recentre=recentre)
+    pipeline = FacePipeline(model_path, flip_average=flip_average, recentre=recentre,
+                            mean_shape_crop=mean_shape_crop)
     errors, crop_sq_errors, found, total, seconds = [], [], 0, 0, 0.0
     for name, pts in zip(names, points68):
         if wanted is not None and person_of(name) not in wanted:
@@ -44,8 +47,7 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
         seconds += time.perf_counter() - started
         found += 1
         truth = ibug68_to_kaggle15(pts)
-        iod = np.linalg.norm(pts[36] - pts[45])
-        errors.append(np.linalg.norm(face.keypoints_px - truth, axis=1) / iod)
+        errors.append(np.linalg.norm(face.keypoints_px - truth, axis=1) / interocular_distance(truth))
         crop_sq_errors.append(((face.crop.to_crop(face.keypoints_px) - face.crop.to_crop(truth)) ** 2).mean())
     if not errors:
         return {"frames": total, "detected": 0, "detection_rate": 0.0}

@@ -4,6 +4,9 @@ Everything takes a trainer.data.KeypointData, so the page, tests and benchmarks 
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -55,6 +58,20 @@ def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, label
     numbers them (core.overlays.KEYPOINT_LEGEND says which number is which)."""
     big = cv2.resize(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     return draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5, labels=labels)
+
+
+def test_face_pictures(npz_path: str | os.PathLike, scale: int = 2) -> list[np.ndarray]:
+    """A run's held-out faces (test_faces.npz, trainer.runs) with true keypoints in green and predicted
+    ones in red; [] when the run saved none."""
+    if not Path(npz_path).is_file():
+        return []
+    with np.load(npz_path) as z:
+        pictures = []
+        for image, truth, predicted in zip(z["images"], z["truth"], z["predicted"]):
+            picture = face_picture(image, truth, scale=scale)
+            draw_keypoints(picture, (predicted + 0.5) * scale - 0.5, colour=(0, 0, 255))
+            pictures.append(picture)
+    return pictures
 
 
 def keypoint_positions(data: KeypointData, max_points: int = 30000, seed: int = 0) -> pd.DataFrame:

@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from core.detector import DetectorSettings, FaceDetector
-from core.geometry import CropTransform, box_iou, crop_from_box
+from core.files import write_json_atomic
+from core.geometry import CropTransform, crop_from_box
 from core.schema import ibug68_to_kaggle15
 from trainer.data import COPY_MARK, DatasetError, KeypointData, write_kaggle_csv
+from trainer.frames import FrameSource, best_box, person_of
 
 
 @dataclass(frozen=True)
@@ -84,61 +83,6 @@ class ImportReport:
         return {**asdict(self), "detection_rate": round(self.detection_rate, 4)}
 
 
-def person_of(frame_name: str) -> str:
-    """'Luis_Fonsi_21.jpg' -> 'Luis_Fonsi'."""
-    return re.sub(r"_\d+\.\w+$", "", Path(frame_name).name)
-
-
-def read_68_csv(path: str | os.PathLike | Path) -> tuple[list[str], np.ndarray]:
-    """File names and (N, 68, 2) points from a 68-point CSV (first column = file name)."""
-    table = pd.read_csv(path)
-    if table.shape[1] != 137:
-        raise DatasetError(f"{Path(path).name}: expected a file-name column and 136 coordinates, "
-                           f"found {table.shape[1]} columns.")
-    points = table.iloc[:, 1:].to_numpy(np.float64).reshape(-1, 68, 2)
-    return table.iloc[:, 0].astype(str).tolist(), points
-
-
-class FrameSource:
-    """Reads frames by name from a folder or a .zip (searching the zip's subfolders)."""
-
-    def __init__(self, location: str | os.PathLike):
-        self.location = Path(location)
-        self._zip = zipfile.ZipFile(self.location) if self.location.suffix.lower() == ".zip" else None
-        if self._zip:
-            self._members = {Path(n).name: n for n in self._zip.namelist() if not n.endswith("/")}
-
-    def read_gray(self, name: str) -> np.ndarray | None:
-        if self._zip:
-            member = self._members.get(name)
-            data = self._zip.read(member) if member else None
-        else:
-            p = self.location / name
-            data = p.read_bytes() if p.is_file() else None
-        if not data:
-            return None
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-
-    def read_labels(self, csv_path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
-        """File names and 68 points: from `csv_path`, else from the *_keypoints.csv inside the source."""
-        if csv_path is not None:
-            return read_68_csv(csv_path)
-        inside = self.find("_keypoints.csv")
-        if inside is None:
-            raise DatasetError(f"No *_keypoints.csv found in {self.location}; pass the CSV path.")
-        if self._zip:
-            with self._zip.open(inside) as f:
-                return read_68_csv(f)
-        return read_68_csv(inside)
-
-    def find(self, suffix: str) -> str | None:
-        """The path inside the zip (or folder) of the first file ending with `suffix`."""
-        if self._zip:
-            return next((n for n in self._zip.namelist() if n.endswith(suffix)), None)
-        hits = sorted(self.location.rglob(f"*{suffix}"))
-        return str(hits[0]) if hits else None
-
-
 def matching_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """best_box of the detector's boxes, skipping the scan for faces too small to be the labelled one.
 
@@ -156,17 +100,6 @@ def matching_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -
 def full_scan_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """best_box over a scan at every window size (the import before matching_box; bench_import's baseline)."""
     return best_box(detector.detect(gray), points)
-
-
-def best_box(boxes: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """The detection that best overlaps the labelled points' bounding box (IoU > 0.3), else None."""
-    if len(boxes) == 0:
-        return None
-    lo, hi = points.min(0), points.max(0)
-    label = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
-    ious = [box_iou(b, label) for b in boxes]
-    i = int(np.argmax(ious))
-    return boxes[i] if ious[i] > 0.3 else None
 
 
 #: Frames per task handed to a worker process: large enough to hide the hand-off, small enough for smooth progress.
@@ -264,9 +197,7 @@ def import_68_dataset(
     data = KeypointData(np.stack(images), np.stack(keypoints).astype(np.float32), np.array(groups), np.array(kept))
     out_csv = Path(out_csv)
     write_kaggle_csv(data, out_csv)
-    tmp = out_csv.with_name(out_csv.name + ".report.json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1))
-    os.replace(tmp, out_csv.with_name(out_csv.name + ".report.json"))
+    write_json_atomic(out_csv.with_name(out_csv.name + ".report.json"), report.to_dict())
     return report
 
 

@@ -25,13 +25,17 @@ from typing import Callable
 
 import numpy as np
 
-from core.model import (DEFAULT_WIDTHS, build_model, denormalise_keypoints, inference_copy, normalise_keypoints,
-                        save_model, to_model_input)
-from core.schema import KEYPOINT_NAMES
+from core.card import ModelCard, read_card
+from core.model import (DEFAULT_WIDTHS, DROPOUT_RATE, build_model, denormalise_keypoints, inference_copy,
+                        load_keras_model, normalise_keypoints, save_model, to_model_input)
+from core.schema import CROP_HALF, KEYPOINT_NAMES
 from trainer import distributed
 from trainer import events as ev
 from trainer.augment import AugmentConfig, augment_batch
+from trainer.cards import run_card
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
+from trainer.evaluate import evaluate_frames
+from trainer.runs import Run
 from trainer.sampling import pose_balanced_probabilities
 
 # Keras/TF are imported inside functions: `python -m trainer --help` stays fast.
@@ -56,7 +60,7 @@ class RecipeConfig:
 
     data: str = ""
     widths: tuple[int, ...] = DEFAULT_WIDTHS
-    dropout: float = 0.2
+    dropout: float = DROPOUT_RATE
     learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
     batch_sizes: tuple[int, ...] = (32, 64, 128)
     epochs_per_stage: int = 15
@@ -270,12 +274,10 @@ def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> Non
     The parent model's card names the people it was tested on; continuing on a split whose test
     people differ would train on faces the parent (and so the child) will be tested on.
     """
-    from core.model import load_keras_model, read_card
-
     parent = load_keras_model(init_from)
     if [w.shape for w in parent.get_weights()] != [w.shape for w in model.get_weights()]:
         raise ValueError(f"{init_from} has another architecture than this run; pass the --widths it was trained with.")
-    parent_test = read_card(init_from).get("data", {}).get("test_people")
+    parent_test = read_card(init_from).data.test_people
     if parent_test is not None and split.test.groups is not None and sorted(parent_test) != sorted(set(split.test.groups)):
         raise ValueError(f"{init_from} was tested on other people than this split holds out; fine-tuning it here "
                          "would train on its test people. Use the same data, --test-size and seed as its card.")
@@ -310,17 +312,15 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
                                "keypoints or lower the learning rate.")
             on_epoch_done(epoch, dict(
                 stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
-                rmse_px=float(np.sqrt(loss) * 48), val_rmse_px=float(np.sqrt(val) * 48),
+                rmse_px=float(np.sqrt(loss) * CROP_HALF), val_rmse_px=float(np.sqrt(val) * CROP_HALF),
                 lr=stage["lr"], batch_size=stage["batch"], steps=self.steps, epoch_s=round(time.time() - self.started, 2)))
 
     return Bridge()
 
 
 def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | None = None,
-          cancel_event: threading.Event | None = None) -> dict:
+          cancel_event: threading.Event | None = None) -> ModelCard:
     """Run (or resume) the recipe in `run_dir`; returns the model card. Raises Cancelled on cancel."""
-    from trainer.runs import Run  # run-folder bookkeeping
-
     run = Run(Path(run_dir))
     run.lock_writer()  # before anything is written: a second writer changes nothing in the folder
     bus = bus or ev.EventBus()
@@ -344,7 +344,7 @@ def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | N
         run.unlock_writer()
 
 
-def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[], bool]) -> dict:
+def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[], bool]) -> ModelCard:
     import keras
 
     started = time.time()
@@ -416,11 +416,10 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     run.save_test_faces(split.test.images[:8], split.test.keypoints[:8], predict_keypoints(model, split.test.images[:8]))
     save_model(inference_copy(model), run.model_path)
     if config.frames and split.test.groups is not None and chief:
-        from trainer.evaluate import evaluate_frames
-
         metrics["end_to_end"] = evaluate_frames(run.model_path, config.frames, people=sorted(set(split.test.groups)))
-    card = run.finish(config, data, split, metrics, time.time() - started,
-                      distribution={"strategy": config.strategy, "replicas_in_sync": strategy.num_replicas_in_sync,
-                                    "workers": workers})
+    card = run.finish(run_card(run.path.name, run.model_path.name, config, data, split, metrics,
+                               time.time() - started,
+                               distribution={"strategy": config.strategy,
+                                             "replicas_in_sync": strategy.num_replicas_in_sync, "workers": workers}))
     bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(time.time() - started, 1))
     return card

@@ -22,18 +22,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
+from core.card import VerifierCard, read_card
 from core.detector import DetectorSettings, FaceDetector
+from core.files import atomic_path
 from core.geometry import box_iou, crop_from_box
-from core.schema import CROP_SIZE
+from core.model import conv_blocks, inference_copy, save_model, to_model_input
+from core.schema import CROP_SHAPE, CROP_SIZE
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.frames import FrameSource, person_of
 
 #: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI
 #: detect at scale factor 1.1, the webcam at 1.2 (core.live), and each scale finds other false boxes.
 MINED_MIN_NEIGHBORS = tuple(range(1, 10))
 MINED_SCALE_FACTORS = (1.1, 1.2)
 #: A detector box "holds the labelled face" when its IoU with the 68 points' bounding box is at least
-#: this (trainer.importer.best_box accepts a match above 0.3); boxes between NEGATIVE_IOU and this are
+#: this (trainer.frames.best_box accepts a match above 0.3); boxes between NEGATIVE_IOU and this are
 #: half-faces and left out of training.
 FACE_IOU = 0.3
 NEGATIVE_IOU = 0.05
@@ -64,9 +70,8 @@ class MinedCrops:
     strictness: np.ndarray  # (N,) int
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **asdict(self))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> "MinedCrops":
@@ -131,13 +136,11 @@ def random_boxes(gray: np.ndarray, label: np.ndarray, rng: np.random.Generator) 
 
 def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable[[int, int], None] | None = None,
          reuse: "MinedCrops | None" = None) -> MinedCrops:
-    """Mine every labelled frame of a 68-point source (trainer.importer.FrameSource) into `out` (.npz).
+    """Mine every labelled frame of a 68-point source (trainer.frames.FrameSource) into `out` (.npz).
 
     `reuse`: an earlier mining whose detector boxes are taken as they are (the cascade passes are the
     slow part); crops, overlaps and random boxes are made again.
     """
-    from trainer.importer import FrameSource, person_of
-
     source = FrameSource(frames)
     names, points68 = source.read_labels()
     detector = FaceDetector()
@@ -210,9 +213,7 @@ def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: flo
     import keras
     from keras import layers
 
-    from core.model import conv_blocks
-
-    inputs = keras.Input((CROP_SIZE, CROP_SIZE, 1), name="crop")
+    inputs = keras.Input(CROP_SHAPE, name="crop")
     x = layers.GlobalAveragePooling2D(name="gap")(conv_blocks(inputs, widths))
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="face")(x)
@@ -221,8 +222,6 @@ def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: flo
 
 def synthetic_negatives(n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 96, 96) uint8 face-free images: blurred noise, gradients, stripes, checkerboards, blobs."""
-    import cv2
-
     yy, xx = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float32) / CROP_SIZE
     out = np.empty((n, CROP_SIZE, CROP_SIZE), np.uint8)
     for i in range(n):
@@ -336,8 +335,6 @@ def verifier_metrics(sets: VerifierSets, scores: np.ndarray, threshold: float) -
 def contact_sheets(mined: MinedCrops, mask: np.ndarray, out_dir: Path, per_sheet: int = 80, cols: int = 10,
                    thumb: int = 72) -> list[Path]:
     """PNG sheets of the masked crops, each captioned with its index, frame and strictness, to look at."""
-    import cv2
-
     out_dir.mkdir(parents=True, exist_ok=True)
     index = np.flatnonzero(mask)
     index = index[np.argsort(-mined.strictness[index], kind="stable")]
@@ -362,9 +359,6 @@ def contact_sheets(mined: MinedCrops, mask: np.ndarray, out_dir: Path, per_sheet
 
 def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, log: Callable[[str], None]):
     import keras
-
-    from core.model import to_model_input
-    from trainer.augment import AugmentConfig, augment_batch
 
     keras.utils.set_random_seed(config.seed)
     model = build_verifier(config.widths, config.dropout)
@@ -394,14 +388,11 @@ def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, log: Ca
 
 def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: str | os.PathLike,
                    mined_path: str | os.PathLike, config: VerifierConfig = VerifierConfig(),
-                   log: Callable[[str], None] = print, command: str | None = None) -> dict:
+                   log: Callable[[str], None] = print, command: str | None = None) -> VerifierCard:
     """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card."""
-    from core.model import card_path_for, inference_copy, read_card, save_model, to_model_input
-    from trainer.runs import write_json_atomic
-
     started = time.perf_counter()
-    split = read_card(keypoint_model).get("data", {})
-    val_people, test_people = set(split.get("val_people") or []), set(split.get("test_people") or [])
+    split = read_card(keypoint_model).data
+    val_people, test_people = set(split.val_people or []), set(split.test_people or [])
     if not val_people or not test_people:
         raise ValueError(f"{Path(keypoint_model).name}'s card lists no validation/test people to split by.")
     mined_path = Path(mined_path)
@@ -430,24 +421,24 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
     metrics["test"] = verifier_metrics(test, scores(test), threshold)  # reported once, never used to choose
     out = Path(out)
     save_model(inference_copy(model), out)
-    card = {
-        "model": out.name,
-        "kind": "face verifier",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command,
-        "wall_s": round(time.perf_counter() - started, 1),
-        "threshold": round(threshold, 6),
-        "threshold_rule": f"highest that keeps >= {config.min_recall:.1%} of the validation people's face boxes",
-        "input": "core.geometry.crop_from_box of a detector box, 96x96 grayscale in [0, 1]",
-        "split": {"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people)},
-        "data": {"frames": str(frames), "mined": str(mined_path), "train": train.counts(), "val": val.counts(),
-                 "test": test.counts(), "mined_min_neighbors": list(MINED_MIN_NEIGHBORS), "face_iou": FACE_IOU,
-                 "negative_iou": NEGATIVE_IOU, "background_face_frames_dropped": sorted(BACKGROUND_FACES)},
-        "config": asdict(config),
-        "metrics": metrics,
-    }
-    write_json_atomic(card_path_for(out), card)
-    log(json.dumps({"threshold": card["threshold"], "metrics": metrics}, indent=1))
+    card = VerifierCard(
+        model=out.name,
+        kind="face verifier",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        command=command,
+        wall_s=round(time.perf_counter() - started, 1),
+        threshold=round(threshold, 6),
+        threshold_rule=f"highest that keeps >= {config.min_recall:.1%} of the validation people's face boxes",
+        input="core.geometry.crop_from_box of a detector box, 96x96 grayscale in [0, 1]",
+        split={"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people)},
+        data={"frames": str(frames), "mined": str(mined_path), "train": train.counts(), "val": val.counts(),
+              "test": test.counts(), "mined_min_neighbors": list(MINED_MIN_NEIGHBORS), "face_iou": FACE_IOU,
+              "negative_iou": NEGATIVE_IOU, "background_face_frames_dropped": sorted(BACKGROUND_FACES)},
+        config=asdict(config),
+        metrics=metrics,
+    )
+    card.write(out)
+    log(json.dumps({"threshold": card.threshold, "metrics": metrics}, indent=1))
     return card
 
 
@@ -481,8 +472,6 @@ class PhantomReport:
 def phantom_report(pipeline, frames: str | os.PathLike, people: set[str],
                    background_faces: dict[str, tuple] = HELD_OUT_BACKGROUND_FACES) -> PhantomReport:
     """Run `pipeline.detect` (the app's detection step) on every labelled frame of `people`."""
-    from trainer.importer import FrameSource, person_of
-
     source = FrameSource(frames)
     names, points68 = source.read_labels()
     report = PhantomReport()
@@ -511,10 +500,6 @@ def phantom_report(pipeline, frames: str | os.PathLike, people: set[str],
 def extra_box_sheets(report: PhantomReport, frames: str | os.PathLike, out_dir: Path, cols: int = 5,
                      cell: int = 200) -> list[Path]:
     """PNG sheets of every frame with an extra box (red, numbered as in report.extra_boxes), to look at."""
-    import cv2
-
-    from trainer.importer import FrameSource
-
     source = FrameSource(frames)
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = []

@@ -32,7 +32,8 @@ def page_setup(title: str) -> None:
             st.page_link(script, label=label)
         st.divider()
 
-from core.model import ModelError, model_file_problem, read_card
+from core.card import read_card
+from core.model import ModelError, model_file_problem
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
 
@@ -97,48 +98,21 @@ def load_pipeline():
 def model_summary(path: Path) -> dict:
     """A few lines of the model card for display ("—" where the card has no value)."""
     card = read_card(path)
-    metrics = card.get("metrics", {})
-    e2e = metrics.get("end_to_end", {})
+    metrics = card.metrics
+    e2e = card.end_to_end
     root = SHIPPED_MODEL.parent.parent
     summary = {
         "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
-        "trained on": data_description(card.get("data", {})),
-        "widths": ", ".join(map(str, card.get("architecture", {}).get("widths", []))) or None,
+        "trained on": card.data.describe(),
+        "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
         "held-out NME": e2e.get("nme"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
-        "training time": f"{card['wall_s'] / 60:.0f} min on {card.get('machine', 'an unknown machine')}"
-                         if card.get("wall_s") else None,
-        "inference": inference_summary(card.get("inference", {})),
+        "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
+                         if card.wall_s else None,
+        "inference": card.inference.describe(),
     }
     return {k: "—" if v is None else v for k, v in summary.items()}
-
-
-def data_description(data: dict) -> str:
-    """What a model was trained on, in words: a data file name alone means nothing on a fresh clone."""
-    if not data:
-        return "unknown"
-    imported = data.get("import") or {}
-    if imported.get("frames"):
-        what = (f"YouTube-faces video frames with 68 labelled points each, mapped to the 15 keypoints: "
-                f"{data.get('rows', imported.get('rows'))} faces of {data.get('people', imported.get('people'))} "
-                f"people from {imported['frames']} frames")
-    else:
-        what = f"{data.get('rows', '?')} rows of {Path(str(data.get('source', 'a Kaggle-format file'))).name}"
-    if data.get("train_rows"):
-        what += (f"; split {data.get('split', 'by row')}: {data['train_rows']} train, {data.get('val_rows', '?')} "
-                 f"validation, {data.get('test_rows', '?')} test rows")
-    return what
-
-
-def inference_summary(inference: dict) -> str:
-    """The card's inference options in words."""
-    parts = ["flip-averaged" if inference.get("flip_average") else "single pass"]
-    recentre = inference.get("recentre")
-    if recentre:
-        by = recentre.get("locator") or "the model itself"
-        parts.append(f"crops re-centred by {by} when a face sits over {recentre.get('min_offset_px')} px off-centre")
-    return ", ".join(parts)
 
 
 def sample_photos() -> dict[str, Path]:
