@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
-import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -11,7 +10,7 @@ import streamlit as st
 from core.overlays import KEYPOINT_LEGEND
 from core.schema import KEYPOINT_NAMES
 from trainer import explore
-from trainer.augment import AugmentConfig, affine_matrix, apply_affine, augment_batch, flip
+from trainer.augment import AugmentConfig, transform
 
 TILES_PER_PAGE = 12
 LEGEND = "Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND)
@@ -50,15 +49,14 @@ with gallery:
     rows = explore.filter_rows(data, choice)
     st.caption(f"{len(rows)} faces")
     if len(rows):
-        pages = int(np.ceil(len(rows) / TILES_PER_PAGE))
-        page = st.number_input("Page", 1, pages, 1, key=f"gallery-page-{choice}") - 1  # a new filter starts on page 1
-        shown = rows[page * TILES_PER_PAGE:(page + 1) * TILES_PER_PAGE]
+        pages = explore.pages(rows, TILES_PER_PAGE)
+        page = st.number_input("Page", 1, len(pages), 1, key=f"gallery-page-{choice}")  # a new filter starts on page 1
+        shown = pages[page - 1]
         for start in range(0, len(shown), 6):
             columns = st.columns(6)
             for col, i in zip(columns, shown[start:start + 6]):
                 col.image(explore.face_picture(data.images[i], data.keypoints[i]), channels="BGR", caption=f"row {i + 1}")
-        pick = st.selectbox("Look closer at", [f"row {i + 1}" for i in shown])
-        i = int(pick.split()[1]) - 1
+        i = st.selectbox("Look closer at", shown, format_func=lambda row: f"row {row + 1}")
         st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True), channels="BGR")
         st.caption(LEGEND)
 
@@ -92,8 +90,7 @@ with augmentation:
     angle = right.slider("Rotation (degrees)", -30, 30, 0, key="aug-angle")
     scale = right.slider("Scale", 0.7, 1.3, 1.0, 0.05, key="aug-scale")
     image, keypoints = data.images[sample], data.keypoints[sample]
-    augmented, moved = (flip(image, keypoints) if do_flip else (image, keypoints))
-    augmented, moved = apply_affine(augmented, moved, affine_matrix(angle, scale))
+    augmented, moved = transform(image, keypoints, mirror=do_flip, angle_deg=angle, scale=scale)
     a, b = st.columns(2)
     a.image(explore.face_picture(image, keypoints, scale=4, labels=True), channels="BGR", caption="original")
     b.image(explore.face_picture(augmented, moved, scale=4, labels=True), channels="BGR",
@@ -110,9 +107,7 @@ with augmentation:
         max_shift_fraction=k4.slider("Max shift (of crop)", 0.0, 0.15, 0.05, key="aug-shift"),
     )
     seed = st.number_input("Seed", 0, 10_000, 0, key="aug-seed")
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(data), size=min(8, len(data)), replace=False)
-    batch_images, batch_keypoints = augment_batch(data.images[idx], data.keypoints[idx], rng, config)
+    batch_images, batch_keypoints = explore.augmented_sample(data, config, seed, size=8)
     columns = st.columns(8)
     for col, img, kp in zip(columns, batch_images, batch_keypoints):
         col.image(explore.face_picture(img, kp), channels="BGR")

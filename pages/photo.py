@@ -4,12 +4,11 @@ from __future__ import annotations
 from pages.ui import load_pipeline, model_version, page_setup, sample_photos  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
 import cv2
-import numpy as np
 import streamlit as st
 
 from core.detector import DetectorSettings
 from core.export import faces_dataframe, faces_json
-from core.images import ImageError, load_image
+from core.images import ImageError, load_image, shrink_to
 from core.overlays import EFFECTS, KEYPOINT_LEGEND, draw_rejected_box
 from core.pipeline import render
 
@@ -71,7 +70,13 @@ except ImageError as exc:
     st.error(f"Could not use this file: {exc}")
     st.stop()
 
-labels = [f"face {n}" for n in range(1, len(faces) + 1)]  # the same numbers as the table, CSV and JSON
+numbers = list(range(1, len(faces) + 1))  # the same numbers in the pickers, the table, CSV and JSON
+
+
+def face_label(number: int) -> str:
+    return f"face {number}"
+
+
 st.metric("Faces found", len(faces))
 if not faces:
     if sensitivity < SENSITIVITY_MAX:
@@ -81,15 +86,15 @@ if not faces:
         st.warning("No face was found, even at the highest detector sensitivity. The detector finds roughly "
                    "frontal faces that are not too small: try a photo where faces look at the camera.")
 else:
-    kept_labels = st.multiselect("Faces in the result", labels, default=labels, key=f"keep-{name}-{len(faces)}",
-                                 help="Remove anything the detector took for a face by mistake: it leaves the "
-                                      "picture, the table and the downloads.")
-    faces = [faces[labels.index(k)] for k in kept_labels]
-    labels = kept_labels
+    kept = st.multiselect("Faces in the result", numbers, default=numbers, format_func=face_label,
+                          key=f"keep-{name}-{len(faces)}",
+                          help="Remove anything the detector took for a face by mistake: it leaves the "
+                               "picture, the table and the downloads.")
+    faces, numbers = [faces[n - 1] for n in kept], kept
 
-hidden = (st.multiselect("Faces to hide", labels, default=labels, key=f"hide-{name}-{privacy}")
+hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=face_label, key=f"hide-{name}-{privacy}")
           if privacy != "off" and faces else [])
-result = render(image, faces, effect, hide=[labels.index(h) for h in hidden], privacy=privacy)
+result = render(image, faces, effect, hide=[numbers.index(n) for n in hidden], privacy=privacy)
 if show_rejected:
     for box, score in zip(detections.rejected_xywh, detections.rejected_scores):
         draw_rejected_box(result, box, score)
@@ -97,14 +102,10 @@ if show_rejected:
                f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score.")
 
 
-def for_display(img: np.ndarray) -> np.ndarray:
-    scale = DISPLAY_MAX_SIDE / max(img.shape[:2])
-    return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else img
-
-
 left, right = st.columns(2)
-left.image(for_display(image), channels="BGR", caption=f"{name} ({image.shape[1]}x{image.shape[0]})", width="stretch")
-right.image(for_display(result), channels="BGR", caption="result", width="stretch")
+left.image(shrink_to(image, DISPLAY_MAX_SIDE), channels="BGR", caption=f"{name} ({image.shape[1]}x{image.shape[0]})",
+           width="stretch")
+right.image(shrink_to(result, DISPLAY_MAX_SIDE), channels="BGR", caption="result", width="stretch")
 if effect == "labelled keypoints" and faces:
     st.caption("Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND) + ". A number is left out where it would not fit.")
 
@@ -112,7 +113,6 @@ stem = name.rsplit(".", 1)[0]
 png = cv2.imencode(".png", result)[1].tobytes()
 if faces:
     st.subheader("Keypoints (image pixels)")
-    numbers = [int(label.split()[1]) for label in labels]  # the faces kept, under the numbers the pickers show
     table = faces_dataframe(faces, numbers=numbers)
     st.dataframe(table, hide_index=True)
     c1, c2, c3 = st.columns(3)

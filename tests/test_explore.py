@@ -78,3 +78,18 @@ def test_test_face_pictures_draw_truth_green_and_prediction_red(tmp_path):
     b, g, r = (pictures[0][..., c].astype(int) for c in range(3))
     assert ((g > 150) & (r < 100)).sum() > 30 and ((r > 150) & (g < 100)).sum() > 30  # both sets drawn
     assert explore.test_face_pictures(tmp_path / "missing.npz") == []
+
+
+def test_gallery_pages_and_augmented_samples(data):
+    from trainer.augment import NO_AUGMENTATION, AugmentConfig, transform
+
+    pages = explore.pages(np.arange(5), 2)
+    assert [p.tolist() for p in pages] == [[0, 1], [2, 3], [4]]
+    assert len(explore.pages(np.arange(0), 12)) == 1  # an empty filter still has a (blank) first page
+    images, keypoints = explore.augmented_sample(data, NO_AUGMENTATION, seed=3, size=4)
+    again = explore.augmented_sample(data, AugmentConfig(), seed=3, size=4)
+    assert images.shape == (4, 96, 96) and np.array_equal(explore.augmented_sample(data, AugmentConfig(), 3, 4)[0], again[0])
+    assert any(np.array_equal(images[0], d) for d in data.images)  # no augmentation: rows as they are
+    mirrored, moved = transform(data.images[0], data.keypoints[0], mirror=True)
+    assert np.array_equal(mirrored, data.images[0][:, ::-1])
+    assert moved[INDEX["left_eye_center"], 0] == pytest.approx(95 - data.keypoints[0, INDEX["right_eye_center"], 0])

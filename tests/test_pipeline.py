@@ -138,3 +138,12 @@ def test_recentring_settings_come_from_the_card():
     assert Recentring.from_card(Inference(flip_average=True, recentre=None)) is None
     chosen = Inference(recentre={"locator": "keypoints-locator.keras", "passes": 3, "min_offset_px": 5.0})
     assert Recentring.from_card(chosen) == Recentring("keypoints-locator.keras", 3, 5.0)
+
+
+def test_shrink_to_keeps_the_aspect_and_leaves_small_images_alone():
+    from core.images import shrink_to
+
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    assert shrink_to(big, 1600).shape == (1200, 1600, 3)
+    small = np.zeros((100, 50, 3), np.uint8)
+    assert shrink_to(small, 1600) is small

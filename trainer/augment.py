@@ -57,6 +57,14 @@ def apply_affine(image: np.ndarray, keypoints: np.ndarray, matrix: np.ndarray) -
     return warped, moved.astype(keypoints.dtype)
 
 
+def transform(image: np.ndarray, keypoints: np.ndarray, mirror: bool = False, angle_deg: float = 0.0,
+              scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One chosen (not random) augmentation, in the order training applies them: flip, then rotate and scale."""
+    if mirror:
+        image, keypoints = flip(image, keypoints)
+    return apply_affine(image, keypoints, affine_matrix(angle_deg, scale))
+
+
 def random_matrix(rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     angle = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg)
     scale = rng.uniform(*config.scale_range)

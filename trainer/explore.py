@@ -13,6 +13,7 @@ import pandas as pd
 
 from core.overlays import draw_keypoints
 from core.schema import KEYPOINT_NAMES, NUM_KEYPOINTS
+from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import KeypointData
 from trainer.sampling import head_turn
 
@@ -51,6 +52,18 @@ def filter_rows(data: KeypointData, which: str) -> np.ndarray:
     if name not in KEYPOINT_NAMES:
         raise ValueError(f"unknown filter {which!r}")
     return np.flatnonzero(np.isnan(data.keypoints[:, KEYPOINT_NAMES.index(name)]).any(axis=1))
+
+
+def pages(rows: np.ndarray, per_page: int) -> list[np.ndarray]:
+    """Row indices split into gallery pages of `per_page` (at least one page, maybe empty)."""
+    return [rows[i:i + per_page] for i in range(0, len(rows), per_page)] or [rows[:0]]
+
+
+def augmented_sample(data: KeypointData, config: AugmentConfig, seed: int, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """`size` rows drawn at random (reproducibly from `seed`) and augmented as the training pipeline does."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(data), size=min(size, len(data)), replace=False)
+    return augment_batch(data.images[rows], data.keypoints[rows], rng, config)
 
 
 def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False) -> np.ndarray:
