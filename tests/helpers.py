@@ -31,3 +31,31 @@ def video_frames(path: Path, size: tuple[int, int] = (640, 480), limit: int = 15
         frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
     capture.release()
     return frames
+
+
+def small_68_zip(source_zip: Path, out: Path, people: int, blank: bool = False) -> tuple[Path, int]:
+    """The real frames of the first `people` people of a 68-point zip, as a small zip in the same layout
+    (plus, with `blank`, one labelled frame with no face in it). Returns the zip and its count of real frames."""
+    import zipfile
+
+    import pandas as pd
+
+    from trainer.importer import person_of
+
+    with zipfile.ZipFile(source_zip) as z:
+        csv_name = next(n for n in z.namelist() if n.endswith("_keypoints.csv"))
+        table = pd.read_csv(z.open(csv_name))
+        names = table.iloc[:, 0].map(person_of)
+        chosen = table[names.isin(sorted(names.unique())[:people])]
+        members = {Path(n).name: n for n in z.namelist()}
+        with zipfile.ZipFile(out, "w") as small:
+            for name in chosen.iloc[:, 0]:
+                small.writestr(f"training/{name}", z.read(members[name]))
+            rows = chosen
+            if blank:
+                row = chosen.iloc[:1].copy()
+                row.iloc[0, 0] = "Nobody_00.jpg"
+                small.writestr("training/Nobody_00.jpg", cv2.imencode(".jpg", np.full((200, 200), 128, np.uint8))[1].tobytes())
+                rows = pd.concat([chosen, row])
+            small.writestr("training_frames_keypoints.csv", rows.to_csv(index=False))
+    return out, len(chosen)

@@ -194,6 +194,8 @@ def _evaluate(args) -> int:
     from trainer.evaluate import evaluate_frames
 
     model = Path(args.model) if args.model else active_model_path()
+    if not model.is_file():
+        raise ValueError(f"No model file at {model}.")
     people = None if args.all_people else read_card(model).get("data", {}).get("test_people")
     if not args.all_people and not people:
         print("error: the model card lists no test people; pass --all-people", file=sys.stderr)

@@ -1,0 +1,78 @@
+"""`python -m trainer import-68`, `train` and `evaluate` end to end on a small zip of real frames (when ../shared
+is present): the commands a person runs to rebuild the model, and their one-line errors on bad input."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from core.model import read_card
+from tests.conftest import REPO
+from tests.helpers import small_68_zip
+
+
+def _trainer(args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "trainer", *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "FKS_RUNS_DIR": str(tmp_path / "runs")})
+
+
+def _one_line_error(out, expected: str) -> None:
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], out.stderr
+
+
+@pytest.fixture(scope="module")
+def frames(shared_data, tmp_path_factory):
+    """Four people's real frames (about 40), enough for a train / validation / test person each."""
+    return small_68_zip(shared_data / "youtube-faces-68" / "training.zip",
+                        tmp_path_factory.mktemp("frames") / "small.zip", people=4, blank=True)
+
+
+def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
+    zip_path, n_real = frames
+    csv = tmp_path / "faces.csv.gz"
+    out = _trainer(["import-68", zip_path, "--out", csv], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout[:out.stdout.rindex("}") + 1])
+    assert summary["frames"] == n_real + 1 and summary["no_face"] == 1 and summary["people"] == 4
+    assert summary["imported"] >= n_real - 2
+    assert f"wrote {csv}" in out.stdout and csv.is_file()
+    report = json.loads((tmp_path / "faces.csv.gz.report.json").read_text())
+    assert report["no_face"] == ["Nobody_00.jpg"]  # the blank frame is listed, not silently dropped
+
+    out = _trainer(["train", "--preset", "quick", "--data", csv, "--run", "r68", "--test-size", "8",
+                    "--widths", "4,8,8,16,16", "--no-pseudo", "--quiet"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    model = tmp_path / "runs" / "r68" / "model.keras"
+    test_people = read_card(model)["data"]["test_people"]
+    assert len(test_people) == 1  # split by person, never by frame
+
+    out = _trainer(["evaluate", "--model", model, "--frames", zip_path], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert 5 <= result["frames"] < n_real  # the test person's frames only
+    assert 0.8 <= result["detection_rate"] <= 1.0 and result["detected"] == round(result["detection_rate"] * result["frames"])
+    assert 0 < result["nme"] < 5 and set(result["per_keypoint_nme"]) >= {"left_eye_center", "nose_tip"}
+
+    everyone = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--all-people",
+                                    "--no-flip-average"], tmp_path).stdout)
+    assert everyone["frames"] == n_real + 1 and everyone["flip_average"] is False
+
+
+def test_bad_inputs_end_in_one_line(frames, tmp_path):
+    zip_path, _ = frames
+    _one_line_error(_trainer(["import-68", tmp_path / "absent.zip"], tmp_path), "absent.zip")
+    (tmp_path / "not-a.zip").write_bytes(b"plain text, not a zip")
+    _one_line_error(_trainer(["import-68", tmp_path / "not-a.zip"], tmp_path), "not-a.zip")
+    no_csv = tmp_path / "no-csv.zip"
+    with zipfile.ZipFile(no_csv, "w") as z:
+        z.writestr("training/a_01.jpg", b"")
+    _one_line_error(_trainer(["import-68", no_csv], tmp_path), "No *_keypoints.csv")
+    (tmp_path / "short.csv").write_text("name,x0,y0\na_01.jpg,1,2\n")
+    _one_line_error(_trainer(["import-68", zip_path, "--csv", tmp_path / "short.csv"], tmp_path), "136 coordinates")
+    _one_line_error(_trainer(["evaluate", "--model", tmp_path / "none.keras", "--frames", zip_path], tmp_path),
+                    "none.keras")
