@@ -59,3 +59,20 @@ def small_68_zip(source_zip: Path, out: Path, people: int, blank: bool = False) 
                 rows = pd.concat([chosen, row])
             small.writestr("training_frames_keypoints.csv", rows.to_csv(index=False))
     return out, len(chosen)
+
+
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.2, detail=lambda: ""):
+    """Poll `condition()` until it returns something truthy (returned), or fail after `timeout_s` naming `what`
+    and, if given, `detail()` (e.g. the tail of a log): a hang fails with a reason, never blocks the suite."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}\n{detail()}")
+        time.sleep(poll_s)
