@@ -33,9 +33,10 @@ def video_frames(path: Path, size: tuple[int, int] = (640, 480), limit: int = 15
     return frames
 
 
-def small_68_zip(source_zip: Path, out: Path, people: int, blank: bool = False) -> tuple[Path, int]:
-    """The real frames of the first `people` people of a 68-point zip, as a small zip in the same layout
-    (plus, with `blank`, one labelled frame with no face in it). Returns the zip and its count of real frames."""
+def small_68_zip(source_zip: Path, out: Path, people: int | list[str], blank: bool = False) -> tuple[Path, int]:
+    """The real frames of the first `people` people (or of the people named) of a 68-point zip, as a small zip in
+    the same layout (plus, with `blank`, one labelled frame with no face in it). Returns the zip and its count of
+    real frames."""
     import zipfile
 
     import pandas as pd
@@ -46,7 +47,7 @@ def small_68_zip(source_zip: Path, out: Path, people: int, blank: bool = False) 
         csv_name = next(n for n in z.namelist() if n.endswith("_keypoints.csv"))
         table = pd.read_csv(z.open(csv_name))
         names = table.iloc[:, 0].map(person_of)
-        chosen = table[names.isin(sorted(names.unique())[:people])]
+        chosen = table[names.isin(sorted(names.unique())[:people] if isinstance(people, int) else people)]
         members = {Path(n).name: n for n in z.namelist()}
         with zipfile.ZipFile(out, "w") as small:
             for name in chosen.iloc[:, 0]:
