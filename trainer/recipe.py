@@ -97,8 +97,8 @@ class RecipeConfig:
                 problems.append(f"{name} must be from 0 to below 1 (got {value})")
         if not (_number(self.pose_balance) and 0 <= self.pose_balance <= 1):
             problems.append(f"pose balance must be from 0 to 1 (got {self.pose_balance})")
-        if self.strategy not in ("none", "mirrored"):
-            problems.append(f"strategy must be 'none' or 'mirrored' (got {self.strategy!r})")
+        if self.strategy not in ("none", "mirrored", "multi_worker"):
+            problems.append(f"strategy must be 'none', 'mirrored' or 'multi_worker' (got {self.strategy!r})")
         if problems:
             raise ValueError("This training configuration cannot be trained: " + "; ".join(problems) + ".")
 
