@@ -6,6 +6,8 @@ import subprocess
 import sys
 import zipfile
 
+import cv2
+import numpy as np
 import pytest
 
 from core.model import read_card
@@ -21,8 +23,9 @@ def _trainer(args, tmp_path):
 def _one_line_error(out, expected: str) -> None:
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], out.stderr
+    *progress, last = [line for line in out.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert last.startswith("error: ") and expected in last, out.stderr
+    assert all(line.startswith("importing ") for line in progress), out.stderr  # the progress line, ended
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,34 @@ def test_bad_inputs_end_in_one_line(frames, tmp_path):
     _one_line_error(_trainer(["import-68", zip_path, "--csv", tmp_path / "short.csv"], tmp_path), "136 coordinates")
     _one_line_error(_trainer(["evaluate", "--model", tmp_path / "none.keras", "--frames", zip_path], tmp_path),
                     "none.keras")
+
+
+def test_import_from_a_folder_with_its_csv_beside_it_lists_missing_frames_and_adds_jitter_copies(frames, tmp_path):
+    zip_path, n_real = frames
+    folder = tmp_path / "frames"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(folder)
+    labels = folder / "training_frames_keypoints.csv"
+    labels.rename(tmp_path / "labels.csv")
+    missing = sorted((folder / "training").glob("*.jpg"))[0]
+    missing.unlink()  # listed in the CSV, not on disk
+    out = _trainer(["import-68", folder / "training", "--csv", tmp_path / "labels.csv", "--out", tmp_path / "f.csv",
+                    "--jitter-copies", "1", "--jitter-shift", "0.1,0.05"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "f.csv.report.json").read_text())
+    assert report["unreadable"] == [missing.name] and report["frames"] == n_real + 1
+    assert report["jitter"]["copies"] == 1 and report["jitter"]["shift_sd"] == [0.1, 0.05]
+    assert report["imported"] < report["rows"] <= 2 * report["imported"]
+    assert report["command"].startswith("python -m trainer import-68 ")  # what a model card cites
+
+
+def test_a_source_where_no_frame_has_a_face_is_refused(tmp_path):
+    blank = cv2.imencode(".jpg", np.full((200, 200), 128, np.uint8))[1].tobytes()
+    header = "name," + ",".join(f"v{i}" for i in range(136))
+    row = "Nobody_00.jpg," + ",".join(["50"] * 136)
+    with zipfile.ZipFile(tmp_path / "blank.zip", "w") as z:
+        z.writestr("training/Nobody_00.jpg", blank)
+        z.writestr("training_frames_keypoints.csv", f"{header}\n{row}\n")
+    _one_line_error(_trainer(["import-68", tmp_path / "blank.zip", "--out", tmp_path / "x.csv"], tmp_path),
+                    "No face was detected in any frame")
+    assert not (tmp_path / "x.csv").exists()
