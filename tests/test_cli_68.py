@@ -52,6 +52,11 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     model = tmp_path / "runs" / "r68" / "model.keras"
     test_people = read_card(model)["data"]["test_people"]
+    first = read_card(model)
+    again = _trainer(["train", "--run", "r68", "--data", csv, "--quiet"], tmp_path)  # the run's own config wins
+    assert again.returncode == 0 and "resuming r68 from" in again.stderr, again.stderr[-2000:]
+    assert json.loads(again.stdout)["test_rmse_px"] == first["metrics"]["test_rmse_px"]  # no epoch trained again
+    assert read_card(model)["config"] == first["config"] and read_card(model)["data"]["test_people"] == test_people
     assert len(test_people) == 1  # split by person, never by frame
 
     out = _trainer(["evaluate", "--model", model, "--frames", zip_path], tmp_path)
@@ -98,6 +103,14 @@ def test_import_from_a_folder_with_its_csv_beside_it_lists_missing_frames_and_ad
     assert report["jitter"]["copies"] == 1 and report["jitter"]["shift_sd"] == [0.1, 0.05]
     assert report["imported"] < report["rows"] <= 2 * report["imported"]
     assert report["command"].startswith("python -m trainer import-68 ")  # what a model card cites
+
+
+def test_train_without_data_says_how_to_import_it(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "trainer", "train", "--run", "x"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                      "FKS_RUNS_DIR": str(tmp_path / "runs")})
+    _one_line_error(out, "No training data at data/youtube68.csv.gz. Import the YouTube-faces frames first: "
+                         "python -m trainer import-68")
 
 
 def test_a_source_where_no_frame_has_a_face_is_refused(tmp_path):
