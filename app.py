@@ -40,7 +40,7 @@ if problem:
     st.error(problem)
 else:
     summary = model_summary(path)
-    st.table(pd.DataFrame({"active model": [str(v) for v in summary.values()]}, index=list(summary)))
+    st.table(pd.DataFrame({"value": [str(v) for v in summary.values()]}, index=list(summary)))
     card = read_card(path)
     if card.to_dict():
         commands = card.reproduce or ([card.command] if card.command else [])

@@ -47,7 +47,7 @@ def active_model_path() -> Path:
         named = Path(pointer.read_text().strip())
         if named.is_file():
             return named
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # unreadable or garbled pointer: fall back, never crash a page
         pass
     return SHIPPED_MODEL
 

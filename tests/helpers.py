@@ -31,3 +31,49 @@ def video_frames(path: Path, size: tuple[int, int] | None = (640, 480), limit: i
         frames.append(frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
     capture.release()
     return frames
+
+
+def small_68_zip(source_zip: Path, out: Path, people: int | list[str], blank: bool = False) -> tuple[Path, int]:
+    """The real frames of the first `people` people (or of the people named) of a 68-point zip, as a small zip in
+    the same layout (plus, with `blank`, one labelled frame with no face in it). Returns the zip and its count of
+    real frames."""
+    import zipfile
+
+    import pandas as pd
+
+    from trainer.importer import person_of
+
+    with zipfile.ZipFile(source_zip) as z:
+        csv_name = next(n for n in z.namelist() if n.endswith("_keypoints.csv"))
+        table = pd.read_csv(z.open(csv_name))
+        names = table.iloc[:, 0].map(person_of)
+        chosen = table[names.isin(sorted(names.unique())[:people] if isinstance(people, int) else people)]
+        members = {Path(n).name: n for n in z.namelist()}
+        with zipfile.ZipFile(out, "w") as small:
+            for name in chosen.iloc[:, 0]:
+                small.writestr(f"training/{name}", z.read(members[name]))
+            rows = chosen
+            if blank:
+                row = chosen.iloc[:1].copy()
+                row.iloc[0, 0] = "Nobody_00.jpg"
+                small.writestr("training/Nobody_00.jpg", cv2.imencode(".jpg", np.full((200, 200), 128, np.uint8))[1].tobytes())
+                rows = pd.concat([chosen, row])
+            small.writestr("training_frames_keypoints.csv", rows.to_csv(index=False))
+    return out, len(chosen)
+
+
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.2, detail=lambda: ""):
+    """Poll `condition()` until it returns something truthy (returned), or fail after `timeout_s` naming `what`
+    and, if given, `detail()` (e.g. the tail of a log): a hang fails with a reason, never blocks the suite."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}\n{detail()}")
+        time.sleep(poll_s)

@@ -53,7 +53,7 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     expect(page.get_by_role("heading", name="Training", exact=True)).to_be_visible()
     settle(page)
     expect(page.get_by_text("Active model: run previous")).to_be_visible()
-    page.get_by_text("Upload", exact=True).click()
+    page.get_by_role("radiogroup", name="Data source").get_by_text("Upload", exact=True).click()
     settle(page)
     dataset_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Kaggle-format training file")
     dataset_uploader.locator("input[type=file]").set_input_files(str(data))  # not the model-archive uploader

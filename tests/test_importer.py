@@ -1,35 +1,19 @@
 """68-point import on real frames (when ../shared is present) and on a made-up frame with no face."""
 import json
-import zipfile
 
-import cv2
 import numpy as np
-import pandas as pd
 import pytest
 
 from core.schema import INDEX
 from trainer.data import read_kaggle_csv
-from trainer.importer import JitterConfig, import_68_dataset, person_of
+from tests.helpers import small_68_zip
+from trainer.importer import JitterConfig, import_68_dataset
 
 
 @pytest.fixture
 def small_68_set(shared_data, tmp_path):
     """20 real frames of 2 people plus one blank frame, as a zip in the dataset's layout."""
-    with zipfile.ZipFile(shared_data / "youtube-faces-68" / "training.zip") as z:
-        csv_name = next(n for n in z.namelist() if n.endswith("_keypoints.csv"))
-        table = pd.read_csv(z.open(csv_name))
-        people = table.iloc[:, 0].map(person_of)
-        chosen = table[people.isin(sorted(people.unique())[:2])]
-        out = tmp_path / "small.zip"
-        with zipfile.ZipFile(out, "w") as small:
-            for name in chosen.iloc[:, 0]:
-                member = next(n for n in z.namelist() if n.endswith("/" + name))
-                small.writestr(f"training/{name}", z.read(member))
-            blank = chosen.iloc[:1].copy()
-            blank.iloc[0, 0] = "Nobody_00.jpg"
-            small.writestr("training/Nobody_00.jpg", cv2.imencode(".jpg", np.full((200, 200), 128, np.uint8))[1].tobytes())
-            small.writestr("training_frames_keypoints.csv", pd.concat([chosen, blank]).to_csv(index=False))
-    return out, len(chosen)
+    return small_68_zip(shared_data / "youtube-faces-68" / "training.zip", tmp_path / "small.zip", people=2, blank=True)
 
 
 def test_import_real_frames(small_68_set, tmp_path):

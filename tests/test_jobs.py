@@ -1,9 +1,7 @@
 """Background training jobs: one at a time, names kept inside the runs folder, cancel, status."""
-import time
-
 import pytest
 
-from tests.helpers import write_synthetic_csv
+from tests.helpers import wait_until, write_synthetic_csv
 from trainer import jobs
 from core.registry import safe_run_dir
 
@@ -22,13 +20,10 @@ def test_one_job_at_a_time_and_cancel(tmp_path):
     assert jobs.status(root / "first") == "running"
     with pytest.raises(jobs.BusyError, match="first"):
         jobs.start("second", config, root)
-    deadline = time.time() + 120
-    while time.time() < deadline and jobs.curves(root / "first").empty:
-        time.sleep(0.5)
-    assert not jobs.curves(root / "first").empty, (root / "first" / "log.txt").read_text()[-2000:]
+    log_tail = lambda: (root / "first" / "log.txt").read_text()[-2000:]  # noqa: E731
+    wait_until(lambda: not jobs.curves(root / "first").empty, 120, "the first epoch's losses", detail=log_tail)
     jobs.cancel("first", root)
-    while time.time() < deadline and jobs.status(root / "first") == "running":
-        time.sleep(0.5)
+    wait_until(lambda: jobs.status(root / "first") != "running", 60, "the cancelled job to stop", detail=log_tail)
     assert jobs.status(root / "first") == "cancelled"
     table = jobs.list_runs(root)
     assert list(table["run"]) == ["first"] and table["status"][0] == "cancelled"

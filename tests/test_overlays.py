@@ -108,9 +108,20 @@ def test_keypoint_numbers_never_overlap_and_stay_inside_the_image(scale, where):
 def test_overlays_near_the_border_do_not_crash():
     k = _face_keypoints(cx=5, cy=5, s=2)
     for fn in (overlays.add_sunglasses, overlays.add_moustache, overlays.add_hat):
-        fn(np.zeros((50, 50, 3), np.uint8), k)
-    overlays.hide_faces(np.zeros((50, 50, 3), np.uint8), [(-20, -20, 30, 30)], [0], "blur")
-    overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
+        image = np.zeros((50, 50, 3), np.uint8)
+        assert fn(image, k) is image and image.shape == (50, 50, 3)  # drawn in place, never resized
+    # a face cut by the top-left corner still gets the part of its moustache that is in the image
+    near = _face_keypoints(cx=5, cy=5, s=1)
+    out = overlays.add_moustache(np.full((50, 50, 3), 255, np.uint8), near)
+    assert (out != 255).any(axis=2).sum() > 20
+    # a box hanging off the image blurs only the part inside it
+    noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    blurred = overlays.hide_faces(noise.copy(), [(-20, -20, 30, 30)], [0], "blur")
+    assert (blurred[20:] == noise[20:]).all() and (blurred[:, 20:] == noise[:, 20:]).all()
+    assert blurred[:5, :5].std() < noise[:5, :5].std() * 0.6
+    drawn = overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
+    assert drawn.any()
     k[:5] = np.nan  # missing labels (Kaggle rows) are skipped, not drawn at (0, 0)
-    overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
-    overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), np.full((15, 2), np.nan))
+    drawn = overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
+    assert drawn.any() and not drawn[:3, :3].any()
+    assert not overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), np.full((15, 2), np.nan)).any()

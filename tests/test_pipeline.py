@@ -8,6 +8,7 @@ import pytest
 from core.card import Inference
 from core.export import faces_table
 from core.images import ImageError, load_image, to_bgr_uint8
+from core.model import KeypointPredictor
 from core.pipeline import Face, FacePipeline, Recentring, render
 from tests.helpers import FRONTAL_SHAPE_CROP
 
@@ -71,12 +72,15 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     faces = pipeline.keypoints_for_boxes(gray, [(100, 50, 120, 120), (10, 10, 40, 40)])
     assert len(faces) == 2
-    for face in faces:
-        assert face.keypoints_px.shape == (15, 2)
-        x, y, side = face.crop.left, face.crop.top, face.crop.side
-        # an untrained model predicts near the crop centre: around the crop, in image pixels
-        assert (face.keypoints_px[:, 0] > x - side).all() and (face.keypoints_px[:, 0] < x + 2 * side).all()
-        assert (face.keypoints_px[:, 1] > y - side).all() and (face.keypoints_px[:, 1] < y + 2 * side).all()
+    # what a correct pipeline guarantees: each face's points are the model's crop-pixel points for the
+    # crop of its own box, scaled by side / 96 and shifted to the crop's corner (pixel centres kept)
+    predicted_crop = KeypointPredictor(tiny_model_path).predict_crops(np.stack([f.crop.extract(gray) for f in faces]))
+    for face, box, k_crop in zip(faces, [(100, 50, 120, 120), (10, 10, 40, 40)], predicted_crop):
+        assert face.keypoints_px.shape == (15, 2) and tuple(face.box_xywh) == box
+        crop = face.crop
+        assert crop.side >= box[2] and crop.left <= box[0] and crop.left + crop.side >= box[0] + box[2]
+        expected_px = (k_crop + 0.5) * crop.side / 96 + (crop.left, crop.top) - 0.5
+        np.testing.assert_allclose(face.keypoints_px, expected_px, atol=1e-3)
     table = faces_table(faces)
     assert len(table) == 2 and "nose_tip_x" in table[0] and table[0]["box_w"] == 120
     assert [row["face"] for row in table] == [1, 2]  # the pages' "face 1", "face 2"

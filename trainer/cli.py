@@ -134,9 +134,11 @@ def _import(args) -> int:
         if done % 50 == 0 or done == total:
             print(f"\rimporting {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress,
-                               jitter=JitterConfig(copies=args.jitter_copies, **({"shift_sd": args.jitter_shift} if args.jitter_shift else {})))
-    print(file=sys.stderr)
+    try:
+        report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress,
+                                   jitter=JitterConfig(copies=args.jitter_copies, **({"shift_sd": args.jitter_shift} if args.jitter_shift else {})))
+    finally:
+        print(file=sys.stderr)  # ends the progress line, so an error starts a line of its own
     print(json.dumps({k: v for k, v in report.to_dict().items() if k not in ("no_face",)} |
                      {"no_face": len(report.no_face)}, indent=1))
     print(f"wrote {args.out} ({report.imported} faces from {report.frames} frames; "
@@ -204,6 +206,8 @@ def _evaluate(args) -> int:
     from trainer.evaluate import evaluate_frames
 
     model = Path(args.model) if args.model else active_model_path()
+    if not model.is_file():
+        raise ValueError(f"No model file at {model}.")
     people = None if args.all_people else read_card(model).data.test_people
     if not args.all_people and not people:
         print("error: the model card lists no test people; pass --all-people", file=sys.stderr)

@@ -39,7 +39,10 @@ class FrameSource:
 
     def __init__(self, location: str | os.PathLike):
         self.location = Path(location)
-        self._zip = zipfile.ZipFile(self.location) if self.location.suffix.lower() == ".zip" else None
+        try:
+            self._zip = zipfile.ZipFile(self.location) if self.location.suffix.lower() == ".zip" else None
+        except zipfile.BadZipFile as exc:
+            raise DatasetError(f"{self.location.name} is not a readable zip file ({exc}).") from None
         if self._zip:
             self._members = {Path(n).name: n for n in self._zip.namelist() if not n.endswith("/")}
 

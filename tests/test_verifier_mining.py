@@ -1,0 +1,98 @@
+"""The face verifier's data side on real frames (when ../shared is present): mining detector boxes and random
+squares, contact sheets to look at, and the phantom report of the shipped pipeline (`python -m trainer phantoms`)."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from core.card import read_card
+from core.paths import SHIPPED_MODEL
+from tests.conftest import REPO
+from tests.helpers import small_68_zip
+from trainer import verifier as v
+from trainer.importer import person_of
+
+#: Two validation people of the shipped model; one frame of Lindsey Graham has a real face in the background.
+PEOPLE = ["Abdullah_Gul", "Lindsey_Graham"]
+
+
+@pytest.fixture(scope="module")
+def frames(shared_data, tmp_path_factory):
+    if not SHIPPED_MODEL.is_file() or not set(PEOPLE) <= set(read_card(SHIPPED_MODEL).data.val_people or []):
+        pytest.skip("the shipped model's card does not name these validation people")
+    return small_68_zip(shared_data / "youtube-faces-68" / "training.zip",
+                        tmp_path_factory.mktemp("frames") / "val2.zip", people=PEOPLE)
+
+
+@pytest.fixture(scope="module")
+def mined(frames, tmp_path_factory):
+    path = tmp_path_factory.mktemp("mined") / "mined.npz"
+    seen = []
+    crops = v.mine(frames[0], path, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (frames[1], frames[1]) and len(seen) == frames[1]
+    return crops, path
+
+
+def test_mining_finds_each_labelled_face_and_random_squares_that_hold_none(frames, mined):
+    crops, path = mined
+    n_frames = frames[1]
+    assert crops.crops.shape[1:] == (96, 96) and crops.crops.dtype == np.uint8
+    assert len({len(crops.crops), len(crops.frames), len(crops.people), len(crops.boxes), len(crops.iou)}) == 1
+    assert set(crops.people) == set(PEOPLE) and all(person_of(f) == p for f, p in zip(crops.frames, crops.people))
+    detector = crops.strictness > 0
+    faces = detector & (crops.iou >= v.FACE_IOU)
+    assert len(set(crops.frames[faces])) >= n_frames - 1  # the cascade finds the labelled face in (nearly) every frame
+    # detector boxes of one frame are distinct; random squares never overlap the face much
+    random = crops.strictness == 0
+    assert random.sum() >= n_frames and (crops.iou[random] < v.FACE_IOU / 2).all()
+    again = v.MinedCrops.load(path)
+    assert np.array_equal(again.crops, crops.crops) and np.array_equal(again.boxes, crops.boxes)
+
+
+def test_mining_again_takes_the_earlier_detector_boxes_as_they_are(frames, mined, tmp_path):
+    crops, _ = mined
+    earlier = dataclasses.replace(crops, boxes=crops.boxes + 3.0)  # not what the cascade would find now
+    reused = v.mine(frames[0], tmp_path / "again.npz", reuse=earlier)
+    keep = crops.strictness > 0
+    assert np.array_equal(reused.boxes[reused.strictness > 0], earlier.boxes[keep])
+    assert np.array_equal(reused.strictness[reused.strictness > 0], crops.strictness[keep])
+
+
+def test_contact_sheets_show_every_chosen_crop(mined, tmp_path):
+    crops, _ = mined
+    mask = crops.strictness == 0
+    sheets = v.contact_sheets(crops, mask, tmp_path / "sheets", per_sheet=12, cols=4, thumb=32)
+    assert len(sheets) == -(-int(mask.sum()) // 12)
+    first = cv2.imread(str(sheets[0]), cv2.IMREAD_GRAYSCALE)
+    assert first.shape == (3 * (32 + 24), 4 * 32) and (first < 255).mean() > 0.3
+
+
+def _trainer(args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "trainer", *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "FKS_RUNS_DIR": str(tmp_path / "runs")})
+
+
+def test_phantoms_command_reports_the_shipped_pipeline_on_validation_people(frames, tmp_path):
+    out = _trainer(["phantoms", "--frames", frames[0], "--people", "val", "--sheets", tmp_path / "extra"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["frames"] == frames[1] and report["faces_kept"] >= 0.9 and report["verifier"] is True
+    assert report["phantom_frames"] == len(report["phantom_frame_names"])
+    sheets = sorted((tmp_path / "extra").glob("extra-*.png"))
+    assert len(sheets) == -(-len(report["extra_boxes"]) // 20)  # 20 frames a sheet, each extra box shown
+    plain = json.loads(_trainer(["phantoms", "--frames", frames[0], "--no-verifier"], tmp_path).stdout)
+    assert plain["verifier"] is False and len(plain["extra_boxes"]) >= len(report["extra_boxes"])
+
+
+def test_train_verifier_sheets_mines_once_and_draws_the_hard_negatives(frames, tmp_path):
+    mined_path = tmp_path / "cache" / "mined.npz"
+    out = _trainer(["train-verifier", "--frames", frames[0], "--mined", mined_path, "--sheets", tmp_path / "hard"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert mined_path.is_file()
+    n_sheets = len(list((tmp_path / "hard").glob("sheet-*.png")))
+    assert out.stdout.strip() == f"wrote {n_sheets} contact sheets of hard negatives to {tmp_path / 'hard'}"
