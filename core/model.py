@@ -227,9 +227,8 @@ def quantize_onnx(onnx_path: str | os.PathLike, calibration_crops: np.ndarray, o
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         graph = onnx.load(str(quantized))
         onnx.helper.set_model_props(graph, {SOURCE_KEY: source_sha256})
-        onnx.save(graph, str(quantized))
-        os.chmod(quantized, 0o644)
-        os.replace(quantized, out_path)
+        with atomic_path(out_path) as final:
+            onnx.save(graph, str(final))
     return out_path
 
 

@@ -228,3 +228,28 @@ def test_sweep_removes_clips_older_than_the_budget(tmp_path):
     assert sweep(tmp_path, ttl_s=1800) == 1
     assert not old.exists() and new.exists()
     assert sweep(tmp_path / "missing") == 0
+
+
+def test_a_face_moving_between_detections_is_followed_by_its_keypoints(two_face_frame, app_model_path):
+    """Detection runs on the first frame only; the face then slides 60 px right and 30 px down, and its
+    keypoints must follow it there (tracking by the keypoints themselves, core.live), not stay behind."""
+    canvas = np.full((560, 800, 3), 120, np.uint8)
+    processor = LiveProcessor(FacePipeline(app_model_path),
+                              LiveSettings(effect="none", mirror=False, detect_every=10_000, grace_s=60.0,
+                                           smoothing=False, background_detection=False))
+    steps = 20
+    for i in range(steps + 1):
+        frame = canvas.copy()
+        dx, dy = 3 * i, int(1.5 * i)
+        frame[40 + dy:40 + dy + 422, 40 + dx:40 + dx + 640] = two_face_frame
+        processor.process(frame, now=i / 30)
+        if i == 0:
+            start = sorted((f.keypoints_px for f in processor.snapshot().faces), key=lambda k: k[:, 0].mean())
+    end = sorted((f.keypoints_px for f in processor.snapshot().faces), key=lambda k: k[:, 0].mean())
+    assert len(start) == len(end) == 2
+    fresh = FacePipeline(app_model_path).find_faces(frame)  # where a new detection would put them now
+    fresh = sorted((f.keypoints_px for f in fresh), key=lambda k: k[:, 0].mean())
+    for before, after, truth in zip(start, end, fresh):
+        moved = (after - before).mean(axis=0)
+        assert moved == pytest.approx([3 * steps, 1.5 * steps], abs=6)  # followed the 60 x 30 px slide
+        assert np.abs(after - truth).mean() < 6  # and agrees with a fresh detection there

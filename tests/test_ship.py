@@ -96,3 +96,27 @@ def test_ship_chooses_on_validation_people_and_reports_test_people(monkeypatch, 
     tested = [e for e in card.evaluations if e["people"] == "test"]
     assert [e["nme"] for e in tested] == [0.04, 0.05, 0.10]
     assert len([e for e in card.evaluations if e["people"] == "validation"]) == len(options)
+
+
+def test_the_ship_command_writes_where_it_is_told_and_refuses_clearly(two_runs):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "trainer", "ship", *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "FKS_RUNS_DIR": str(two_runs / "runs")})
+
+    target = two_runs / "shipped" / "keypoints.keras"
+    out = run("main", "--locator", "locator", "--to", str(target))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert set(json.loads(out.stdout)) == {"inference", "end_to_end"}
+    for name in ("keypoints.keras", "keypoints.onnx", "keypoints.json", LOCATOR_NAME):
+        assert (target.parent / name).is_file(), name
+    assert json.loads(target.with_suffix(".json").read_text())["shipped_from_run"] == "main"
+    before = target.read_bytes()
+    refused = run("no-such-run", "--to", str(target))
+    assert refused.returncode == 2 and refused.stderr.startswith("error:") and "Traceback" not in refused.stderr
+    assert target.read_bytes() == before  # nothing shipped is touched by a refusal

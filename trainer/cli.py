@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     shp.add_argument("--frames", help="68-point frames: measure the inference options on the held-out people "
                                       "and record the best in the card")
     shp.add_argument("--locator", help="a run (or .keras file) fine-tuned on jittered crops, shipped as the re-centring locator")
+    shp.add_argument("--to", default=None, help="where to write the shipped .keras (default: models/keypoints.keras)")
 
     ver = sub.add_parser("train-verifier", help="train the face verifier (is this box a face?) on mined detector boxes")
     ver.add_argument("--frames", required=True, help="68-point frames folder or zip (the keypoint model's source)")
@@ -220,7 +221,9 @@ def _evaluate(args) -> int:
 def _ship(args) -> int:
     from trainer.ship import ship
 
-    card = ship(args.run, args.frames, locator_run=args.locator)
+    from core.paths import SHIPPED_MODEL
+
+    card = ship(args.run, args.frames, target=Path(args.to) if args.to else SHIPPED_MODEL, locator_run=args.locator)
     print(json.dumps({"inference": card.to_dict().get("inference"), "end_to_end": card.end_to_end}, indent=1))
     return 0
 
