@@ -7,7 +7,7 @@ it as a page. Everything that is not about the UI stays in core/ and trainer/.
 from __future__ import annotations
 
 # streamlit_webrtc must be imported before anything that may import TensorFlow: both ship
-# OpenSSL symbols and the other order crashes the interpreter (see DEVELOPERS.md).
+# OpenSSL symbols, and importing TensorFlow first crashes the interpreter at import (a segfault).
 import streamlit_webrtc  # noqa: F401  isort: skip
 
 from pathlib import Path
