@@ -20,6 +20,9 @@ settings arrive through `update()`, statistics and the last frame leave through 
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
 import weakref
@@ -88,6 +91,17 @@ class Detection:
     stamp: float
 
 
+def _lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the frame path win the 2 cores when both want them: detection can wait a few ms, a frame
+    cannot. Linux schedules each thread on its own, so this nices only the calling thread; elsewhere
+    it does nothing. bench_live's background-path p95 over five quiet runs: 7.7, 7.4, 8.9 ms niced, 8.5, 8.0 ms
+    not: a small gain, no larger than the run-to-run noise."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + niceness, 19))
+
+
 class DetectionWorker:
     """Runs `detect(gray)` on a daemon thread, always on the newest frame handed to it.
 
@@ -146,6 +160,7 @@ class DetectionWorker:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        _lower_this_threads_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None or self._closed)

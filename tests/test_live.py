@@ -253,3 +253,21 @@ def test_a_face_moving_between_detections_is_followed_by_its_keypoints(two_face_
         moved = (after - before).mean(axis=0)
         assert moved == pytest.approx([3 * steps, 1.5 * steps], abs=6)  # followed the 60 x 30 px slide
         assert np.abs(after - truth).mean() < 6  # and agrees with a fresh detection there
+
+
+def test_the_detection_thread_yields_the_cores_to_the_frame_path():
+    """Only the worker's own thread is niced (Linux schedules threads on their own): the frame path keeps its priority."""
+    if not hasattr(threading, "get_native_id") or not os.uname().sysname == "Linux":
+        pytest.skip("per-thread priority is a Linux feature")
+    niceness = {}
+
+    def detect(gray):
+        niceness["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return np.zeros((0, 4), int)
+
+    worker = DetectionWorker(detect)
+    worker.submit(np.zeros((8, 8), np.uint8), 0.0)
+    assert worker.wait_idle(10)
+    worker.close()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert niceness["worker"] == min(here + 10, 19) and os.getpriority(os.PRIO_PROCESS, 0) == here
