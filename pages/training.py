@@ -16,7 +16,7 @@ from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer import archive as model_archive
 from trainer import events as ev
-from trainer import explore, form, jobs
+from trainer import explore, form, jobs, runfolders
 from trainer.recipe import config_for
 
 page_setup("Training")
@@ -76,7 +76,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
             st.error(str(exc))
 
 # ---------------------------------------------------------------- live view
-runs = jobs.list_runs(root)
+runs = runfolders.list_runs(root)
 names = list(runs["run"])
 default = jobs.running_run(root) or st.session_state.get("watch") or (names[0] if names else None)
 
@@ -85,7 +85,7 @@ def curves_figure(run_names: list[str]) -> go.Figure:
     """Train and validation loss per epoch; one run also shows its stage boundaries, two runs are told
     apart by line style (solid: the first, dashed: the second)."""
     fig = go.Figure()
-    tables = [jobs.curves(safe_run_dir(run_name, root)) for run_name in run_names]
+    tables = [runfolders.curves(safe_run_dir(run_name, root)) for run_name in run_names]
     for n, (run_name, table) in enumerate(zip(run_names, tables)):
         suffix = f" ({run_name})" if len(run_names) > 1 else ""
         line = dict(dash="dash" if n else "solid")
@@ -112,17 +112,17 @@ def curves_figure(run_names: list[str]) -> go.Figure:
 @st.fragment(run_every=2.0)
 def live(run_name: str) -> None:
     path = safe_run_dir(run_name, root)
-    state = jobs.status(path)
+    state = runfolders.status(path)
     st.subheader(f"Run '{run_name}': {state}")
     if state == "broken":
-        st.warning(f"This run cannot be shown: {jobs.run_problem(path)}")
+        st.warning(f"This run cannot be shown: {runfolders.run_problem(path)}")
         return
-    p = jobs.progress(path)
+    p = runfolders.progress(path)
     if p is not None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
                     text=f"stage {p.stage + 1}/{p.stages} ({p.stage_name}), epoch {p.epoch}/{p.epochs}{eta}")
-    table = jobs.curves(path)
+    table = runfolders.curves(path)
     if not table.empty:
         last = table.iloc[-1]
         m1, m2, m3 = st.columns(3)

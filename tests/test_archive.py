@@ -8,7 +8,7 @@ import pytest
 
 from core.model import KeypointPredictor, build_model, load_keras_model, save_model
 from core.registry import active_model_path
-from trainer import jobs
+from trainer import runfolders
 from trainer.archive import ArchiveError, export_archive, import_archive
 from trainer.cli import main
 
@@ -65,7 +65,7 @@ def test_export_then_import_round_trip_registers_a_finished_run_that_is_not_acti
 
     path = import_archive(out, "copy")
     assert path == runs / "copy"
-    listed = jobs.list_runs(runs)
+    listed = runfolders.list_runs(runs)
     assert listed.set_index("run").loc["copy", "status"] == "finished"
     for mine, theirs in zip(load_keras_model(path / "model.keras").get_weights(),
                             load_keras_model(finished_run / "model.keras").get_weights()):

@@ -22,7 +22,7 @@ from core.registry import POINTER_NAME, activate, safe_run_dir
 from core.userfiles import PathNotAllowed, prune_uploads, resolve_server_path, save_upload, stored_name
 from tests.conftest import REPO
 from tests.helpers import synthetic_faces, write_synthetic_csv
-from trainer import jobs
+from trainer import jobs, runfolders
 from trainer.data import DatasetError, read_kaggle_csv, write_kaggle_csv
 from trainer.recipe import RecipeConfig, config_for, train
 from trainer.runs import Run, RunBusyError
@@ -305,7 +305,7 @@ def test_broken_run_files_are_listed_as_broken_and_the_training_page_still_works
     now = time.time()
     for age, path in enumerate([bad_card, bad_config, runs / "good"]):  # the broken card is the newest run
         os.utime(path / "config.json", (now - age * 60,) * 2)
-    table = jobs.list_runs(runs).set_index("run")
+    table = runfolders.list_runs(runs).set_index("run")
     assert table.loc["bad-card", "status"] == "broken" and "not a model card" in table.loc["bad-card", "problem"]
     assert table.loc["bad-config", "status"] == "broken" and "config.json" in table.loc["bad-config", "problem"]
     assert table.loc["good", "status"] == "finished" and not isinstance(table.loc["good", "problem"], str)
@@ -367,7 +367,7 @@ def test_a_run_whose_loss_becomes_non_finite_fails_without_a_model(runs, tmp_pat
     assert_refused(out, "the loss became")
     run = runs / "diverged"
     assert not (run / "model.keras").exists() and not (run / "model.json").exists()
-    assert jobs.status(run) == "failed" and jobs.list_runs(runs).set_index("run").loc["diverged", "status"] == "failed"
+    assert runfolders.status(run) == "failed" and runfolders.list_runs(runs).set_index("run").loc["diverged", "status"] == "failed"
     assert {k: v for k, v in snapshot(runs).items() if not k.startswith("diverged")} == before
     with pytest.raises(ModelError, match="No model file"):
         activate("diverged")

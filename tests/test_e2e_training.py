@@ -83,9 +83,9 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     active = (runs / "active_model.txt").read_text().strip()
     assert active.endswith("page-run/model.keras") and active != str(previous)
     load_keras_model(active)
-    from trainer import form, jobs
+    from trainer import form, runfolders
 
-    marked = form.registry_table(jobs.list_runs(runs), runs, active)  # what the page's table shows
+    marked = form.registry_table(runfolders.list_runs(runs), runs, active)  # what the page's table shows
     assert list(marked.loc[marked["active"] != "", "run"]) == ["page-run"]
     screenshot(page, SCREENSHOT)
 

@@ -2,7 +2,7 @@
 import pytest
 
 from tests.helpers import wait_until, write_synthetic_csv
-from trainer import jobs
+from trainer import jobs, runfolders
 from core.registry import safe_run_dir
 
 
@@ -17,17 +17,17 @@ def test_one_job_at_a_time_and_cancel(tmp_path):
     config = dict(data=str(data), widths=(8, 8, 8, 8, 8), epochs_per_stage=200, test_size=8, pseudo_label=False)
     root = tmp_path / "runs"
     jobs.start("first", config, root)
-    assert jobs.status(root / "first") == "running"
+    assert runfolders.status(root / "first") == "running"
     with pytest.raises(jobs.BusyError, match="first"):
         jobs.start("second", config, root)
     log_tail = lambda: (root / "first" / "log.txt").read_text()[-2000:]  # noqa: E731
-    wait_until(lambda: not jobs.curves(root / "first").empty, 120, "the first epoch's losses", detail=log_tail)
+    wait_until(lambda: not runfolders.curves(root / "first").empty, 120, "the first epoch's losses", detail=log_tail)
     jobs.cancel("first", root)
-    wait_until(lambda: jobs.status(root / "first") != "running", 60, "the cancelled job to stop", detail=log_tail)
-    assert jobs.status(root / "first") == "cancelled"
-    table = jobs.list_runs(root)
+    wait_until(lambda: runfolders.status(root / "first") != "running", 60, "the cancelled job to stop", detail=log_tail)
+    assert runfolders.status(root / "first") == "cancelled"
+    table = runfolders.list_runs(root)
     assert list(table["run"]) == ["first"] and table["status"][0] == "cancelled"
-    p = jobs.progress(root / "first")
+    p = runfolders.progress(root / "first")
     assert p.stages == 9 and 0 < p.fraction < 0.1
     jobs.start("second", config, root)  # free again
     jobs.cancel("second", root)

@@ -47,7 +47,7 @@ def stage_grid(learning_rates: list[float], batch_sizes: list[int]) -> tuple[tup
 
 
 def registry_table(runs: pd.DataFrame, root: Path, active_model: Path) -> pd.DataFrame:
-    """jobs.list_runs as a person reads it: an "active" mark on the run whose model the app uses,
+    """runfolders.list_runs as a person reads it: an "active" mark on the run whose model the app uses,
     numbers rounded, and "—" where a run has no value yet (not None or NaN)."""
     table = runs.copy()
     active = Path(active_model).resolve()

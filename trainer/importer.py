@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -27,6 +26,7 @@ from core.detector import DetectorSettings, FaceDetector
 from core.files import write_json_atomic
 from core.geometry import CropTransform, crop_from_box
 from core.schema import ibug68_to_kaggle15
+from trainer.cards import command_line
 from trainer.data import COPY_MARK, DatasetError, KeypointData, write_kaggle_csv
 from trainer.frames import FrameSource, best_box, person_of
 
@@ -164,7 +164,7 @@ def import_68_dataset(
     names, points68 = source.read_labels(csv_path)
     workers = default_workers() if workers is None else max(1, workers)
     report = ImportReport(frames=len(names), jitter=asdict(jitter) if jitter.copies else {},
-                          command=" ".join(["python", "-m", "trainer", *sys.argv[1:]]) if "trainer" in sys.argv[0] else None)
+                          command=command_line())
     if workers > 1 and len(names) > CHUNK_FRAMES:
         detections = _detections(frames, names, points68, detector_settings, workers, find, progress)
     else:

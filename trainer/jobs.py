@@ -6,8 +6,7 @@ reloads, closed browsers and other users' sessions. The page and the CLI make th
 folders (trainer.runs); every training process writes runs/<name>/job.json with its pid, and a
 job started here also keeps its stdout/stderr in runs/<name>/log.txt.
 One run trains at a time, whoever started it (checked through the pids of unfinished runs).
-What a run folder says (status, progress, curves, the list of runs) is trainer.runfolders; the
-training page reaches those through this module too (imported below).
+What a run folder says (status, progress, curves, the list of runs) is trainer.runfolders.
 """
 from __future__ import annotations
 
@@ -22,13 +21,8 @@ from core.files import write_json_atomic
 from core.paths import REPO_ROOT, runs_dir
 from core.registry import safe_run_dir
 from trainer.recipe import RecipeConfig
-from trainer.runfolders import Progress, curves, job_of, list_runs, pid_alive, progress, run_problem, status
+from trainer.runfolders import job_of, pid_alive, status
 from trainer.runs import Run
-
-#: Process control, and the run-folder queries (trainer.runfolders) the training page calls as jobs.<name>.
-__all__ = ["BusyError", "cancel", "running_run", "start", "train_command",
-           "Progress", "curves", "list_runs", "progress", "run_problem", "status"]
-
 
 class BusyError(RuntimeError):
     """Another training run is in progress."""
