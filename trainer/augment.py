@@ -1,5 +1,6 @@
 """Augmentation: horizontal flip with the schema's left/right swap, and rotation + scaling +
-shift through one cv2 affine matrix applied to image and keypoints alike.
+shift through one cv2 affine matrix applied to image and keypoints alike; then lighting, blur and
+occlusion, which change pixels only (against learning identities from a few people's clean frames).
 
 Keypoints pushed out of the crop: a random transform that would move any labelled point outside
 the 96x96 frame (less `keep_inside_px`) is redrawn, up to `retries` times, then skipped (the
@@ -31,9 +32,18 @@ class AugmentConfig:
     contrast: float = 0.2  # multiply by 1 +- this
     keep_inside_px: float = 1.0
     retries: int = 5
+    blur_probability: float = 0.0  # Gaussian blur (out-of-focus, motion, low resolution webcams)
+    max_blur_sigma: float = 1.5  # px
+    occlusion_probability: float = 0.0  # one rectangle of flat grey (hands, microphones, glasses' glare)
+    max_occlusion_fraction: float = 0.3  # of the crop side, per rectangle side
 
 
 NO_AUGMENTATION = AugmentConfig(0.0, 0.0, (1.0, 1.0), 0.0, 0.0, 0.0)
+
+#: Stronger framing jitter, blur and occlusion against learning a few hundred people's identities
+#: (the "augment" lever of bench/bench_levers.py): AugmentConfig fields over the recipe's.
+ROBUST_AUGMENTATION: dict = dict(max_rotation_deg=20.0, scale_range=(0.85, 1.15), max_shift_fraction=0.1,
+                                 blur_probability=0.3, occlusion_probability=0.3)
 
 
 def flip(image: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +103,28 @@ def augment_one(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generat
         gain = 1.0 + rng.uniform(-config.contrast, config.contrast)
         bias = rng.uniform(-config.brightness, config.brightness) * 255
         image = cv2.convertScaleAbs(image, alpha=gain, beta=bias + 127.5 * (1 - gain))
+    if config.blur_probability and rng.random() < config.blur_probability:
+        image = blur(image, rng.uniform(0.3, config.max_blur_sigma))
+    if config.occlusion_probability and rng.random() < config.occlusion_probability:
+        side = CROP_SIZE * config.max_occlusion_fraction
+        width, height = (int(v) for v in rng.uniform(0.3 * side, side, 2).round())
+        x, y = (int(v) for v in rng.integers(0, CROP_SIZE - np.array([width, height]) + 1))
+        image = occlude(image, (x, y, width, height), int(rng.integers(0, 256)))
     return image, keypoints
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of `sigma` px; keypoints do not move."""
+    return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def occlude(image: np.ndarray, box_xywh: tuple[int, int, int, int], grey: int) -> np.ndarray:
+    """A copy with one flat rectangle painted over it; the keypoints under it keep their labels (the
+    model learns where hidden points are from the rest of the face)."""
+    x, y, w, h = box_xywh
+    out = image.copy()
+    cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), grey, -1)
+    return out
 
 
 def augment_batch(images: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator,

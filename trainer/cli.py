@@ -15,7 +15,9 @@ from pathlib import Path
 
 from core.card import read_card
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER
+from core.model import HEADS
 from core.registry import activate, active_model_path, safe_run_dir
+from trainer.losses import LOSSES
 
 # Each command imports the trainer modules it uses (pandas, OpenCV, ONNX Runtime; Keras only when a model is
 # built or read), so --help and a one-line error do not wait for all of them.
@@ -52,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="0 (the recipe) to 1: draw turned heads more often in each epoch (trainer.sampling)")
     tr.add_argument("--init-from", help="start from this .keras model's weights (fine-tune) instead of random ones")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
+    tr.add_argument("--loss", choices=LOSSES, help="mse (the recipe), l1 or wing (trainer.losses)")
+    tr.add_argument("--head", choices=HEADS, help="gap (the recipe), flatten or softargmax (core.model.build_model)")
+    tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                    help="compute in bfloat16 (faster on CPUs with bf16 instructions); the saved model is float32")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
     tr.add_argument("--workers", help="train on several machines: every worker's HOST:PORT, comma-separated, the same "
                                       "list on each machine (or set TF_CONFIG instead); worker 0 writes the run")
@@ -156,6 +162,7 @@ def config_from_args(args):
     fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
                                          test_size=args.test_size, strategy=args.strategy, frames=args.frames,
                                          pose_balance=args.pose_balance, init_from=args.init_from,
+                                         loss=args.loss, head=args.head, mixed_precision=args.mixed_precision,
                                          pseudo_label=False if args.no_pseudo else None).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
     return config_for(args.preset, augment, **fields)

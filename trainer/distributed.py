@@ -137,17 +137,21 @@ def fit(model: "keras.Model", strategy, batches, epochs: int, initial_epoch: int
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
+    loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+    per_row_loss = loss_fn.call if isinstance(loss_fn, keras.losses.Loss) else loss_fn  # unreduced, one per row
 
     def replica_step(x, y, global_rows):
         with tf.GradientTape() as tape:
-            per_row = tf.reduce_mean(tf.square(y - model(x, training=True)), axis=-1)
-            loss = tf.nn.compute_average_loss(per_row, global_batch_size=global_rows)
+            predicted = model(x, training=True)
+            loss = tf.nn.compute_average_loss(per_row_loss(y, predicted), global_batch_size=global_rows)
         model.optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
+        squared = tf.reduce_mean(tf.square(y - tf.cast(predicted, y.dtype)), axis=-1)
+        return loss, tf.nn.compute_average_loss(squared, global_batch_size=global_rows)
 
     @tf.function
     def train_step(x, y, global_rows):
-        return strategy.reduce("SUM", strategy.run(replica_step, args=(x, y, global_rows)), axis=None)
+        loss, mse = strategy.run(replica_step, args=(x, y, global_rows))
+        return strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", mse, axis=None)
 
     def shard(array: np.ndarray):
         return strategy.experimental_distribute_values_from_function(
@@ -156,17 +160,21 @@ def fit(model: "keras.Model", strategy, batches, epochs: int, initial_epoch: int
     hooks = keras.callbacks.CallbackList(callbacks, model=model)
     for epoch in range(initial_epoch, epochs):
         hooks.on_epoch_begin(epoch)
-        losses = []
+        losses, squared = [], []
         for i in range(len(batches)):
             x, y = batches[i]
             if len(x) < replicas:
                 continue
-            losses.append(float(train_step(shard(x), shard(y), tf.constant(len(x), tf.int32))))
+            loss, mse = train_step(shard(x), shard(y), tf.constant(len(x), tf.int32))
+            losses.append(float(loss))
+            squared.append(float(mse))
             hooks.on_train_batch_end(i, {"loss": losses[-1]})
         batches.on_epoch_end()
-        logs = {"loss": float(np.mean(losses)) if losses else float("nan")}
+        logs = {"loss": float(np.mean(losses)) if losses else float("nan"),
+                "mse": float(np.mean(squared)) if squared else float("nan")}
         if validation_data is not None:  # every worker validates on its own full copy: no collectives
             val_x, val_y = validation_data
             predicted = np.concatenate([model(val_x[j:j + 256], training=False) for j in range(0, len(val_x), 256)])
-            logs["val_loss"] = float(np.mean((predicted - val_y) ** 2))
+            logs["val_loss"] = float(np.mean(per_row_loss(val_y, predicted.astype(np.float32))))
+            logs["val_mse"] = float(np.mean((predicted - val_y) ** 2))
         hooks.on_epoch_end(epoch, logs)

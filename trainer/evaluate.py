@@ -16,6 +16,9 @@ from core.pipeline import FacePipeline, Recentring
 from core.schema import KEYPOINT_NAMES, ibug68_to_kaggle15, interocular_distance
 from trainer.frames import FrameSource, best_box, person_of
 
+#: A frame whose NME is above this counts as a failure ("frames above 0.10" in the issues and cards).
+FAILURE_NME = 0.10
+
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
                     flip_average: bool | None = None, recentre: Recentring | bool | None = None,
@@ -58,6 +61,7 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
         "detection_rate": round(found / max(total, 1), 4),
         "nme": round(float(errors.mean()), 4),
         "nme_median_frame": round(float(np.median(errors.mean(1))), 4),
+        "frames_above_0.10": round(float((errors.mean(1) > FAILURE_NME).mean()), 4),
         "per_keypoint_nme": {n: round(float(v), 4) for n, v in zip(KEYPOINT_NAMES, errors.mean(0))},
         "crop_rmse_px": round(float(np.sqrt(np.mean(crop_sq_errors))), 3),
         "ms_per_face": round(1000 * seconds / found, 2),

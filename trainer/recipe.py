@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from core.card import ModelCard, read_card
-from core.model import (DEFAULT_WIDTHS, DROPOUT_RATE, build_model, denormalise_keypoints, inference_copy,
+from core.model import (DEFAULT_WIDTHS, DROPOUT_RATE, HEADS, build_model, denormalise_keypoints, inference_copy,
                         load_keras_model, normalise_keypoints, save_model, to_model_input)
 from core.schema import CROP_HALF, KEYPOINT_NAMES
 from trainer import distributed
@@ -35,6 +35,7 @@ from trainer.augment import AugmentConfig, augment_batch
 from trainer.cards import run_card
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
+from trainer.losses import LOSSES, make_loss, wing_loss_class
 from trainer.runs import Run
 from trainer.sampling import pose_balanced_probabilities
 
@@ -77,6 +78,9 @@ class RecipeConfig:
     strategy: str = "none"
     frames: str = ""  # optional 68-point source (zip/folder) for end-to-end NME of the held-out people
     init_from: str = ""  # optional .keras model whose weights training starts from (fine-tuning); "" = random init
+    loss: str = "mse"  # "mse" (the recipe), "l1" or "wing" (trainer.losses)
+    head: str = "gap"  # core.model.HEADS: "gap" (the recipe), "flatten" or "softargmax"
+    mixed_precision: bool = False  # bfloat16 compute (core.model.build_model); the saved model is float32
 
     def __post_init__(self) -> None:
         """Refuse (ValueError) a config that cannot be trained, before any file is written."""
@@ -101,6 +105,12 @@ class RecipeConfig:
                 problems.append(f"{name} must be from 0 to below 1 (got {value})")
         if not (_number(self.pose_balance) and 0 <= self.pose_balance <= 1):
             problems.append(f"pose balance must be from 0 to 1 (got {self.pose_balance})")
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+        if self.head not in HEADS:
+            problems.append(f"head must be one of {', '.join(HEADS)} (got {self.head!r})")
+        if not isinstance(self.mixed_precision, bool):
+            problems.append(f"mixed precision must be true or false (got {self.mixed_precision!r})")
         if self.strategy not in ("none", "mirrored", "multi_worker"):
             problems.append(f"strategy must be 'none', 'mirrored' or 'multi_worker' (got {self.strategy!r})")
         if problems:
@@ -310,9 +320,10 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
                 raise Diverged(f"the loss became {loss:g} (validation {val:g}) in stage '{stage['name']}', epoch "
                                f"{epoch + 1}; the weights are broken, so no model was written. Check the data's "
                                "keypoints or lower the learning rate.")
+            mse, val_mse = float(logs.get("mse", loss)), float(logs.get("val_mse", val))  # older runs: loss was MSE
             on_epoch_done(epoch, dict(
                 stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
-                rmse_px=float(np.sqrt(loss) * CROP_HALF), val_rmse_px=float(np.sqrt(val) * CROP_HALF),
+                rmse_px=float(np.sqrt(mse) * CROP_HALF), val_rmse_px=float(np.sqrt(val_mse) * CROP_HALF),
                 lr=stage["lr"], batch_size=stage["batch"], steps=self.steps, epoch_s=round(time.time() - self.started, 2)))
 
     return Bridge()
@@ -360,15 +371,18 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     strategy = distributed.make_strategy(config.strategy)
     multi_worker = config.strategy == "multi_worker"
     chief = distributed.is_chief()
+    wing_loss_class()  # registered before a checkpoint compiled with it is loaded
     with strategy.scope():
         if run.checkpoint_path.is_file() and not multi_worker:
             model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
         else:
             keras.utils.set_random_seed(config.seed)
-            model = build_model(config.widths, config.dropout)
+            model = build_model(config.widths, config.dropout, config.head, config.mixed_precision)
             if config.init_from and chief:  # the other workers take the chief's weights below
                 start_from_weights(model, config.init_from, split)
-            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss="mse")
+            # "mse" is also a metric: the progress events report RMSE in crop px whatever the loss
+            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss=make_loss(config.loss),
+                          metrics=[keras.metrics.MeanSquaredError(name="mse")])
         if multi_worker:
             model.optimizer.build(model.trainable_variables)
     if multi_worker:  # every worker continues from the chief's checkpoint and resume point

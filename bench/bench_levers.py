@@ -1,0 +1,86 @@
+"""Levers against identity overfitting, each trained on the same short schedule and measured end to
+end on the validation people (never the test people), against the recipe in the same run.
+
+    python bench/bench_levers.py --frames ../shared/data/youtube-faces-68/training.zip [--only wing,flatten]
+
+Every lever is one run under runs/levers/ (resumable: rerun the command and finished levers are
+read back, not retrained). Prints a table: validation NME, frames above 0.10, median frame, ms per
+face (one crop through ONNX Runtime), training img/s (median epoch) and wall time, NME as a ratio
+to the recipe's.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from core.card import read_card  # noqa: E402
+from core.model import KeypointPredictor  # noqa: E402
+from trainer.augment import ROBUST_AUGMENTATION  # noqa: E402
+from trainer.evaluate import evaluate_frames  # noqa: E402
+from trainer.events import EPOCH_END, read_events  # noqa: E402
+from trainer.recipe import config_for, train  # noqa: E402
+
+#: The short schedule every lever trains on: 2 stages x 6 epochs at batch 32 (about 5 min each here).
+SHORT = dict(learning_rates=(1e-3, 1e-4), batch_sizes=(32,), epochs_per_stage=6)
+LEVERS: dict[str, tuple[dict, dict]] = {  # name: (RecipeConfig fields, AugmentConfig fields)
+    "recipe": ({}, {}),
+    "bf16": (dict(mixed_precision=True), {}),
+    "wing": (dict(mixed_precision=True, loss="wing"), {}),
+    "l1": (dict(mixed_precision=True, loss="l1"), {}),
+    "flatten": (dict(mixed_precision=True, head="flatten"), {}),
+    "softargmax": (dict(mixed_precision=True, head="softargmax"), {}),
+    "augment": (dict(mixed_precision=True), ROBUST_AUGMENTATION),
+}
+
+
+def ms_per_face(model_path: Path, repeats: int = 300) -> float:
+    predictor = KeypointPredictor(model_path)
+    crop = np.full((1, 96, 96), 128, np.uint8)
+    for _ in range(20):
+        predictor.predict_crops(crop)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        predictor.predict_crops(crop)
+    return 1000 * (time.perf_counter() - started) / repeats
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--frames", required=True, help="68-point frames (the data's source), for end-to-end NME")
+    p.add_argument("--data", default="data/youtube68.csv.gz")
+    p.add_argument("--runs", default="runs/levers")
+    p.add_argument("--only", help="comma-separated lever names (default: all, the recipe first)")
+    args = p.parse_args()
+    names = args.only.split(",") if args.only else list(LEVERS)
+    rows = {}
+    for name in names:
+        fields, augment = LEVERS[name]
+        config = config_for("full", augment, data=args.data, test_size=0.1, pseudo_label=False, **SHORT, **fields)
+        run_dir = Path(args.runs) / name
+        card = read_card(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else train(config, run_dir)
+        # img/s from the median epoch: a run paused (SIGSTOP, for a quiet benchmark) or resumed keeps its speed
+        epoch_s = [e["epoch_s"] for e in read_events(run_dir / "events.jsonl") if e["event"] == EPOCH_END]
+        scores = evaluate_frames(run_dir / "model.keras", args.frames, people=card.data.val_people,
+                                 flip_average=True, recentre=False)
+        rows[name] = dict(nme=scores["nme"], above=scores["frames_above_0.10"], median=scores["nme_median_frame"],
+                          ms=ms_per_face(run_dir / "model.keras"), wall_min=card.wall_s / 60,
+                          img_s=card.data.train_rows / float(np.median(epoch_s)))
+        print(f"{name}: {rows[name]}", flush=True)
+    base = rows.get("recipe")
+    print(f"\nvalidation people, flip-averaged, no re-centring; short schedule {SHORT}")
+    print(f"{'lever':12s} {'NME':>7s} {'>0.10':>6s} {'median':>7s} {'ms/face':>8s} {'train min':>9s} {'img/s':>6s}"
+          + ("   NME vs recipe" if base else ""))
+    for name, r in rows.items():
+        ratio = f"   {r['nme'] / base['nme']:.3f}x" if base else ""
+        print(f"{name:12s} {r['nme']:7.4f} {r['above']:6.3f} {r['median']:7.4f} {r['ms']:8.2f} {r['wall_min']:9.1f} "
+              f"{r['img_s']:6.0f}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
