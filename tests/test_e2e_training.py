@@ -62,6 +62,12 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     settle(page)
     expect(page.get_by_label("Held-out test rows (or fraction < 1)", exact=True)).to_have_value("500")  # a count, not "500.00"
     _fill(page, "Held-out test rows (or fraction < 1)", "8")
+    for label, choice in (("Model head", "Heatmaps + soft-argmax"), ("Loss", "Wing (log for errors under 10 px)")):
+        page.get_by_label(label, exact=True).click()
+        page.get_by_role("option", name=choice, exact=True).click()
+        settle(page)
+    page.get_by_text("bfloat16 compute", exact=True).click()
+    settle(page)
     _start(page, "page-run")
     expect(page.get_by_text("Run 'page-run': finished")).to_be_visible(timeout=180_000)
     settle(page)
@@ -97,6 +103,9 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     settle(page)
     card = json.loads((runs / "tuned-run" / "model.json").read_text())
     assert card["config"]["init_from"] == active and card["parent"]["run"] == "page-run"
+    page_config = json.loads((runs / "page-run" / "config.json").read_text())
+    for config in (page_config, card["config"]):  # the widgets' choices reached both runs
+        assert (config["head"], config["loss"], config["mixed_precision"]) == ("softargmax", "wing", True)
 
     # a long run, cancelled: its checkpoint stays, the active model does not change
     page.get_by_text("Start from the active model's weights (fine-tune)").click()

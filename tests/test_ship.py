@@ -28,9 +28,13 @@ def two_runs(tmp_path, monkeypatch):
 def test_ship_with_a_locator_then_without(two_runs):
     target = two_runs / "models" / "keypoints.keras"
     card = ship("main", target=target, locator_run="locator")
-    for name in ("keypoints.keras", "keypoints.onnx", "keypoints.json", LOCATOR_NAME, "keypoints-locator.onnx"):
+    for name in ("keypoints.keras", "keypoints.onnx", "keypoints.json", LOCATOR_NAME, "keypoints-locator.onnx",
+                 "keypoints-locator.json"):
         assert (target.parent / name).is_file(), name
     assert card.locator["run"] == "locator" and card.locator["parent"]["run"] == "main"
+    # the shipped locator keeps its own card, so the next model can be shipped with it as it is
+    again = ship("main", target=two_runs / "next" / "keypoints.keras", locator_run=str(target.parent / LOCATOR_NAME))
+    assert again.locator["run"] == "locator" and again.locator["command"] == card.locator["command"]
     assert json.loads(target.with_suffix(".json").read_text())["shipped_from_run"] == "main"
     assert any("--locator locator" in step for step in card.reproduce)
 
@@ -49,7 +53,7 @@ def test_ship_with_a_locator_then_without(two_runs):
     assert "locator" not in json.loads(copied_path.with_suffix(".json").read_text())
 
     ship("main", target=target)
-    assert not (target.parent / LOCATOR_NAME).exists() and not (target.parent / "keypoints-locator.onnx").exists()
+    assert not any((target.parent / f"keypoints-locator{suffix}").exists() for suffix in (".keras", ".onnx", ".json"))
     assert "locator" not in json.loads(target.with_suffix(".json").read_text())
 
 

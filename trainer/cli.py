@@ -18,6 +18,7 @@ from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.model import HEADS
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer.losses import LOSSES
+from trainer.presets import DEFAULT_PRESET, PRESET_NAMES
 
 # Each command imports the trainer modules it uses (pandas, OpenCV, ONNX Runtime; Keras only when a model is
 # built or read), so --help and a one-line error do not wait for all of them.
@@ -42,9 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default=None,
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
-    tr.add_argument("--preset", choices=("full", "fast", "quick", "finetune"), default="full",
-                    help="full: the recipe; fast: half the widths (~2.4x faster, NME 0.083 vs 0.076); quick: smoke test; "
-                         "finetune: a short low-learning-rate continuation, with --init-from")
+    tr.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
+                    help="studio (the default): the recipe plus the levers that won on validation people; full: the "
+                         "original recipe; fast: its half widths; quick: smoke test; finetune: a short "
+                         "low-learning-rate continuation, with --init-from")
     tr.add_argument("--config", help="JSON file of RecipeConfig fields (e.g. a run's config.json), applied after "
                                      "the preset; the options below override it")
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")

@@ -10,6 +10,16 @@ import pandas as pd
 
 MISSING = "—"
 
+#: The presets the page offers (trainer.recipe.PRESETS), as a person reads them.
+PRESET_LABELS = {"studio": "Studio (default)", "full": "Full recipe", "quick": "Quick check (seconds)"}
+PRESET_HELP = {"studio": "the recipe plus the levers that won on validation people (README, 'The shipped model')",
+               "full": "the original recipe, every number as published",
+               "quick": "two tiny stages, to try the pipeline end to end"}
+HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
+               "softargmax": "Heatmaps + soft-argmax"}
+LOSS_LABELS = {"mse": "Mean squared error (the recipe)", "l1": "L1 (mean absolute error)",
+               "wing": "Wing (log for errors under 10 px)"}
+
 
 def parse_widths(text: str) -> tuple[int, ...]:
     """'32,64,128' -> (32, 64, 128): the five convolution widths of the model."""

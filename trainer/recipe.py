@@ -36,6 +36,7 @@ from trainer.cards import run_card
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
 from trainer.losses import LOSSES, make_loss, wing_loss_class
+from trainer.presets import DEFAULT_PRESET, PRESETS
 from trainer.runs import Run
 from trainer.sampling import pose_balanced_probabilities
 
@@ -149,21 +150,7 @@ class RecipeConfig:
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
-PRESETS: dict[str, dict] = {
-    # The original recipe, every number as published. On YouTube-faces (2750 train rows, 2-core CPU):
-    # 64 min, held-out NME 0.0756 with flip averaging (the shipped model).
-    "full": {},
-    # The same schedule at half the widths: 26 min, NME 0.083 with flip averaging (run shipped-v1).
-    "fast": dict(widths=(16, 32, 64, 128, 256)),
-    # Seconds, for trying the pipeline end to end: two tiny stages.
-    "quick": dict(widths=(8, 16, 32, 64, 128), learning_rates=(1e-3,), batch_sizes=(32,), epochs_per_stage=1,
-                  pseudo_stages=((1e-4, 32),), final_stages=((1e-4, 32),)),
-    # A short continuation for --init-from (a trained model): lower learning rates, no pseudo stages.
-    "finetune": dict(learning_rates=(1e-4, 1e-5), batch_sizes=(64,), epochs_per_stage=2, pseudo_label=False),
-}
-
-
-def config_for(preset: str = "full", augment: dict | None = None, **fields) -> RecipeConfig:
+def config_for(preset: str = DEFAULT_PRESET, augment: dict | None = None, **fields) -> RecipeConfig:
     """A preset with fields overridden (None = keep the preset's value); `augment` overrides AugmentConfig fields.
 
     The one place the CLI and the training page turn a person's choices into a RecipeConfig.

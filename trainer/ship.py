@@ -98,10 +98,13 @@ def _stage_locator(locator_run: str, card: ModelCard, staged: Path) -> dict:
         raise ValueError(f"run {locator_run} was tested on other people than the model; it cannot be its locator.")
     validate_model(locator_path)
     save_model(inference_copy(load_keras_model(locator_path)), staged)
-    report = _import_report(locator_card.data.source)
+    report = _import_report(locator_card.data.source) or locator_card.data.import_report or {}
+    locator_card.model = staged.name
+    locator_card.data.import_report = report or None
+    locator_card.write(staged)  # shipped beside it: a later ship can take models/keypoints-locator.keras as --locator
     data = locator_card.data
-    return {"run": locator_run, "file": LOCATOR_NAME, "command": locator_card.command,
-            "import_command": report.get("command") if report else None,
+    return {"run": locator_card.run or locator_run, "file": LOCATOR_NAME, "command": locator_card.command,
+            "import_command": report.get("command"),
             "data": {"source": data.source, "rows": data.rows, "train_rows": data.train_rows,
                      "train_jitter_copies": data.train_jitter_copies},
             "parent": locator_card.parent, "wall_s": locator_card.wall_s, "sha256": file_sha256(staged)}
@@ -113,13 +116,13 @@ def _install(staged: Path, target: Path, with_locator: bool) -> None:
     located, target_locator = staged.with_name(LOCATOR_NAME), target.with_name(LOCATOR_NAME)
     pairs = [(staged.with_suffix(s), target.with_suffix(s)) for s in (".onnx", ".json", ".keras")]  # .keras last
     if with_locator:
-        pairs = [(located.with_suffix(".onnx"), target_locator.with_suffix(".onnx")), (located, target_locator)] + pairs
+        pairs = [(located.with_suffix(s), target_locator.with_suffix(s)) for s in (".onnx", ".json", ".keras")] + pairs
     for source, final in pairs:
         with atomic_path(final) as tmp:
             shutil.copy2(source, tmp)
     if not with_locator:
-        target_locator.unlink(missing_ok=True)
-        target_locator.with_suffix(".onnx").unlink(missing_ok=True)
+        for suffix in (".keras", ".onnx", ".json"):
+            target_locator.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def inference_options(offset_p99: float, has_locator: bool) -> list[dict]:
