@@ -31,7 +31,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     data_path = choose_dataset("train")
     data = load_dataset(data_path) if data_path is not None else None
     has_incomplete = data is None or bool((~data.complete).any())
-    preset_label = st.radio("Preset", list(form.PRESET_LABELS.values()), horizontal=True,
+    preset_label = st.radio("Preset", list(form.PRESET_LABELS.values()), horizontal=True, key="preset",
                             help="; ".join(f"{label}: {form.PRESET_HELP[p]}" for p, label in form.PRESET_LABELS.items()))
     preset = next(p for p, label in form.PRESET_LABELS.items() if label == preset_label)
     base = config_for(preset)

@@ -26,3 +26,37 @@ def test_a_broken_run_is_listed_with_its_problem(runs):
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("This run cannot be shown:") and "config.json" in w for w in warnings), warnings
     assert any(h.value == "Run 'garbled': broken" for h in at.subheader), [h.value for h in at.subheader]
+
+
+def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
+    """Switching presets and back shows each preset's head, loss, augmentation and precision; a choice made
+    under one preset applies to it while it is shown, and switching away and back starts from the preset again."""
+    from streamlit.testing.v1 import AppTest
+
+    from trainer import form
+    from trainer.recipe import config_for
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def widgets():
+        return (at.selectbox(key=f"head-{label}").value, at.selectbox(key=f"loss-{label}").value,
+                at.slider(key=f"noise-{label}").value, at.toggle(key=f"bf16-{label}").value)
+
+    for preset in ("studio", "full", "quick", "studio"):
+        label = form.PRESET_LABELS[preset]
+        at.radio(key="preset").set_value(label).run()
+        assert not at.exception, [e.value for e in at.exception]
+        config = config_for(preset)
+        assert widgets() == (config.head, config.loss, config.augment.occlusion_probability, config.mixed_precision)
+    label = form.PRESET_LABELS["full"]
+    at.radio(key="preset").set_value(label).run()
+    at.selectbox(key=f"head-{label}").set_value("softargmax").run()
+    at.slider(key=f"noise-{label}").set_value(0.5).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert widgets()[:3] == ("softargmax", "mse", 0.5)
+    at.radio(key="preset").set_value(form.PRESET_LABELS["quick"]).run()
+    at.radio(key="preset").set_value(label).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert widgets() == ("gap", "mse", 0.0, False)

@@ -273,7 +273,7 @@ def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> Non
     """
     parent = load_keras_model(init_from)
     if [w.shape for w in parent.get_weights()] != [w.shape for w in model.get_weights()]:
-        raise ValueError(f"{init_from} has another architecture than this run; pass the --widths it was trained with.")
+        raise ValueError(f"{init_from} has another architecture than this run; pass the --widths and --head it was trained with.")
     parent_test = read_card(init_from).data.test_people
     if parent_test is not None and split.test.groups is not None and sorted(parent_test) != sorted(set(split.test.groups)):
         raise ValueError(f"{init_from} was tested on other people than this split holds out; fine-tuning it here "
