@@ -107,6 +107,17 @@ def _softargmax_head(features):
     return layers.Flatten(name="keypoints")(expect(per_keypoint))  # x, y per keypoint in schema order
 
 
+def average_models(models: Sequence["keras.Model"]) -> "keras.Model":
+    """One model whose output is the mean of `models`' outputs: an ensemble that saves as one `.keras` file
+    and runs as one ONNX graph, so every caller of a keypoint model runs it unchanged."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(CROP_SHAPE, name="face")
+    members = [keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs) for i, m in enumerate(models)]
+    return keras.Model(inputs, layers.Average(name="keypoints_mean")(members), name="facial_keypoints_ensemble")
+
+
 def float32_copy(model: "keras.Model") -> "keras.Model":
     """The same architecture and weights computing in float32 (a mixed-precision model's inference twin)."""
     import keras

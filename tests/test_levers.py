@@ -133,3 +133,31 @@ def test_strong_augmentation_keeps_labelled_points_inside_the_crop():
     assert config.blur_probability > 0 and config.occlusion_probability > 0
     _, out = augment_batch(images, k, rng, config)
     assert out.min() >= 0 and out.max() <= 95
+
+
+def test_an_ensemble_is_one_finished_run_whose_output_is_its_members_mean(tmp_path, monkeypatch):
+    from core.model import average_models
+    from trainer import runfolders
+    from trainer.cli import main
+    from trainer.ensemble import ensemble
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FKS_RUNS_DIR", str(runs))
+    data = write_synthetic_csv(tmp_path / "tiny.csv", n=48, people=12)
+    quick = dict(TINY, epochs_per_stage=1)
+    train(RecipeConfig(data=str(data), head="softargmax", **quick), runs / "a")
+    train(RecipeConfig(data=str(data), seed=0, loss="l1", **quick), runs / "b")
+    assert main(["ensemble", "a", "b", "--run", "ab"]) == 0
+    members = [load_keras_model(runs / name / "model.keras") for name in ("a", "b")]
+    x = np.random.default_rng(4).random((2, 96, 96, 1), np.float32)
+    expected = (members[0](x).numpy() + members[1](x).numpy()) / 2
+    np.testing.assert_allclose(KeypointPredictor(runs / "ab" / "model.keras").predict_normalised(x), expected, atol=1e-5)
+    np.testing.assert_allclose(average_models(members)(x), expected, atol=1e-6)
+    assert runfolders.status(runs / "ab") == "finished"
+    card = json.loads((runs / "ab" / "model.json").read_text())
+    assert [m["run"] for m in card["ensemble_of"]] == ["a", "b"]
+    assert main(["ensemble", "a", "b", "--run", "ab"]) == 2  # an existing run is never overwritten
+    train(RecipeConfig(data=str(data), seed=5, **quick), runs / "other-split")
+    with pytest.raises(ValueError, match="not split alike"):
+        ensemble(["a", "other-split"], "mixed", runs)
+    assert not (runs / "mixed").exists()

@@ -152,7 +152,7 @@ def import_archive(source: str | os.PathLike | BinaryIO, run_name: str | None = 
                 shutil.rmtree(staging, ignore_errors=True)
     except (zipfile.BadZipFile, zlib.error, EOFError):
         raise ArchiveError("This file is not a zip archive, or it is damaged.") from None
-    _write_run_files(target, card)
+    write_finished_run_files(target, card, imported=True)
     return target
 
 
@@ -227,12 +227,13 @@ def _stage(zf: zipfile.ZipFile, card: ModelCard, staging: Path, name: str) -> No
     card.write(staging / MODEL)
 
 
-def _write_run_files(target: Path, card: ModelCard) -> None:
-    """config.json (what lists the run) and a finished state, after the model files are in place."""
+def write_finished_run_files(target: Path, card: ModelCard, **how: bool) -> None:
+    """config.json (what lists the run) and a finished state saying `how` it was made (imported, ensemble),
+    after the model files are in place: a run folder holding a model that no training of its own made."""
     try:
         config = RecipeConfig.from_dict(card.config).to_dict()
     except (KeyError, TypeError, ValueError):  # a card without a readable recipe: record the architecture only
         widths = card.architecture.widths
         config = RecipeConfig(**({"widths": tuple(widths)} if isinstance(widths, list) else {})).to_dict()
-    write_json_atomic(target / "state.json", {"finished": True, "imported": True})
+    write_json_atomic(target / "state.json", {"finished": True, **how})
     write_json_atomic(target / "config.json", config)

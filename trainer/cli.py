@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.card import read_card
-from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER
+from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER, runs_dir
 from core.model import HEADS
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer.losses import LOSSES
@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     imm.add_argument("archive", help="a .zip written by `export` (or the training page's download)")
     imm.add_argument("--run", help="name of the new run (default: the run named in the archive's card)")
 
+    ens = sub.add_parser("ensemble", help="average finished runs (split alike) into one model, a new finished run")
+    ens.add_argument("members", nargs="+", help="run names (or .keras files with their cards), two or more")
+    ens.add_argument("--run", required=True, help="name of the new run")
+
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
     return p
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
                     "train-verifier": _train_verifier, "phantoms": _phantoms,
-                    "export": _export, "import-model": _import_model}
+                    "export": _export, "import-model": _import_model, "ensemble": _ensemble}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -285,6 +289,15 @@ def _import_model(args) -> int:
 
     path = import_archive(args.archive, args.run)
     print(f"imported as run {path.name}; make it the app's model with: python -m trainer activate {path.name}")
+    return 0
+
+
+def _ensemble(args) -> int:
+    from trainer.ensemble import ensemble
+
+    ensemble(args.members, args.run)
+    print(f"wrote run {args.run} (the mean of {', '.join(args.members)}); measure it with: python -m trainer "
+          f"evaluate --model {Path(runs_dir()) / args.run / 'model.keras'} --frames FRAMES, or ship it")
     return 0
 
 

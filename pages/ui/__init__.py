@@ -36,6 +36,7 @@ from core.card import read_card
 from core.model import ModelError, model_file_problem
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
+from trainer import form
 
 #: What the import of the 3462 YouTube-faces frames takes on 2 cores: bench/bench_import.py measured
 #: 47.6 s with other jobs on the machine (53.8 CPU s in all). The progress bar then counts down from the real pace.
@@ -105,7 +106,9 @@ def model_summary(path: Path) -> dict:
         "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
         "trained on": card.data.describe(),
         "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
+        "head": form.HEAD_LABELS.get(card.config.get("head", "gap")) if card.config else None,
         "held-out NME": e2e.get("nme"),
+        "held-out frames above 0.10": e2e.get("frames_above_0.10"),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
         "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
