@@ -64,6 +64,22 @@ def test_a_locator_tested_on_other_people_is_refused(two_runs):
         ship("main", target=two_runs / "models" / "keypoints.keras", locator_run="other")
 
 
+def test_a_locator_that_validation_does_not_choose_is_measured_but_not_shipped(two_runs, monkeypatch):
+    target = two_runs / "models" / "keypoints.keras"
+    ship("main", target=target, locator_run="locator")  # an earlier ship, with re-centring
+
+    def flip_wins(staged, card, frames, has_locator):
+        assert has_locator  # the locator was measured...
+        card.inference = type(card.inference)(flip_average=True, recentre=None, chosen_on="validation people")
+
+    monkeypatch.setattr(ship_module, "_measure_inference_options", flip_wins)
+    card = ship("main", frames="frames.zip", target=target, locator_run="locator")
+    assert card.locator is None and "locator" not in json.loads(target.with_suffix(".json").read_text())
+    assert not any((target.parent / f"keypoints-locator{suffix}").exists() for suffix in (".keras", ".onnx", ".json"))
+    assert any("--locator locator" in step for step in card.reproduce)  # ...and the command that measured it says so
+    assert FacePipeline(target).recentre is None
+
+
 # -- choosing the inference options ------------------------------------------------------------------
 
 def test_choose_option_takes_the_lowest_validation_nme_first_listed_on_ties_never_one_without_faces():

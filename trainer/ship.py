@@ -7,7 +7,8 @@ the re-centring threshold) is made on the validation people, never on the test p
 
 With `locator_run`, that run's model is shipped beside the keypoint model as the locator of
 core.pipeline.Recentring (a model fine-tuned on jittered crops finds a face the detector framed
-badly; the keypoint model then reads the re-centred crop).
+badly; the keypoint model then reads the re-centred crop), unless the validation people show that
+re-centring does not pay for this model: then it is measured, recorded in the card, and left out.
 """
 from __future__ import annotations
 
@@ -84,9 +85,13 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
             card.inference.recentre = None  # its locator is not shipped this time
         if frames and card.data.test_people:
             _measure_inference_options(staged, card, frames, locator_run is not None)
-        card.reproduce = _reproduce(card, run_name, locator_run, target)
+        # a locator that the chosen option does not use is not shipped (its measurements stay in the card)
+        with_locator = locator_run is not None and (not frames or card.inference.recentre is not None)
+        card.reproduce = _reproduce(card, run_name, locator_run, target)  # with the locator: it was measured
+        if not with_locator:
+            card.locator = None
         card.write(staged)
-        _install(staged, target, with_locator=locator_run is not None)
+        _install(staged, target, with_locator=with_locator)
     return card
 
 
