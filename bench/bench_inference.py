@@ -1,11 +1,13 @@
 """One-face inference of the keypoint model: ONNX Runtime float and int8 twins against `model(x)`.
 
-    python bench/bench_inference.py [--model models/keypoints.keras] [--calls 300]
+    python bench/bench_inference.py [--model models/keypoints.keras] [--baseline OTHER.keras] [--calls 300]
 
 Prints, from one run, the median over `calls` single-face calls of: the float ONNX twin as the app
 loads it today (2 intra-op threads, no spinning), the same with one thread, the int8 twin
 (core.model.quantize_onnx, calibrated on detector crops of ../shared/data/video, or on random crops
-without ../shared), and keras `model(x)`. Goal (issue 15): one face <= 1 ms. The int8 twin's
+without ../shared), and keras `model(x)`; with --baseline, another model's float twin in the same rounds
+(e.g. the previous shipped model: `git show REV:models/keypoints.keras`, and its .onnx). Goal (issue 15):
+one face <= 1 ms. The int8 twin's
 accuracy end to end on the validation people is in README, "The shipped model".
 """
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=str(SHIPPED_MODEL))
     p.add_argument("--calls", type=int, default=300)
+    p.add_argument("--baseline", help="another .keras (with its ONNX twin beside it) timed in the same rounds")
     args = p.parse_args()
     crops = calibration_crops()
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +76,7 @@ def main() -> None:
         quantize_onnx(onnx_path_for(model_path), crops, int8_path_for(model_path), file_sha256(model_path))
         today, int8 = KeypointPredictor(model_path), KeypointPredictor(model_path, int8=True)
         one_thread = KeypointPredictor(model_path, threads=1)  # the session option that could matter most
+        baseline = KeypointPredictor(args.baseline) if args.baseline else None
         model = load_keras_model(model_path)
         crop = crops[:1]
         x = to_model_input(crop)
@@ -81,6 +85,8 @@ def main() -> None:
             figures.setdefault("today", []).append(median_ms(lambda: today.predict_crops(crop), args.calls))
             figures.setdefault("int8", []).append(median_ms(lambda: int8.predict_crops(crop), args.calls))
             figures.setdefault("one thread", []).append(median_ms(lambda: one_thread.predict_crops(crop), args.calls))
+            if baseline:
+                figures.setdefault("baseline", []).append(median_ms(lambda: baseline.predict_crops(crop), args.calls))
         keras_call = median_ms(lambda: model(x, training=False), 100)
         batch8 = {name: median_ms(lambda: p.predict_crops(np.repeat(crop, 8, axis=0)), args.calls)
                   for name, p in (("today", today), ("int8", int8))}
@@ -93,6 +99,10 @@ def main() -> None:
     print(f"  int8 ONNX twin:               {fast:.2f} ms   rounds {', '.join(f'{v:.2f}' for v in figures['int8'])}"
           f"   goal <= 1 ms: {'PASS' if fast <= 1 else 'FAIL'}")
     print(f"  keras model(x):               {keras_call:.2f} ms")
+    if baseline:
+        print(f"  baseline {Path(args.baseline).name} float twin: {min(figures['baseline']):.2f} ms   rounds "
+              f"{', '.join(f'{v:.2f}' for v in figures['baseline'])}; this model / baseline: "
+              f"{base / min(figures['baseline']):.2f}x")
     print(f"  speed-up int8 / float:        {base / fast:.1f}x")
     print(f"  8 faces in one batch:         float {batch8['today']:.2f} ms, int8 {batch8['int8']:.2f} ms")
     print(f"  int8 vs float keypoints on {len(crops)} calibration crops: mean |diff| {diff.mean():.2f} crop px, "
