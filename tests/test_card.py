@@ -9,7 +9,7 @@ def test_the_shipped_card_round_trips_without_losing_a_key():
     raw = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
     card = ModelCard.from_dict(raw)
     assert card.to_dict() == raw
-    assert card.inference.flip_average is True and card.inference.recentre["locator"] == "keypoints-locator.keras"
+    assert card.inference.flip_average is True and card.inference.chosen_on == "validation people"
     assert card.data.import_report["frames"] == 3462  # stored under the key "import"
     assert len(card.data.test_people) == 34 and len(card.mean_shape_crop) == 15
     assert card.end_to_end["nme"] == raw["metrics"]["end_to_end"]["nme"]
@@ -38,6 +38,9 @@ def test_cards_describe_data_and_inference_in_words():
     card = ModelCard.read(SHIPPED_MODEL)
     assert card.data.describe().startswith("YouTube-faces video frames") and "34" not in card.data.describe()[:20]
     assert "2750 train, 314 validation, 346 test rows" in card.data.describe()
-    assert card.inference.describe().startswith("flip-averaged, crops re-centred by keypoints-locator.keras")
+    assert card.inference.describe() == "flip-averaged"  # re-centring did not pay on the validation people
+    recentring = Inference(flip_average=True, recentre={"locator": "keypoints-locator.keras", "min_offset_px": 13.3})
+    assert recentring.describe() == ("flip-averaged, crops re-centred by keypoints-locator.keras when a face sits "
+                                     "over 13.3 px off-centre")
     assert DataSummary().describe() == "unknown" and Inference().describe() == "single pass"
     assert DataSummary(rows=5, source="/srv/x/faces.csv").describe() == "5 rows of faces.csv"  # no server folders

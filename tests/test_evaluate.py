@@ -16,21 +16,23 @@ def frames(shared_data):
 
 
 def test_recentring_rescues_a_turned_head_the_detector_framed_badly(frames):
+    """Re-centring (here by the keypoint model itself, core.pipeline.Recentring with no locator file) moves
+    the crop onto a face the Haar box put off-centre. The shipped card does not choose it: on the validation
+    people it did not pay (README), so the app's own inference is the plain flip-averaged pass."""
     card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
     assert TURNED_HEAD in card["data"]["test_people"]
-    assert card["inference"]["recentre"], "the shipped card chooses re-centring"
     plain = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD], flip_average=True, recentre=False)
-    recentred = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD])  # the card's choice, as in the app
+    recentred = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD], flip_average=True, recentre=True)
     assert plain["detection_rate"] == recentred["detection_rate"] == 1.0
-    assert plain["nme"] > 0.3  # three of its ten frames get a frontal layout in the wrong place
-    assert recentred["nme"] < 0.1
-    assert recentred["recentre"]["locator"] == card["locator"]["file"]
+    assert plain["nme"] > 0.1  # its off-centre frames get their layout in the wrong place
+    assert recentred["nme"] < 0.08
+    assert recentred["recentre"]["locator"] == ""  # the model itself
 
 
 def test_a_frontal_person_is_left_as_it_was(frames):
     """Re-centring must not move well-framed faces: same NME with and without it."""
     people = ["Laura_Bush"]
     plain = evaluate_frames(SHIPPED_MODEL, frames, people, flip_average=True, recentre=False)
-    recentred = evaluate_frames(SHIPPED_MODEL, frames, people)
+    recentred = evaluate_frames(SHIPPED_MODEL, frames, people, flip_average=True, recentre=True)
     assert plain["detected"] == recentred["detected"] > 5
     assert recentred["nme"] == pytest.approx(plain["nme"], abs=1e-4)
