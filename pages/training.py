@@ -59,7 +59,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     head = m1.selectbox("Model head", list(form.HEAD_LABELS), list(form.HEAD_LABELS).index(base.head),
                         format_func=form.HEAD_LABELS.get, key=f"head-{preset_label}")
     loss = m2.selectbox("Loss", list(form.LOSS_LABELS), list(form.LOSS_LABELS).index(base.loss),
-                        format_func=form.LOSS_LABELS.get, key=f"loss-{preset_label}")
+                        format_func=form.LOSS_LABELS.get, key=f"loss-{preset_label}", help=form.LOSS_HELP)
     pixel_noise = m3.slider("Blur and occlusion probability", 0.0, 1.0, base.augment.occlusion_probability,
                             key=f"noise-{preset_label}",
                             help="How often a training face is blurred, and how often part of it is covered by a "

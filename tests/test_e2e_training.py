@@ -62,7 +62,7 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     settle(page)
     expect(page.get_by_label("Held-out test rows (or fraction < 1)", exact=True)).to_have_value("500")  # a count, not "500.00"
     _fill(page, "Held-out test rows (or fraction < 1)", "8")
-    for label, choice in (("Model head", "Heatmaps + soft-argmax"), ("Loss", "Wing (log for errors under 10 px)")):
+    for label, choice in (("Model head", "Heatmaps + soft-argmax"), ("Loss", "Wing")):
         page.get_by_label(label, exact=True).click()
         page.get_by_role("option", name=choice, exact=True).click()
         settle(page)

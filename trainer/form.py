@@ -17,8 +17,9 @@ PRESET_HELP = {"studio": "the recipe plus the levers that won on validation peop
                "quick": "two tiny stages, to try the pipeline end to end"}
 HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
                "softargmax": "Heatmaps + soft-argmax"}
-LOSS_LABELS = {"mse": "Mean squared error (the recipe)", "l1": "L1 (mean absolute error)",
-               "wing": "Wing (log for errors under 10 px)"}
+LOSS_LABELS = {"mse": "MSE (the recipe)", "l1": "L1", "wing": "Wing"}
+LOSS_HELP = ("MSE: mean squared error, the recipe's; L1: mean absolute error; Wing: logarithmic for errors "
+             "under 10 crop px and L1 above, so small errors count more (trainer/losses.py)")
 
 
 def parse_widths(text: str) -> tuple[int, ...]:

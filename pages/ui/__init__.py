@@ -108,7 +108,8 @@ def model_summary(path: Path) -> dict:
         "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
         "head": form.HEAD_LABELS.get(card.config.get("head", "gap")) if card.config else None,
         "held-out NME": e2e.get("nme"),
-        "held-out frames above 0.10": e2e.get("frames_above_0.10"),
+        "held-out frames above 0.10 NME": (f"{e2e['frames_above_0.10']:.1%}"
+                                            if e2e.get("frames_above_0.10") is not None else None),
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
         "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
