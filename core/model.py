@@ -69,7 +69,7 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     dropout in the first three blocks, then a head (HEADS) to 30 outputs.
 
     mixed_precision: the trunk computes in bfloat16 (faster on CPUs with AMX/AVX-512 bf16); the
-    outputs stay float32, and `float32_copy` turns the trained model into a plain float32 one."""
+    outputs stay float32, and `inference_copy` turns the trained model into a plain float32 one."""
     import keras
     from keras import layers
 
@@ -118,22 +118,6 @@ def average_models(models: Sequence["keras.Model"]) -> "keras.Model":
     return keras.Model(inputs, layers.Average(name="keypoints_mean")(members), name="facial_keypoints_ensemble")
 
 
-def float32_copy(model: "keras.Model") -> "keras.Model":
-    """The same architecture and weights computing in float32 (a mixed-precision model's inference twin)."""
-    import keras
-
-    def plain(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy":
-                return {**node, "config": {**node.get("config", {}), "name": "float32"}}
-            return {k: plain(v) for k, v in node.items()}
-        return [plain(v) for v in node] if isinstance(node, list) else node
-
-    copy = keras.Model.from_config(plain(model.get_config()))
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def conv_blocks(x, widths: Sequence[int], dropout: float = 0.0, dropout_blocks: int = DROPOUT_BLOCKS,
                 dtype: str | None = None, pool_last: bool = True):
     """One 3x3 conv + batch norm + ReLU + 2x2 max-pool per width (dropout after the first
@@ -153,8 +137,20 @@ def conv_blocks(x, widths: Sequence[int], dropout: float = 0.0, dropout_blocks: 
 
 
 def inference_copy(model: "keras.Model") -> "keras.Model":
-    """The same architecture and weights without optimizer state (a third of the file size), in float32."""
-    return float32_copy(model)
+    """The same architecture and weights without optimizer state (a third of the file size), computing in
+    float32 (a mixed-precision model's inference twin)."""
+    import keras
+
+    def plain(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node.get("config", {}), "name": "float32"}}
+            return {k: plain(v) for k, v in node.items()}
+        return [plain(v) for v in node] if isinstance(node, list) else node
+
+    copy = keras.Model.from_config(plain(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def save_model(model: "keras.Model", path: str | os.PathLike) -> Path:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.model import HEADS, KeypointPredictor, build_model, float32_copy, load_keras_model, validate_model
+from core.model import HEADS, KeypointPredictor, build_model, inference_copy, load_keras_model, validate_model
 from tests.helpers import write_synthetic_csv
 from trainer import events as ev
 from trainer.augment import ROBUST_AUGMENTATION, AugmentConfig, augment_batch, augment_one, blur, occlude
@@ -18,12 +18,12 @@ TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_every_head_gives_30_outputs_and_its_float32_copy_agrees(head):
+def test_every_head_gives_30_outputs_and_its_inference_copy_agrees(head):
     x = np.random.default_rng(0).random((3, 96, 96, 1), np.float32)
     mixed = build_model((4, 8, 8, 16, 16), head=head, mixed_precision=True)
     assert mixed.output_shape == (None, 30)
     assert mixed.get_layer("conv2").compute_dtype == "bfloat16"
-    plain = float32_copy(mixed)
+    plain = inference_copy(mixed)
     assert all(layer.compute_dtype == "float32" for layer in plain.layers if layer.weights)
     np.testing.assert_allclose(plain(x, training=False), mixed(x, training=False), atol=0.02)
 

@@ -12,7 +12,7 @@ MISSING = "—"
 
 #: The presets the page offers (trainer.recipe.PRESETS), as a person reads them.
 PRESET_LABELS = {"studio": "Studio (default)", "full": "Full recipe", "quick": "Quick check (seconds)"}
-PRESET_HELP = {"studio": "the recipe plus the levers that won on validation people (README, 'The shipped model')",
+PRESET_HELP = {"studio": "the recipe plus the levers that won on validation people (README, 'Training levers')",
                "full": "the original recipe, every number as published",
                "quick": "two tiny stages, to try the pipeline end to end"}
 HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
