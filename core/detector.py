@@ -12,7 +12,13 @@ suppression (cv2.dnn.NMSBoxes, scored by the cascade's neighbour count), then a 
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -103,3 +109,86 @@ class FaceDetector:
             boxes = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
             out[k] = boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
         return out
+
+
+class DetectorProcess:
+    """`FaceDetector.detect` in a child process of its own, at a lower CPU priority.
+
+    Why a process: Haar detection spreads over OpenCV's worker threads, which a niced *thread* cannot
+    take down with it, so on 2 cores every detection slowed the frames drawn meanwhile (the webcam's
+    p95). A process niced as a whole yields both cores to the frame path. The child is a fresh
+    interpreter (subprocess, not multiprocessing, so the caller's main script is never re-run in it)
+    that imports only this module; requests and answers travel as multiprocessing.connection
+    messages over two pipes. Not thread-safe by itself: one caller at a time (core.live's detection thread).
+    """
+
+    def __init__(self, settings: DetectorSettings | None = None, niceness: int = 10):
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
+                f"from core.detector import serve_detections; serve_detections({to_child_r}, {from_child_w}, {niceness})")
+        try:
+            self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(to_child_r, from_child_w),
+                                             stdin=subprocess.DEVNULL)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._send, self._receive = Connection(to_child_w, readable=False), Connection(from_child_r, writable=False)
+        self._settings = settings
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
+        """What FaceDetector(settings given here).detect returns; DetectorProcessError when the child is gone."""
+        try:
+            self._send.send((np.ascontiguousarray(gray), settings or self._settings))
+            answer = self._receive.recv()
+        except (EOFError, OSError) as exc:
+            raise DetectorProcessError("the face detection process ended") from exc
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the child (idempotent)."""
+        with contextlib.suppress(OSError):
+            self._send.close()  # the child sees the end of its input and returns
+        with contextlib.suppress(OSError):
+            self._receive.close()
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout_s)
+
+
+class DetectorProcessError(RuntimeError):
+    """The detection child process died (killed, out of memory); the caller can detect in-process instead."""
+
+
+def serve_detections(request_fd: int, answer_fd: int, niceness: int) -> None:
+    """DetectorProcess's child: (gray, settings) in, boxes or the exception out, until its input ends."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(niceness)  # before OpenCV starts its worker threads, which inherit it
+    requests, answers = Connection(request_fd, writable=False), Connection(answer_fd, readable=False)
+    detector = FaceDetector()
+    while True:
+        try:
+            gray, settings = requests.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer = detector.detect(gray, settings)
+        except Exception as exc:  # handed to the caller, like an in-process call would raise it
+            answer = exc
+        try:
+            answers.send(answer)
+        except OSError:
+            return

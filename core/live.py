@@ -1,22 +1,24 @@
 """Real-time face effects for video frames (the webcam page's engine; no Streamlit here).
 
 Per frame, on a 2-core CPU (bench/bench_live.py):
-- faces are detected (FacePipeline.detect, the same detection step as photos, on a copy scaled to
-  `detect_width`) every `detect_every` frames, on a background thread (DetectionWorker) fed the
-  newest frame, so no frame after a stream's first waits for the Haar cascade; tracks are updated
-  when it answers.
+- faces are detected (the same detection step as photos: Haar cascade, then the face verifier, on a
+  copy scaled to `detect_width`) every `detect_every` frames, on a background thread (DetectionWorker)
+  fed the newest frame, so no frame after a stream's first waits for the Haar cascade; tracks are
+  updated when it answers. The cascade itself runs in a niced child process (core.detector.DetectorProcess,
+  `detection_process`), so its OpenCV threads cannot slow the frames drawn meanwhile;
   `background_detection=False` detects on the frame path instead (the old path, kept as the bench's baseline);
 - between detections each face is *tracked by its own keypoints*: the next crop is the one that puts
   the last smoothed keypoints where the model's mean training shape sits (core.geometry), so no
   separate tracker is needed and the crops look like the training crops;
-- all faces go through the model in one ONNX Runtime call;
+- all faces go through the model in one ONNX Runtime call, the int8 twin where the model card says it
+  keeps the float twin's accuracy on validation people (FacePipeline.live_predictor);
 - keypoints are smoothed per face with a One Euro filter; a face not re-detected for `grace_s` is
   dropped (with background detection: when a detector answer without it arrives, so a detector
   slowed down by a busy CPU does not drop faces it has not looked for).
 
 One LiveProcessor serves one stream. `process` is called from streamlit-webrtc's worker thread;
 settings arrive through `update()`, statistics and the last frame leave through `stats()` and
-`snapshot()`, all under one lock. `close()` stops the detection thread.
+`snapshot()`, all under one lock. `close()` stops the detection thread and process.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from core.detector import DetectorProcess, DetectorProcessError
 from core.geometry import CropTransform, box_iou, crop_around_points, crop_from_box
 from core.pipeline import Face, FacePipeline, render
 from core.smoothing import OneEuroFilter
@@ -53,6 +56,8 @@ class LiveSettings:
     grace_s: float = 0.5
     smoothing: bool = True
     background_detection: bool = True
+    #: With background detection: run the cascade in a child process (False: on the detection thread).
+    detection_process: bool = True
 
 
 @dataclass
@@ -191,6 +196,7 @@ class LiveProcessor:
         self._frames_since_detection = 0
         self._mean_shape = pipeline.mean_shape
         self._worker: DetectionWorker | None = None
+        self._detector_process: DetectorProcess | None = None
         self._closed = False
 
     # -- thread-safe settings, statistics and the last frame ---------------------------------------
@@ -213,11 +219,14 @@ class LiveProcessor:
             return self._snapshot
 
     def close(self) -> None:
-        """End of the stream: stop the detection thread. Frames processed afterwards detect on the frame path."""
+        """End of the stream: stop the detection thread and process. Later frames detect on the frame path."""
         self._closed = True
         if self._worker is not None:
-            self._worker.close()
+            self._worker.close()  # waits for a detection in progress, so the process is idle below
             self._worker = None
+        if self._detector_process is not None:
+            self._detector_process.close()
+            self._detector_process = None
 
     # -- the per-frame work -----------------------------------------------------------------------
     def process(self, frame_bgr: np.ndarray, now: float | None = None) -> np.ndarray:
@@ -260,16 +269,23 @@ class LiveProcessor:
 
             def detect(gray: np.ndarray) -> np.ndarray:
                 owner = processor()
-                return owner._detect(gray) if owner is not None else np.zeros((0, 4), int)
+                return owner._detect(gray, owner._detector_process) if owner is not None else np.zeros((0, 4), int)
 
+            if self.settings.detection_process:
+                self._detector_process = DetectorProcess(self.pipeline.detector.settings)
+                weakref.finalize(self, self._detector_process.close)
             self._worker = DetectionWorker(detect)
             weakref.finalize(self, self._worker.close)
         return self._worker
 
-    def _detect(self, gray: np.ndarray) -> np.ndarray:
-        """The pipeline's detection step (its detector settings), on a copy `detect_width` wide."""
+    def _detect(self, gray: np.ndarray, process: DetectorProcess | None = None) -> np.ndarray:
+        """The pipeline's detection step (its detector settings) on a copy `detect_width` wide; the
+        cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
-        return self.pipeline.detect(gray, settings).boxes_xywh  # the verifier runs here, on detection frames only
+        if process is not None and process.alive:
+            with contextlib.suppress(DetectorProcessError):  # the child died: detect here from now on
+                return self.pipeline.verify(gray, process.detect(gray, settings)).boxes_xywh
+        return self.pipeline.detect(gray, settings).boxes_xywh
 
     def _drop_unconfirmed(self, reference: float, s: LiveSettings) -> None:
         self._tracks = [t for t in self._tracks if reference - t.last_confirmed <= s.grace_s]
@@ -293,7 +309,8 @@ class LiveProcessor:
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:
             return []
-        keypoints = self.pipeline.keypoints_in_crops(gray, [t.crop for t in self._tracks])  # one batch for all faces
+        keypoints = self.pipeline.keypoints_in_crops(gray, [t.crop for t in self._tracks],  # one batch for all faces
+                                                     self.pipeline.live_predictor)
         faces = []
         for track, k in zip(self._tracks, keypoints):
             smoothed = track.filter(k.reshape(-1), now).reshape(k.shape) if s.smoothing else k

@@ -6,6 +6,7 @@ every face of a frame in one model call. `render` draws an effect on a copy.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from core import overlays
 from core.card import Inference
 from core.detector import DetectorSettings, FaceDetector
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
-from core.model import KeypointPredictor
+from core.model import KeypointPredictor, ModelError
 from core.schema import CROP_SIZE, flip_keypoints
 from core.verifier import FaceVerifier, load_verifier
 
@@ -82,13 +83,14 @@ class FacePipeline:
     the mean shape defaults to the card's (trainer.ship passes a model's before its card is written).
     `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
     (core.verifier.load_verifier), or none with a log message when its files are missing.
+    `int8`: run the keypoint model's int8 twin (core.model.quantize_onnx; it must exist beside the model).
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
                  verifier: FaceVerifier | str | os.PathLike | bool | None = None,
-                 mean_shape_crop: np.ndarray | list | None = None):
-        self.predictor = KeypointPredictor(model_path)
+                 mean_shape_crop: np.ndarray | list | None = None, int8: bool = False):
+        self.predictor = KeypointPredictor(model_path, int8=int8)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
             verifier = load_verifier()
@@ -107,14 +109,29 @@ class FacePipeline:
         self.locator = self.predictor
         if self.recentre and self.recentre.locator:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
+        self._model_path, self._live_predictor = Path(model_path), None
+
+    @property
+    def live_predictor(self) -> KeypointPredictor:
+        """The webcam's keypoint model: the int8 twin when the card says it keeps the validation NME
+        (trainer.ship measures it) and it was made from these weights, else the float one."""
+        if self._live_predictor is None:
+            self._live_predictor = self.predictor
+            if (self.predictor.card.inference.int8 or {}).get("live"):
+                with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
+                    self._live_predictor = KeypointPredictor(self._model_path, int8=True)
+        return self._live_predictor
 
     def detect(self, image: np.ndarray, settings: DetectorSettings | None = None,
                with_rejected: bool = False) -> Detections:
         """Face boxes of a BGR or grayscale image: the detector's (one per face), then the verifier's
         verdict on each; the one detection step of photos, the CLI, evaluation and the webcam."""
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        s = settings or self.detector.settings
-        boxes = self.detector.detect(gray, s)
+        return self.verify(gray, self.detector.detect(gray, settings or self.detector.settings), with_rejected)
+
+    def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
+        """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
+        half, for boxes found elsewhere (the webcam's detection process)."""
         if self.verifier is None or len(boxes) == 0:
             return Detections(boxes, None if self.verifier is None else np.zeros(0))
         scores = self.verifier.score_boxes(gray, boxes)

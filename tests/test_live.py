@@ -1,6 +1,7 @@
 """The live (webcam) engine without a browser: smoothing, tracking, grace period, settings, stats,
 the background detection worker, and the webcam page's clip files."""
 import os
+import signal
 import threading
 import time
 
@@ -103,8 +104,9 @@ def _wait_for(condition, timeout_s=10):
 def test_frames_do_not_wait_for_a_slow_detector_and_tracks_follow_its_answers(two_face_frame, app_model_path):
     pipeline = FacePipeline(app_model_path)
     slow = SlowDetector(pipeline)
-    pipeline.detect = slow  # the processor must detect through the pipeline's detection step
-    processor = LiveProcessor(pipeline, LiveSettings(effect="keypoints", mirror=False, grace_s=0.05))
+    pipeline.detect = slow  # on the detection thread, the processor detects through the pipeline's detection step
+    processor = LiveProcessor(pipeline, LiveSettings(effect="keypoints", mirror=False, grace_s=0.05,
+                                                     detection_process=False))
     processor.process(two_face_frame, now=0.0)  # a stream's first frame: detected on the frame path
     assert processor.stats().faces == 2 and slow.calls == 1
     blank = np.full_like(two_face_frame, 100)
@@ -271,3 +273,41 @@ def test_the_detection_thread_yields_the_cores_to_the_frame_path():
     worker.close()
     here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert niceness["worker"] == min(here + 10, 19) and os.getpriority(os.PRIO_PROCESS, 0) == here
+
+
+def test_the_cascade_runs_in_a_niced_process_that_ends_with_the_stream(two_face_frame, app_model_path):
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="keypoints", mirror=False, grace_s=0.01))
+    processor.process(two_face_frame, now=0.0)  # first frame: on the frame path
+    processor.process(two_face_frame, now=1 / 30)  # starts the worker and its process
+    child = processor._detector_process
+    blank = np.full_like(two_face_frame, 100)
+    processor._worker.submit(cv2.cvtColor(blank, cv2.COLOR_BGR2GRAY), stamp=2 / 30)
+    assert processor._worker.wait_idle(30) and child.alive
+    if os.uname().sysname == "Linux":  # it has answered, so it has lowered its priority by now
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
+    processor.process(blank, now=3 / 30)  # the process's answer (no face) drops the tracks
+    assert processor.stats().faces == 0
+    for i in range(4, 40):  # and its next answers find both faces again
+        processor._worker.wait_idle(30)
+        processor.process(two_face_frame, now=i / 30)
+    assert processor.stats().faces == 2
+    processor.close()
+    assert not child.alive and processor._detector_process is None
+
+
+def test_a_killed_detection_process_falls_back_to_the_detection_thread(two_face_frame, app_model_path):
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="keypoints", mirror=False, grace_s=0.01))
+    processor.process(two_face_frame, now=0.0)
+    processor.process(two_face_frame, now=1 / 30)
+    child = processor._detector_process
+    os.kill(child.pid, signal.SIGKILL)
+    child._process.wait(10)
+    for i in range(2, 30):  # no exception reaches the frame path, and detection goes on in-process
+        processor._worker.wait_idle(30)
+        processor.process(two_face_frame, now=i / 30)
+    assert processor.stats().faces == 2
+    processor._worker.submit(np.full(two_face_frame.shape[:2], 100, np.uint8), stamp=2.0)
+    assert processor._worker.wait_idle(30)
+    processor.process(two_face_frame, now=2.0)
+    assert processor.stats().faces == 0  # the in-process answer (no face on the blank frame) was used
+    processor.close()

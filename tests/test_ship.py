@@ -140,3 +140,28 @@ def test_the_ship_command_writes_where_it_is_told_and_refuses_clearly(two_runs):
     refused = run("no-such-run", "--to", str(target))
     assert refused.returncode == 2 and refused.stderr.startswith("error:") and "Traceback" not in refused.stderr
     assert target.read_bytes() == before  # nothing shipped is touched by a refusal
+
+
+@pytest.mark.parametrize("int8_nme, live", [(0.0502, True), (0.0600, False)])
+def test_the_int8_twin_is_shipped_and_runs_live_only_if_it_keeps_the_validation_nme(two_runs, monkeypatch, int8_nme, live):
+    def evaluate(model, frames, people, mean_shape_crop=None, flip_average=None, recentre=None, int8=False):
+        nme = int8_nme if int8 else (0.05 if flip_average and not recentre else 0.07)
+        return {"nme": nme, "flip_average": flip_average, "recentre": None, "frames_above_0.10": 0.01}
+
+    monkeypatch.setattr(ship_module, "evaluate_frames", evaluate)
+    target = two_runs / "models" / "keypoints.keras"
+    card = ship("main", frames="frames.zip", target=target)
+    assert card.inference.flip_average is True
+    assert card.inference.int8 == {"nme": int8_nme, "float_nme": 0.05, "frames_above_0.10": 0.01, "live": live,
+                                   "measured_on": "validation people"}
+    assert target.with_suffix(".int8.onnx").is_file()
+    pipeline = FacePipeline(target)
+    assert (pipeline.live_predictor is not pipeline.predictor) == live
+    crops = np.random.default_rng(0).integers(0, 256, (3, 96, 96), dtype=np.uint8)
+    assert np.isfinite(pipeline.live_predictor.predict_crops(crops)).all()
+
+    ship("main", target=target)  # no frames: nothing measured, so no twin is left beside other weights
+    assert not target.with_suffix(".int8.onnx").exists()
+    plain = FacePipeline(target)
+    assert plain.live_predictor is plain.predictor
+    assert ModelCard.read(target).inference.int8 is None

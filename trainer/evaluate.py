@@ -22,18 +22,19 @@ FAILURE_NME = 0.10
 
 def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, people: list[str] | None = None,
                     flip_average: bool | None = None, recentre: Recentring | bool | None = None,
-                    csv_path: str | None = None, mean_shape_crop: np.ndarray | list | None = None) -> dict:
+                    csv_path: str | None = None, mean_shape_crop: np.ndarray | list | None = None,
+                    int8: bool = False) -> dict:
     """Detection rate, NME (overall, per keypoint) and crop RMSE on the frames of `people` (all if None).
 
     flip_average / recentre: None = what the model card recommends (what the app does), else forced.
     mean_shape_crop: where re-centring moves a face (default: the card's; trainer.ship passes it before
-    the card exists).
+    the card exists). int8: measure the model's int8 twin (it must exist) instead of the float one.
     """
     source = FrameSource(frames)
     names, points68 = source.read_labels(csv_path)
     wanted = set(people) if people else None
     pipeline = FacePipeline(model_path, flip_average=flip_average, recentre=recentre,
-                            mean_shape_crop=mean_shape_crop)
+                            mean_shape_crop=mean_shape_crop, int8=int8)
     errors, crop_sq_errors, found, total, seconds = [], [], 0, 0, 0.0
     for name, pts in zip(names, points68):
         if wanted is not None and person_of(name) not in wanted:

@@ -9,6 +9,9 @@ With `locator_run`, that run's model is shipped beside the keypoint model as the
 core.pipeline.Recentring (a model fine-tuned on jittered crops finds a face the detector framed
 badly; the keypoint model then reads the re-centred crop), unless the validation people show that
 re-centring does not pay for this model: then it is measured, recorded in the card, and left out.
+
+With frames, ship also makes the int8 twin (calibrated on training faces) and measures it on the
+validation people; the webcam runs it when it keeps the float twin's NME there (INT8_NME_TOLERANCE).
 """
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from core.card import Inference, ModelCard, card_path_for
 from core.files import atomic_path
-from core.model import file_sha256, inference_copy, load_keras_model, save_model, validate_model
+from core.model import (file_sha256, inference_copy, int8_path_for, load_keras_model, onnx_path_for, quantize_onnx,
+                        save_model, validate_model)
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, runs_dir
 from core.pipeline import Recentring
 from core.registry import safe_run_dir
@@ -33,6 +39,10 @@ from trainer.recipe import RecipeConfig, make_split
 LOCATOR_NAME = "keypoints-locator.keras"
 #: Re-centring thresholds tried on the validation people, as multiples of the card's train_offset_p99_px.
 GATE_FACTORS = (1.0, 1.25, 1.5, 2.0)
+#: The int8 twin runs live only if its validation NME is at most this much (relative) above the float twin's.
+INT8_NME_TOLERANCE = 0.01
+#: Training faces that calibrate the int8 twin's activation ranges.
+CALIBRATION_FACES = 200
 
 
 def held_out_people(card: ModelCard) -> tuple[list[str], list[str], float]:
@@ -85,6 +95,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
             card.inference.recentre = None  # its locator is not shipped this time
         if frames and card.data.test_people:
             _measure_inference_options(staged, card, frames, locator_run is not None)
+            _measure_int8_twin(staged, card, frames)
         # a locator that the chosen option does not use is not shipped (its measurements stay in the card)
         with_locator = locator_run is not None and (not frames or card.inference.recentre is not None)
         card.reproduce = _reproduce(card, run_name, locator_run, target)  # with the locator: it was measured
@@ -120,6 +131,10 @@ def _install(staged: Path, target: Path, with_locator: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     located, target_locator = staged.with_name(LOCATOR_NAME), target.with_name(LOCATOR_NAME)
     pairs = [(staged.with_suffix(s), target.with_suffix(s)) for s in (".onnx", ".json", ".keras")]  # .keras last
+    if int8_path_for(staged).is_file():
+        pairs.insert(0, (int8_path_for(staged), int8_path_for(target)))
+    else:  # a twin of the previous weights would be refused by its hash anyway; do not leave it lying about
+        int8_path_for(target).unlink(missing_ok=True)
     if with_locator:
         pairs = [(located.with_suffix(s), target_locator.with_suffix(s)) for s in (".onnx", ".json", ".keras")] + pairs
     for source, final in pairs:
@@ -166,6 +181,29 @@ def _measure_inference_options(staged: Path, card: ModelCard, frames: str, has_l
                                chosen_on="validation people")
     card.evaluations = [{"people": "validation", **r} for r in val] + [{"people": "test", **test[i]} for i in reported]
     card.metrics = {**card.metrics, "end_to_end": test[chosen]}
+
+
+def _measure_int8_twin(staged: Path, card: ModelCard, frames: str) -> None:
+    """Make the int8 twin beside `staged` (calibrated on training faces of the card's split) and record its
+    validation NME with the chosen option in card.inference.int8; nothing when the training data is gone."""
+    config = RecipeConfig.from_dict(card.config)
+    option = dict(flip_average=bool(card.inference.flip_average), recentre=Recentring.from_card(card.inference) or False)
+    float_val = next((r for r in card.evaluations if r.get("people") == "validation"
+                      and r.get("flip_average") == option["flip_average"]
+                      and r.get("recentre") == (dataclasses.asdict(option["recentre"]) if option["recentre"] else None)),
+                     None)
+    if float_val is None or not Path(config.data).is_file():
+        return
+    train = make_split(read_kaggle_csv(config.data), config).train
+    picked = np.random.default_rng(config.seed).choice(len(train), min(CALIBRATION_FACES, len(train)), replace=False)
+    quantize_onnx(onnx_path_for(staged), train.images[np.sort(picked)], int8_path_for(staged), file_sha256(staged))
+    int8_val = evaluate_frames(staged, frames, card.data.val_people, mean_shape_crop=card.mean_shape_crop,
+                               int8=True, **option)
+    card.inference.int8 = {"nme": int8_val.get("nme"), "float_nme": float_val.get("nme"),
+                           "frames_above_0.10": int8_val.get("frames_above_0.10"),
+                           "live": "nme" in int8_val and "nme" in float_val
+                                   and int8_val["nme"] <= float_val["nme"] * (1 + INT8_NME_TOLERANCE),
+                           "measured_on": "validation people"}
 
 
 def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: Path) -> list[str]:
