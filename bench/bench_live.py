@@ -5,9 +5,9 @@
 Frames: ../shared/data/video/frontal_face_320x240.mp4 scaled to 640x480 (one face), or a synthetic
 clip without ../shared. All figures come from one run:
 1. per-frame time of LiveProcessor.process (median, p95 of wall time; also the frame thread's CPU
-   time), frames fed in real time at 30 fps, with background detection (the default: a background
-   thread hands frames to the cascade in a niced child process), the same with the cascade on that
-   thread (the previous default), and today's path (detection on the frame path with the live path's former detector numbers:
+   time), frames fed in real time at 30 fps, with the default (a background thread hands frames to
+   the cascade in a niced child process; the int8 twin when the card approves it), the same with
+   the float model, the cascade on the thread itself (the previous default, float model), and today's path (detection on the frame path with the live path's former detector numbers:
    scale 1.2, faces >= 12% of the short side), in alternating rounds, and the naive path (full-frame
    detection every frame + model + render); goals: median <= 4 ms, p95 <= 8 ms, faces on as many
    frames as today;
@@ -93,8 +93,11 @@ def main() -> None:
 
     today = FacePipeline(args.model, DetectorSettings(scale_factor=1.2, min_neighbors=5, min_size_fraction=0.12))
     variants = {
-        "today (frame path)": (LiveSettings(effect="sunglasses", mirror=False, background_detection=False), today),
-        "detection thread": (LiveSettings(effect="sunglasses", mirror=False, detection_process=False), pipeline),
+        "today (frame path)": (LiveSettings(effect="sunglasses", mirror=False, background_detection=False,
+                                            int8=False), today),
+        "detection thread": (LiveSettings(effect="sunglasses", mirror=False, detection_process=False,
+                                          int8=False), pipeline),
+        "process, float model": (LiveSettings(effect="sunglasses", mirror=False, int8=False), pipeline),
         "background detection": (LiveSettings(effect="sunglasses", mirror=False), pipeline),
     }
     paced(*variants["background detection"])  # warm-up: model sessions, cascade, caches
@@ -109,18 +112,21 @@ def main() -> None:
         faces = pipeline.find_faces(f, naive)
         render(f, faces, "sunglasses")
         naive_times.append(time.perf_counter() - t)
+    int8 = pipeline.predictor.card.inference.int8 or {}
+    print(f"default's keypoint model: {'the int8 twin' if pipeline.live_predictor is not pipeline.predictor else 'float'} "
+          f"(card: int8 validation NME {int8.get('nme')} against float {int8.get('float_nme')}, live {int8.get('live')})")
     print(f"{len(frames)} frames 640x480 ({'real video, one face' if VIDEO.is_file() else 'synthetic'}) fed at {FPS} fps, "
           f"{args.rounds} rounds each")
     pooled = {}
     for name, results in runs.items():
         for r, (wall, cpu, stats) in enumerate(results):
-            print(f"  {name:21s} round {r + 1}: wall median {statistics.median(wall) * 1000:5.1f} ms, "
+            print(f"  {name:22s} round {r + 1}: wall median {statistics.median(wall) * 1000:5.1f} ms, "
                   f"p95 {pct(wall, 95):5.1f} ms, max {max(wall) * 1000:5.1f} ms | frame-thread CPU median "
                   f"{statistics.median(cpu) * 1000:4.1f} ms, p95 {pct(cpu, 95):5.1f} ms | "
                   f"faces on {stats.frames_with_face}/{stats.frames} frames")
         wall = [t for w, _, _ in results for t in w]
         pooled[name] = (statistics.median(wall) * 1000, pct(wall, 95), min(st.frames_with_face for _, _, st in results))
-    print(f"  {'naive path':21s}        : median {statistics.median(naive_times) * 1000:5.1f} ms, "
+    print(f"  {'naive path':22s}        : median {statistics.median(naive_times) * 1000:5.1f} ms, "
           f"p95 {pct(naive_times, 95):5.1f} ms (detect every frame at 640 px, every 4th frame, not paced)")
     med, p95, found = pooled["background detection"]
     print(f"  background, all rounds: median {med:.1f} ms, p95 {p95:.1f} ms; today: median "

@@ -58,6 +58,8 @@ class LiveSettings:
     background_detection: bool = True
     #: With background detection: run the cascade in a child process (False: on the detection thread).
     detection_process: bool = True
+    #: Run the int8 twin where the model card approves it (FacePipeline.live_predictor); False: the float model.
+    int8: bool = True
 
 
 @dataclass
@@ -310,7 +312,7 @@ class LiveProcessor:
         if not self._tracks:
             return []
         keypoints = self.pipeline.keypoints_in_crops(gray, [t.crop for t in self._tracks],  # one batch for all faces
-                                                     self.pipeline.live_predictor)
+                                                     self.pipeline.live_predictor if s.int8 else None)
         faces = []
         for track, k in zip(self._tracks, keypoints):
             smoothed = track.filter(k.reshape(-1), now).reshape(k.shape) if s.smoothing else k

@@ -124,7 +124,13 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
         expect(page.get_by_text("ms/frame")).to_have_count(0, timeout=STEP_MS)  # no stale figures after STOP
         assert_no_exception(page)
-        expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible(timeout=STEP_MS)
+        clip_button = page.get_by_role("button", name="Download the clip (MP4)")
+        try:  # the recorder closes its file after STOP; on a busy machine that has taken over 30 s
+            expect(clip_button).to_be_visible(timeout=2 * STEP_MS)
+        except AssertionError:
+            page.screenshot(path=str(tmp_path / "no-clip.png"), full_page=True)
+            raise AssertionError(f"no clip to download; the clip column says: "
+                                 f"{page.get_by_text('clip', exact=False).all_inner_texts()}") from None
         assert_no_exception(page)
         clip_path = tmp_path / "clip.mp4"
         clip_path.write_bytes(_download(page, "Download the clip (MP4)"))
