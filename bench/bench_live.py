@@ -12,7 +12,7 @@ clip without ../shared. All figures come from one run:
    detection every frame + model + render); goals: median <= 4 ms, p95 <= 8 ms, faces on as many
    frames as today;
 2. jitter of the nose tip on a still face (one frame repeated with camera-like noise), standard
-   deviation in px, with and without One Euro smoothing;
+   deviation in px, with and without One Euro smoothing, float model and the default (int8 where approved);
 3. resident memory while `--minutes` of 30 fps video are fed straight to the processor; goal < 10% growth.
 """
 from __future__ import annotations
@@ -138,9 +138,9 @@ def main() -> None:
     still = frames[len(frames) // 4]
     rng = np.random.default_rng(0)
     noisy = [np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8) for _ in range(150)]
-    for smoothing in (False, True):
+    for smoothing, int8 in ((False, False), (True, False), (False, True), (True, True)):
         proc = LiveProcessor(pipeline, LiveSettings(effect="none", mirror=False, smoothing=smoothing,
-                                                    background_detection=False))
+                                                    background_detection=False, int8=int8))
         noses = []
         for i, f in enumerate(noisy):
             proc.process(f, now=i / 30)
@@ -149,7 +149,8 @@ def main() -> None:
                 noses.append(faces[0].keypoints_px[INDEX["nose_tip"]].copy())
         if noses:
             sd = np.array(noses).std(axis=0)
-            print(f"  nose-tip jitter on a still face, {'smoothed' if smoothing else 'raw     '}: "
+            print(f"  nose-tip jitter on a still face, {'smoothed' if smoothing else 'raw     '}, "
+                  f"{'default model' if int8 else 'float model  '}: "
                   f"sd x {sd[0]:.2f} px, y {sd[1]:.2f} px")
 
     # 3. memory over a long stream
