@@ -23,6 +23,7 @@ settings arrive through `update()`, statistics and the last frame leave through 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -44,6 +45,8 @@ from core.smoothing import OneEuroFilter
 #: motion the smoothed point trails the raw one by 0.77 px on average with these, 1.15 px with (1.0, 0.05).
 SMOOTHING_MIN_CUTOFF_HZ = 0.2
 SMOOTHING_BETA = 0.3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -284,9 +287,15 @@ class LiveProcessor:
         """The pipeline's detection step (its detector settings) on a copy `detect_width` wide; the
         cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
-        if process is not None and process.alive:
-            with contextlib.suppress(DetectorProcessError):  # the child died: detect here from now on
-                return self.pipeline.verify(gray, process.detect(gray, settings)).boxes_xywh
+        if process is not None:
+            try:
+                if process.alive:
+                    return self.pipeline.verify(gray, process.detect(gray, settings)).boxes_xywh
+                raise DetectorProcessError("the face detection process ended")
+            except DetectorProcessError:
+                log.warning("The face detection process ended; this stream detects on its detection thread from now on.")
+                process.close()
+                self._detector_process = None
         return self.pipeline.detect(gray, settings).boxes_xywh
 
     def _drop_unconfirmed(self, reference: float, s: LiveSettings) -> None:

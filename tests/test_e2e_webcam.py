@@ -6,7 +6,10 @@ exception; server-side figures are read from the page's own readout. The page ha
 fragment, so instead of waiting for an idle app each step waits for the element it expects.
 """
 import io
+import os
 import re
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,6 +63,27 @@ def _readout(page: Page, at_least: int, timeout_s: float = 90) -> tuple[int, int
                          f"readout {page.get_by_test_id('stMetric').all_inner_texts()}")
 
 
+def _detection_processes(server_pid: int) -> list[int]:
+    """Children of the app server that run core.detector.serve_detections (the webcam's niced cascade)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == server_pid and b"serve_detections" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for_detection_processes(server_pid: int, count: int, timeout_s: float = 30) -> list[int]:
+    deadline = time.time() + timeout_s
+    while len(found := _detection_processes(server_pid)) != count and time.time() < deadline:
+        time.sleep(0.5)
+    return found
+
+
 def _download(page: Page, button: str) -> bytes:
     with page.expect_download() as info:
         page.get_by_role("button", name=button).click()
@@ -89,6 +113,10 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         frames, with_face = _readout(page, at_least=60)
         if has_face:
             assert with_face / frames > 0.7, (frames, with_face)
+        linux = Path("/proc/self/stat").is_file()
+        if linux:  # the cascade runs in one niced child of the server while the stream plays
+            (detector_pid,) = _wait_for_detection_processes(server.proc.pid, 1)
+            assert os.getpriority(os.PRIO_PROCESS, detector_pid) > os.getpriority(os.PRIO_PROCESS, server.proc.pid)
         video = webrtc.locator("video")
         playing = video.evaluate("v => new Promise(r => { const t0 = v.currentTime; "
                                  "setTimeout(() => r({advanced: v.currentTime > t0, width: v.videoWidth, "
@@ -124,6 +152,8 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
         expect(page.get_by_text("ms/frame")).to_have_count(0, timeout=STEP_MS)  # no stale figures after STOP
         assert_no_exception(page)
+        if linux:  # ...and ends with it
+            assert _wait_for_detection_processes(server.proc.pid, 0) == []
         clip_button = page.get_by_role("button", name="Download the clip (MP4)")
         try:  # the recorder closes its file after STOP; on a busy machine that has taken over 30 s
             expect(clip_button).to_be_visible(timeout=2 * STEP_MS)

@@ -295,7 +295,7 @@ def test_the_cascade_runs_in_a_niced_process_that_ends_with_the_stream(two_face_
     assert not child.alive and processor._detector_process is None
 
 
-def test_a_killed_detection_process_falls_back_to_the_detection_thread(two_face_frame, app_model_path):
+def test_a_killed_detection_process_falls_back_to_the_detection_thread(two_face_frame, app_model_path, caplog):
     processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="keypoints", mirror=False, grace_s=0.01))
     processor.process(two_face_frame, now=0.0)
     processor.process(two_face_frame, now=1 / 30)
@@ -310,4 +310,6 @@ def test_a_killed_detection_process_falls_back_to_the_detection_thread(two_face_
     assert processor._worker.wait_idle(30)
     processor.process(two_face_frame, now=2.0)
     assert processor.stats().faces == 0  # the in-process answer (no face on the blank frame) was used
+    assert processor._detector_process is None and child._process.returncode is not None  # reaped, not restarted
+    assert [r.message for r in caplog.records if "detection process ended" in r.message] != []
     processor.close()
