@@ -4,6 +4,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from trainer import jobs
 from trainer.cards import command_line
 from trainer.cli import _parser, config_from_args
@@ -43,3 +45,15 @@ def test_options_given_beside_config_override_it_and_data_defaults_only_without_
     config = config_from_args(args)
     assert config.data == "elsewhere.csv" and config.epochs_per_stage == 5
     assert config_from_args(_parser().parse_args(["train"])).data == "data/youtube68.csv.gz"
+
+
+def test_a_model_card_as_config_trains_what_the_card_was_trained_by(tmp_path):
+    from tests.conftest import REPO
+
+    card = json.loads((REPO / "models" / "keypoints.json").read_text())
+    config = config_from_args(_parser().parse_args(["train", "--config", str(REPO / "models" / "keypoints.json")]))
+    assert config.to_dict() == RecipeConfig.from_dict(card["config"]).to_dict()
+    not_an_object = tmp_path / "list.json"
+    not_an_object.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="no JSON object"):
+        config_from_args(_parser().parse_args(["train", "--config", str(not_an_object)]))

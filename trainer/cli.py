@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="studio (the default): the recipe plus the levers that won on validation people; full: the "
                          "original recipe; fast: its half widths; quick: smoke test; finetune: a short "
                          "low-learning-rate continuation, with --init-from")
-    tr.add_argument("--config", help="JSON file of RecipeConfig fields (e.g. a run's config.json), applied after "
-                                     "the preset; the options below override it")
+    tr.add_argument("--config", help="JSON file of RecipeConfig fields (a run's config.json, or a model card such as "
+                                     "models/keypoints.json: its config), applied after the preset; the options "
+                                     "below override it")
     tr.add_argument("--widths", type=lambda s: tuple(int(v) for v in s.split(",")), help="e.g. 16,32,64,128,256")
     tr.add_argument("--epochs", type=int, help="epochs per stage")
     tr.add_argument("--test-size", type=float, help="held-out rows (>=1) or fraction (<1) of complete rows")
@@ -164,6 +165,10 @@ def config_from_args(args):
     from trainer.recipe import config_for
 
     fields = json.loads(Path(args.config).read_text()) if args.config else {}
+    if isinstance(fields, dict) and isinstance(fields.get("config"), dict):  # a model card: train what it was trained by
+        fields = fields["config"]
+    if not isinstance(fields, dict):
+        raise ValueError(f"{args.config} holds no JSON object of RecipeConfig fields.")
     augment = fields.pop("augment", None)
     fields.update({k: v for k, v in dict(data=args.data, widths=args.widths, epochs_per_stage=args.epochs,
                                          test_size=args.test_size, strategy=args.strategy, frames=args.frames,
