@@ -160,6 +160,8 @@ def test_the_int8_twin_is_shipped_and_runs_live_only_if_it_keeps_the_validation_
     crops = np.random.default_rng(0).integers(0, 256, (3, 96, 96), dtype=np.uint8)
     assert np.isfinite(pipeline.live_predictor.predict_crops(crops)).all()
 
+    copied = ship(str(target), target=two_runs / "copy" / "keypoints.keras")  # a shipped file, not measured again
+    assert copied.inference.int8 is None and not (two_runs / "copy" / "keypoints.int8.onnx").exists()
     ship("main", target=target)  # no frames: nothing measured, so no twin is left beside other weights
     assert not target.with_suffix(".int8.onnx").exists()
     plain = FacePipeline(target)

@@ -89,6 +89,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
             card.data.import_report = {k: report.get(k) for k in ("frames", "imported", "detection_rate", "people",
                                                                   "rows", "jitter", "command")}
         card.locator = None
+        card.inference.int8 = None  # only a twin made and measured by this ship is shipped
         if locator_run:
             card.locator = _stage_locator(locator_run, card, staged.with_name(LOCATOR_NAME))
         elif (card.inference.recentre or {}).get("locator"):
