@@ -24,6 +24,7 @@ def test_home_shows_purpose_pages_and_active_model(streamlit_app, page, app_mode
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)  # client.toolbarMode = "minimal"
     if app_model_path.name == "keypoints.keras":  # the shipped model's card says what the data is
         expect(page.get_by_text("YouTube-faces video frames").first).to_be_visible()
+        expect(page.get_by_text("int8 twin (validation NME").first).to_be_visible()  # what the webcam runs
         with page.expect_download() as download:
             page.get_by_text("Download the model card (JSON)").click()
         assert "metrics" in json.loads(open(download.value.path()).read())

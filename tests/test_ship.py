@@ -37,6 +37,8 @@ def test_ship_with_a_locator_then_without(two_runs):
     assert again.locator["run"] == "locator" and again.locator["command"] == card.locator["command"]
     assert json.loads(target.with_suffix(".json").read_text())["shipped_from_run"] == "main"
     assert any("--locator locator" in step for step in card.reproduce)
+    # training is reproduced from the shipped card's own config (train --config takes a card)
+    assert "python -m trainer train --config models/keypoints.json --run main" in card.reproduce
 
     with_locator = json.loads(target.with_suffix(".json").read_text())
     with_locator["inference"] = {"flip_average": True, "recentre": {"locator": LOCATOR_NAME, "passes": 2, "min_offset_px": 0.0}}

@@ -218,7 +218,12 @@ def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: 
     if parent:
         steps.append(f"# fine-tuning starts from {parent['path']} (sha256 {parent['sha256'][:12]}, run {parent.get('run')}), "
                      f"an earlier shipped model (git history of models/), trained by: {parent.get('command')}")
-    steps.append(card.command or f"python -m trainer train --run {run_name} (see config)")
+    shipped_card = card_path_for(target)
+    card_arg = shipped_card.relative_to(target.parent.parent) if target.parent.parent in shipped_card.parents else shipped_card
+    # the card's own config, not a preset that may change or a --config file that may be gone (card.command says
+    # how the run was started)
+    steps.append(f"python -m trainer train --config {card_arg} --run {card.run or Path(run_name).stem}" if card.config
+                 else card.command or f"python -m trainer train --run {run_name}")
     if locator_run:
         steps.append(locator.get("command") or f"python -m trainer train --run {locator_run} (see its config)")
     steps.append(f"python -m trainer ship {run_name} --frames {frames}" + (f" --locator {locator_run}" if locator_run else ""))

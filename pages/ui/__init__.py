@@ -113,10 +113,25 @@ def model_summary(path: Path) -> dict:
         "detection rate": e2e.get("detection_rate"),
         "test RMSE (96px crop)": metrics.get("test_rmse_px"),
         "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
-                         if card.wall_s else None,
+                         + _parent_time(card.parent) if card.wall_s else None,
         "inference": card.inference.describe(),
+        "webcam": _webcam_model(card.inference.int8),
     }
     return {k: "—" if v is None else v for k, v in summary.items()}
+
+
+def _parent_time(parent: dict | None) -> str:
+    """A fine-tuned model's training time leaves out its parent's: say so."""
+    if not parent or not parent.get("wall_s"):
+        return ""
+    return f", after {parent['wall_s'] / 60:.0f} min for {parent.get('run') or 'the model it continues'}"
+
+
+def _webcam_model(int8: dict | None) -> str:
+    """Which twin the webcam runs (core.pipeline.FacePipeline.live_predictor) and why."""
+    if int8 and int8.get("live"):
+        return f"int8 twin (validation NME {int8.get('nme')}, float {int8.get('float_nme')})"
+    return "float model"
 
 
 def sample_photos() -> dict[str, Path]:
