@@ -57,3 +57,7 @@ def test_a_model_card_as_config_trains_what_the_card_was_trained_by(tmp_path):
     not_an_object.write_text("[1, 2]")
     with pytest.raises(ValueError, match="no JSON object"):
         config_from_args(_parser().parse_args(["train", "--config", str(not_an_object)]))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{bad")
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        config_from_args(_parser().parse_args(["train", "--config", str(broken)]))

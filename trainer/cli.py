@@ -164,7 +164,10 @@ def config_from_args(args):
     """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
     from trainer.recipe import config_for
 
-    fields = json.loads(Path(args.config).read_text()) if args.config else {}
+    try:
+        fields = json.loads(Path(args.config).read_text()) if args.config else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{args.config} is not valid JSON ({exc}).") from None
     if isinstance(fields, dict) and isinstance(fields.get("config"), dict):  # a model card: train what it was trained by
         fields = fields["config"]
     if not isinstance(fields, dict):
