@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench_inference import median_ms  # noqa: E402
 from core.card import read_card  # noqa: E402
 from core.model import KeypointPredictor  # noqa: E402
 from trainer.augment import ROBUST_AUGMENTATION  # noqa: E402
@@ -45,14 +45,10 @@ LEVERS: dict[str, tuple[dict, dict]] = {  # name: (RecipeConfig fields, AugmentC
 
 
 def ms_per_face(model_path: Path, repeats: int = 300) -> float:
+    """Median ms of one face through the model's float ONNX twin (bench_inference's timing)."""
     predictor = KeypointPredictor(model_path)
     crop = np.full((1, 96, 96), 128, np.uint8)
-    for _ in range(20):
-        predictor.predict_crops(crop)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        predictor.predict_crops(crop)
-    return 1000 * (time.perf_counter() - started) / repeats
+    return median_ms(lambda: predictor.predict_crops(crop), repeats)
 
 
 def main() -> None:
