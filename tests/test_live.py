@@ -1,5 +1,5 @@
 """The live (webcam) engine without a browser: smoothing, tracking, grace period, settings, stats,
-the background detection worker, and the webcam page's clip files."""
+the background detection worker and process, and the webcam page's clip files."""
 import os
 import signal
 import threading

@@ -29,7 +29,7 @@ def rtc_configuration() -> dict:
 
 class StreamProcessor(VideoProcessorBase):
     """One per stream (streamlit-webrtc calls the factory at every START): counts restart per stream,
-    and the detection thread stops when the stream ends."""
+    and the detection thread and process stop when the stream ends."""
 
     def __init__(self, pipeline: FacePipeline, settings: LiveSettings):
         self.live = LiveProcessor(pipeline, settings)
