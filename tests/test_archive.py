@@ -6,7 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from core.card import ModelCard
 from core.model import KeypointPredictor, build_model, load_keras_model, save_model
+from core.pipeline import FacePipeline
 from core.registry import active_model_path
 from trainer import runfolders
 from trainer.archive import ArchiveError, export_archive, import_archive
@@ -102,6 +104,11 @@ def test_export_of_the_shipped_model_holds_the_files_its_card_uses(runs, tmp_pat
         assert zf.read("model.keras") == SHIPPED_MODEL.read_bytes()
         if locator:
             assert zf.read(locator) == (SHIPPED_MODEL.parent / locator).read_bytes()
+    # imported, it runs live on its float twin: no int8 twin travels, so the card's verdict on one is dropped
+    imported = import_archive(out, "shipped-again")
+    assert ModelCard.read(imported / "model.keras").inference.int8 is None
+    pipeline = FacePipeline(imported / "model.keras")
+    assert pipeline.live_predictor is pipeline.predictor
 
 
 def _refused(archive, runs, match: str) -> None:

@@ -221,6 +221,9 @@ def _stage(zf: zipfile.ZipFile, card: ModelCard, staging: Path, name: str) -> No
             raise ArchiveError(f"The archive's {member} was refused: {reason}") from None
         # The archive's .onnx is not trusted (a graph can read external files): rebuild it from the checked model.
         export_onnx(load_keras_model(path), onnx_path_for(path), source_sha256=file_sha256(path))
+    # An int8 twin is never taken from an archive (no calibration data to rebuild it from), so the card's
+    # verdict on one does not hold for this run: the webcam runs its float twin.
+    card.inference.int8 = None
     card.imported = {"sha256": file_sha256(staging / MODEL), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "from_run": card.run}
     card.model, card.run = MODEL, name
