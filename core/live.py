@@ -277,8 +277,11 @@ class LiveProcessor:
                 return owner._detect(gray, owner._detector_process) if owner is not None else np.zeros((0, 4), int)
 
             if self.settings.detection_process:
-                self._detector_process = DetectorProcess(self.pipeline.detector.settings)
-                weakref.finalize(self, self._detector_process.close)
+                try:
+                    self._detector_process = DetectorProcess(self.pipeline.detector.settings)
+                    weakref.finalize(self, self._detector_process.close)
+                except (OSError, ValueError) as exc:  # e.g. no pipes to hand over (pass_fds is POSIX-only)
+                    log.warning("No face detection process (%s); this stream detects on its detection thread.", exc)
             self._worker = DetectionWorker(detect)
             weakref.finalize(self, self._worker.close)
         return self._worker

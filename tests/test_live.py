@@ -313,3 +313,21 @@ def test_a_killed_detection_process_falls_back_to_the_detection_thread(two_face_
     assert processor._detector_process is None and child._process.returncode is not None  # reaped, not restarted
     assert [r.message for r in caplog.records if "detection process ended" in r.message] != []
     processor.close()
+
+
+def test_a_detection_process_that_cannot_start_leaves_detection_on_the_thread(two_face_frame, app_model_path,
+                                                                                monkeypatch, caplog):
+    import core.live
+
+    def cannot_start(*args, **kwargs):
+        raise OSError("no pipes here")
+
+    monkeypatch.setattr(core.live, "DetectorProcess", cannot_start)
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(effect="keypoints", mirror=False))
+    for i in range(12):
+        processor.process(two_face_frame, now=i / 30)
+        if processor._worker is not None:
+            processor._worker.wait_idle(30)
+    assert processor._detector_process is None and processor.stats().faces == 2
+    assert any("no pipes here" in r.getMessage() for r in caplog.records)
+    processor.close()
