@@ -7,8 +7,9 @@ clip without ../shared. All figures come from one run:
 1. per-frame time of LiveProcessor.process (median, p95 of wall time; also the frame thread's CPU
    time), frames fed in real time at 30 fps, with the default (a background thread hands frames to
    the cascade in a niced child process; the int8 twin when the card approves it), the same with
-   the float model, the cascade on the thread itself (the previous default, float model), and today's path (detection on the frame path with the live path's former detector numbers:
-   scale 1.2, faces >= 12% of the short side), in alternating rounds, and the naive path (full-frame
+   the float model, the cascade on the thread itself (the previous default, float model), and
+   today's path (detection on the frame path with the live path's former detector numbers: scale
+   1.2, faces >= 12% of the short side), in alternating rounds, and the naive path (full-frame
    detection every frame + model + render); goals: median <= 4 ms, p95 <= 8 ms, faces on as many
    frames as today;
 2. jitter of the nose tip on a still face (one frame repeated with camera-like noise), standard
@@ -112,9 +113,10 @@ def main() -> None:
         faces = pipeline.find_faces(f, naive)
         render(f, faces, "sunglasses")
         naive_times.append(time.perf_counter() - t)
-    int8 = pipeline.predictor.card.inference.int8 or {}
+    approved = pipeline.predictor.card.inference.int8 or {}
     print(f"default's keypoint model: {'the int8 twin' if pipeline.live_predictor is not pipeline.predictor else 'float'} "
-          f"(card: int8 validation NME {int8.get('nme')} against float {int8.get('float_nme')}, live {int8.get('live')})")
+          f"(card: int8 validation NME {approved.get('nme')} against float {approved.get('float_nme')}, "
+          f"live {approved.get('live')})")
     print(f"{len(frames)} frames 640x480 ({'real video, one face' if VIDEO.is_file() else 'synthetic'}) fed at {FPS} fps, "
           f"{args.rounds} rounds each")
     pooled = {}

@@ -119,6 +119,11 @@ class Inference:
     int8: dict | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def int8_live(self) -> bool:
+        """The card approves the int8 twin for the webcam."""
+        return bool((self.int8 or {}).get("live"))
+
     def describe(self) -> str:
         """The inference options in words."""
         parts = ["flip-averaged" if self.flip_average else "single pass"]

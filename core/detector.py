@@ -122,7 +122,7 @@ class DetectorProcess:
     messages over two pipes. Not thread-safe by itself: one caller at a time (core.live's detection thread).
     """
 
-    def __init__(self, settings: DetectorSettings | None = None, niceness: int = 10):
+    def __init__(self, niceness: int = 10):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
@@ -134,7 +134,6 @@ class DetectorProcess:
             os.close(to_child_r)
             os.close(from_child_w)
         self._send, self._receive = Connection(to_child_w, readable=False), Connection(from_child_r, writable=False)
-        self._settings = settings
 
     @property
     def pid(self) -> int:
@@ -145,9 +144,9 @@ class DetectorProcess:
         return self._process.poll() is None
 
     def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
-        """What FaceDetector(settings given here).detect returns; DetectorProcessError when the child is gone."""
+        """What FaceDetector().detect(gray, settings) returns; DetectorProcessError when the child is gone."""
         try:
-            self._send.send((np.ascontiguousarray(gray), settings or self._settings))
+            self._send.send((np.ascontiguousarray(gray), settings))
             answer = self._receive.recv()
         except (EOFError, OSError) as exc:
             raise DetectorProcessError("the face detection process ended") from exc

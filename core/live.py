@@ -278,7 +278,7 @@ class LiveProcessor:
 
             if self.settings.detection_process:
                 try:
-                    self._detector_process = DetectorProcess(self.pipeline.detector.settings)
+                    self._detector_process = DetectorProcess()
                     weakref.finalize(self, self._detector_process.close)
                 except (OSError, ValueError) as exc:  # e.g. no pipes to hand over (pass_fds is POSIX-only)
                     log.warning("No face detection process (%s); this stream detects on its detection thread.", exc)
@@ -288,7 +288,8 @@ class LiveProcessor:
 
     def _detect(self, gray: np.ndarray, process: DetectorProcess | None = None) -> np.ndarray:
         """The pipeline's detection step (its detector settings) on a copy `detect_width` wide; the
-        cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only."""
+        cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only.
+        Only the detection thread passes `process` (its pipe serves one caller at a time)."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
         if process is not None:
             try:

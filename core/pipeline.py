@@ -117,7 +117,7 @@ class FacePipeline:
         (trainer.ship measures it) and it was made from these weights, else the float one."""
         if self._live_predictor is None:
             self._live_predictor = self.predictor
-            if (self.predictor.card.inference.int8 or {}).get("live"):
+            if self.predictor.card.inference.int8_live:
                 with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
                     self._live_predictor = KeypointPredictor(self._model_path, int8=True)
         return self._live_predictor

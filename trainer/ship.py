@@ -95,8 +95,8 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
         elif (card.inference.recentre or {}).get("locator"):
             card.inference.recentre = None  # its locator is not shipped this time
         if frames and card.data.test_people:
-            _measure_inference_options(staged, card, frames, locator_run is not None)
-            _measure_int8_twin(staged, card, frames)
+            option, float_val = _measure_inference_options(staged, card, frames, locator_run is not None)
+            _measure_int8_twin(staged, card, frames, option, float_val)
         # a locator that the chosen option does not use is not shipped (its measurements stay in the card)
         with_locator = locator_run is not None and (not frames or card.inference.recentre is not None)
         card.reproduce = _reproduce(card, run_name, locator_run, target)  # with the locator: it was measured
@@ -161,11 +161,12 @@ def choose_option(validation: Sequence[dict]) -> int:
     return min(range(len(validation)), key=lambda i: validation[i].get("nme", float("inf")))
 
 
-def _measure_inference_options(staged: Path, card: ModelCard, frames: str, has_locator: bool) -> None:
+def _measure_inference_options(staged: Path, card: ModelCard, frames: str, has_locator: bool) -> tuple[dict, dict]:
     """Choose flip averaging and the re-centring threshold on the validation people; report on the test people.
 
     Fills the card's inference, evaluations and metrics.end_to_end. The test people are evaluated only
-    for the chosen option and the two without re-centring, after the choice.
+    for the chosen option and the two without re-centring, after the choice. Returns the chosen option
+    (evaluate_frames keywords) and its validation result.
     """
     val_people, test_people, offset_p99 = held_out_people(card)
     card.data.val_people, card.train_offset_p99_px = val_people, offset_p99
@@ -182,18 +183,15 @@ def _measure_inference_options(staged: Path, card: ModelCard, frames: str, has_l
                                chosen_on="validation people")
     card.evaluations = [{"people": "validation", **r} for r in val] + [{"people": "test", **test[i]} for i in reported]
     card.metrics = {**card.metrics, "end_to_end": test[chosen]}
+    return options[chosen], val[chosen]
 
 
-def _measure_int8_twin(staged: Path, card: ModelCard, frames: str) -> None:
+def _measure_int8_twin(staged: Path, card: ModelCard, frames: str, option: dict, float_val: dict) -> None:
     """Make the int8 twin beside `staged` (calibrated on training faces of the card's split) and record its
-    validation NME with the chosen option in card.inference.int8; nothing when the training data is gone."""
+    validation NME with the chosen `option` against the float twin's (`float_val`) in card.inference.int8;
+    nothing when the training data is gone."""
     config = RecipeConfig.from_dict(card.config)
-    option = dict(flip_average=bool(card.inference.flip_average), recentre=Recentring.from_card(card.inference) or False)
-    float_val = next((r for r in card.evaluations if r.get("people") == "validation"
-                      and r.get("flip_average") == option["flip_average"]
-                      and r.get("recentre") == (dataclasses.asdict(option["recentre"]) if option["recentre"] else None)),
-                     None)
-    if float_val is None or not Path(config.data).is_file():
+    if not Path(config.data).is_file():
         return
     train = make_split(read_kaggle_csv(config.data), config).train
     picked = np.random.default_rng(config.seed).choice(len(train), min(CALIBRATION_FACES, len(train)), replace=False)
@@ -218,11 +216,9 @@ def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: 
     if parent:
         steps.append(f"# fine-tuning starts from {parent['path']} (sha256 {parent['sha256'][:12]}, run {parent.get('run')}), "
                      f"an earlier shipped model (git history of models/), trained by: {parent.get('command')}")
-    shipped_card = card_path_for(target)
-    card_arg = shipped_card.relative_to(target.parent.parent) if target.parent.parent in shipped_card.parents else shipped_card
     # the card's own config, not a preset that may change or a --config file that may be gone (card.command says
     # how the run was started)
-    steps.append(f"python -m trainer train --config {card_arg} --run {card.run or Path(run_name).stem}" if card.config
+    steps.append(f"python -m trainer train --config {card_path_for(target).relative_to(target.parent.parent)} --run {card.run or Path(run_name).stem}" if card.config
                  else card.command or f"python -m trainer train --run {run_name}")
     if locator_run:
         steps.append(locator.get("command") or f"python -m trainer train --run {locator_run} (see its config)")

@@ -115,7 +115,7 @@ def model_summary(path: Path) -> dict:
         "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
                          + _parent_time(card.parent) if card.wall_s else None,
         "inference": card.inference.describe(),
-        "webcam": _webcam_model(card.inference.int8),
+        "webcam": _webcam_model(card.inference),
     }
     return {k: "—" if v is None else v for k, v in summary.items()}
 
@@ -127,10 +127,10 @@ def _parent_time(parent: dict | None) -> str:
     return f", after {parent['wall_s'] / 60:.0f} min for {parent.get('run') or 'the model it continues'}"
 
 
-def _webcam_model(int8: dict | None) -> str:
+def _webcam_model(inference) -> str:
     """Which twin the webcam runs (core.pipeline.FacePipeline.live_predictor) and why."""
-    if int8 and int8.get("live"):
-        return f"int8 twin (validation NME {int8.get('nme')}, float {int8.get('float_nme')})"
+    if inference.int8_live:
+        return f"int8 twin (validation NME {inference.int8.get('nme')}, float {inference.int8.get('float_nme')})"
     return "float model"
 
 
