@@ -18,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from core.model import build_model  # noqa: E402
+from trainer.architecture import build_model  # noqa: E402
+from trainer.config import DEFAULT_PRESET, config_for  # noqa: E402
 from trainer.losses import make_loss  # noqa: E402
-from trainer.recipe import DEFAULT_PRESET, augmented_batches, config_for  # noqa: E402
+from trainer.recipe import augmented_batches  # noqa: E402
 from trainer.synthetic import synthetic_faces  # noqa: E402
 
 
