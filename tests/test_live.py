@@ -210,8 +210,13 @@ def test_a_session_clip_replaces_its_last_clip_and_is_removed_with_the_session(t
     clip.finish_recording()
     assert clip.ready and not clip.recording and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
     clip.start_recording().write_bytes(b"second")
-    assert not clip.ready and not clip.path.exists()
+    assert clip.ready and clip.recording and clip.path.read_bytes() == b"first"  # offered until replaced
     clip.finish_recording()
+    assert clip.path.read_bytes() == b"second" and not clip.recording_path.exists()
+    clip.start_recording().write_bytes(b"broken")
+    clip.abandon_recording()  # the muxer failed: the last clip stays
+    assert clip.ready and not clip.recording and clip.path.read_bytes() == b"second"
+    assert not clip.recording_path.exists()
     other = SessionClip(tmp_path)
     assert other.path != clip.path
     path = clip.path
