@@ -2,9 +2,10 @@
 
 A clip's file name is a random token chosen here (never a name a browser sends). The recorder
 writes `<token>.part.mp4` and `finish_recording()` renames it to `<token>.mp4`, so a finished clip
-is never half-written, and the last clip stays downloadable while the next one is recorded. A clip is removed when its `SessionClip` is discarded or garbage-collected
-(Streamlit drops a session's state a while after its tab closes), and `sweep()` removes any clip
-older than CLIP_TTL_S (a server that was killed leaves no clip behind for good).
+is never half-written, and the last clip stays downloadable while the next one is recorded. A
+clip is removed when its `SessionClip` is discarded or garbage-collected (Streamlit drops a
+session's state a while after its tab closes), and `sweep()` removes any clip older than
+CLIP_TTL_S (a server that was killed leaves no clip behind for good).
 """
 from __future__ import annotations
 
