@@ -14,7 +14,9 @@ clip without ../shared. All figures come from one run:
    frames as today;
 2. jitter of the nose tip on a still face (one frame repeated with camera-like noise), standard
    deviation in px, with and without One Euro smoothing, float model and the default (int8 where approved);
-3. resident memory while `--minutes` of 30 fps video are fed straight to the processor; goal < 10% growth.
+3. resident memory while `--minutes` of 30 fps video are fed straight to the processor; goal < 10% growth;
+4. per-frame time of each effect on the default path (mirror on, as the page starts), in alternating
+   rounds; goal: blur (the costliest to draw) within 1.5x of sunglasses. `--effects-only` runs just this.
 """
 from __future__ import annotations
 
@@ -31,9 +33,10 @@ import numpy as np  # noqa: E402
 
 from core.detector import DetectorSettings  # noqa: E402
 from core.live import LiveProcessor, LiveSettings, LiveStats  # noqa: E402
+from core.overlays import EFFECTS  # noqa: E402
 from core.paths import REPO_ROOT  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
 from core.pipeline import FacePipeline, render  # noqa: E402
+from core.registry import active_model_path  # noqa: E402
 from core.schema import INDEX  # noqa: E402
 
 FPS = 30
@@ -73,9 +76,13 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="memory test length (0 skips it)")
     p.add_argument("--model", default=str(active_model_path()))
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of each path")
+    p.add_argument("--effects-only", action="store_true", help="only part 4, the cost of each effect")
     args = p.parse_args()
     frames = load_frames()
     pipeline = FacePipeline(args.model)
+    if args.effects_only:
+        effects(pipeline, frames, args.rounds)
+        return
 
     # 1. speed: background detection against today's path, both fed at 30 fps, alternating rounds
     def paced(settings: LiveSettings, on: FacePipeline) -> tuple[list[float], list[float], LiveStats]:
@@ -171,6 +178,29 @@ def main() -> None:
           f"RSS {start_rss:.0f} MB after warm-up -> {end_rss:.0f} MB ({(end_rss / start_rss - 1):+.1%}); "
           f"goal < +10%: {'PASS' if end_rss < start_rss * 1.1 else 'FAIL'}")
     proc.close()
+    effects(pipeline, frames, args.rounds)
+
+
+def effects(pipeline: FacePipeline, frames: list[np.ndarray], rounds: int) -> None:
+    """Part 4: ms per frame of every effect on the default path, frames fed straight (not paced)."""
+    names = list(EFFECTS)
+    times: dict[str, list[float]] = {e: [] for e in names}
+    LiveProcessor(pipeline, LiveSettings(effect="sunglasses")).process(frames[0])  # warm-up
+    for _ in range(rounds):  # alternate, so load from other processes falls on every effect
+        for effect in names:
+            processor = LiveProcessor(pipeline, LiveSettings(effect=effect))
+            for i, f in enumerate(frames):
+                t = time.perf_counter()
+                processor.process(f, now=i / FPS)
+                times[effect].append(time.perf_counter() - t)
+            processor.close()
+    print(f"effects on the default path (as the webcam page runs it, mirror on), "
+          f"{len(frames)} frames x {rounds} rounds:")
+    for effect in names:
+        print(f"    {effect:20s}: median {statistics.median(times[effect]) * 1000:5.1f} ms, "
+              f"p95 {pct(times[effect], 95):5.1f} ms")
+    ratio = statistics.median(times["blur"]) / statistics.median(times["sunglasses"])
+    print(f"  blur / sunglasses: {ratio:.2f}x (goal <= 1.5x: {'PASS' if ratio <= 1.5 else 'FAIL'})")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 A clip's file name is a random token chosen here (never a name a browser sends). The recorder
 writes `<token>.part.mp4` and `finish_recording()` renames it to `<token>.mp4`, so a finished clip
-is never half-written. A clip is removed when its `SessionClip` is discarded or garbage-collected
-(Streamlit drops a session's state a while after its tab closes), and `sweep()` removes any clip
-older than CLIP_TTL_S (a server that was killed leaves no clip behind for good).
+is never half-written, and the last clip stays downloadable while the next one is recorded. A
+clip is removed when its `SessionClip` is discarded or garbage-collected (Streamlit drops a
+session's state a while after its tab closes), and `sweep()` removes any clip older than
+CLIP_TTL_S (a server that was killed leaves no clip behind for good).
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ class SessionClip:
         return self.path.is_file()
 
     def start_recording(self) -> Path:
-        """Replace the previous clip: the path the recorder writes to."""
-        _remove(self.path, self.recording_path)
+        """The path the recorder writes to; the finished clip stays offered until the new one replaces it."""
+        _remove(self.recording_path)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.recording = True
         return self.recording_path
@@ -57,6 +58,11 @@ class SessionClip:
         """The recorder closed its file: make it the session's clip (idempotent)."""
         if self.recording_path.is_file():
             os.replace(self.recording_path, self.path)
+        self.recording = False
+
+    def abandon_recording(self) -> None:
+        """The recorder could not finish its file: drop it and keep offering the last clip."""
+        _remove(self.recording_path)
         self.recording = False
 
     def discard(self) -> None:

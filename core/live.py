@@ -38,6 +38,7 @@ import numpy as np
 from core.detector import DetectorProcess, DetectorProcessError
 from core.geometry import CropTransform, box_iou, crop_around_points, crop_from_box
 from core.pipeline import Face, FacePipeline, render
+from core.schema import FLIP_PERMUTATION
 from core.smoothing import OneEuroFilter
 
 #: One Euro parameters, chosen on the recorded video (shipped model): on a still face with camera
@@ -99,6 +100,11 @@ class Detection:
 
     boxes_xywh: np.ndarray
     stamp: float
+
+
+def _swap_sides(face: Face) -> Face:
+    """The same points with left and right names exchanged (core.schema.FLIP_PERMUTATION)."""
+    return Face(face.box_xywh, face.keypoints_px[FLIP_PERMUTATION], face.crop)
 
 
 def _lower_this_threads_priority(niceness: int = 10) -> None:
@@ -262,8 +268,12 @@ class LiveProcessor:
             else:
                 self._frames_since_detection += 1
         faces = self._predict(gray, now, s)
-        out = render(frame_bgr, faces, s.effect) if faces and s.effect != "none" else frame_bgr
-        self._record(started, now, faces, out, drawn=bool(faces) and s.effect != "none")
+        # The model reads the mirror image as a face of its own, so its "left eye" is the person's right
+        # one: named points (labels, snapshot CSV) swap left and right; artwork keeps the image's layout.
+        named = [_swap_sides(f) for f in faces] if s.mirror else faces
+        drawn = named if s.effect == "labelled keypoints" else faces
+        out = render(frame_bgr, drawn, s.effect) if faces and s.effect != "none" else frame_bgr
+        self._record(started, now, named, out, drawn=bool(faces) and s.effect != "none")
         return out
 
     def _detection_worker(self) -> DetectionWorker | None:

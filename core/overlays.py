@@ -180,21 +180,30 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen:
         if x1 <= x0 or y1 <= y0:
             continue
         roi = image[y0:y1, x0:x1]
-        mask = np.zeros(roi.shape[:2], np.float32)
-        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)))
-        mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
-        for j, other in enumerate(ellipses):
+        size = (roi.shape[1], roi.shape[0])
+        # The mask and the blur are smooth, so both are made on a copy shrunk to a few pixels per
+        # feather width and scaled back: a face-sized Gaussian at full size costs far more than a frame.
+        step = max(1, int(feather / 4))
+        small_size = (max(1, size[0] // step), max(1, size[1] // step))
+        fx, fy = small_size[0] / size[0], small_size[1] / size[1]
+        mask_small = np.zeros(small_size[::-1], np.float32)
+        _fill_ellipse(mask_small, (((cx - x0) * fx, (cy - y0) * fy),
+                                   ((ax + 1.5 * feather) * fx, (ay + 1.5 * feather) * fy)))
+        mask = cv2.resize(cv2.GaussianBlur(mask_small, (0, 0), feather / 2 / step), size,
+                          interpolation=cv2.INTER_LINEAR)
+        for j, other in enumerate(ellipses):  # at full size: the neighbour's outline stays exact
             if j != i:
                 (ox, oy), axes = other
                 _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0)
         if method == "blur":
-            hidden = cv2.GaussianBlur(roi, (0, 0), max(ax, ay) / 3)
+            sigma = max(ax, ay) / 3
+            shrink = max(1, int(sigma / 2.5))  # the blur leaves nothing finer than a few pixels at this size
+            hidden = cv2.resize(cv2.GaussianBlur(_shrink(roi, shrink), (0, 0), sigma / shrink), size,
+                                interpolation=cv2.INTER_LINEAR)
         else:
             cell = max(2, int(round(2 * max(ax, ay) / 10)))  # about 10 cells across the face
-            small = cv2.resize(roi, (max(1, roi.shape[1] // cell), max(1, roi.shape[0] // cell)), interpolation=cv2.INTER_AREA)
-            hidden = cv2.resize(small, (roi.shape[1], roi.shape[0]), interpolation=cv2.INTER_NEAREST)
-        alpha = mask[..., None]
-        roi[:] = (hidden * alpha + roi * (1.0 - alpha) + 0.5).astype(np.uint8)
+            hidden = cv2.resize(_shrink(roi, cell), size, interpolation=cv2.INTER_NEAREST)
+        roi[:] = cv2.blendLinear(hidden, roi, mask, 1.0 - mask)
     return image
 
 
@@ -222,6 +231,14 @@ def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float
                     cv2.LINE_AA)
         cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
     return image
+
+
+def _shrink(image: np.ndarray, step: int) -> np.ndarray:
+    """Each `step` x `step` block averaged into one pixel; the last partial row and column of blocks are
+    left out, since OpenCV averages whole blocks several times faster than a fractional scale."""
+    rows, cols = max(1, image.shape[0] // step), max(1, image.shape[1] // step)
+    whole = image[:rows * step, :cols * step]
+    return cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0) -> None:

@@ -1,9 +1,11 @@
 """Webcam page in real Chromium: a fake camera fed from a .y4m, WebRTC over loopback only.
 
-Used like a person: turn on recording, START, change the effect, take a snapshot and download it,
-STOP, download the clip, START again, STOP. After every step the page must show no Streamlit
-exception; server-side figures are read from the page's own readout. The page has a `run_every`
-fragment, so instead of waiting for an idle app each step waits for the element it expects.
+Used like a person: turn on recording, START with pixelate, STOP, download the clip; START with
+sunglasses, STOP, download the second clip; turn recording off, START, change the effect, take a
+snapshot and download it, STOP. Every frame of each clip, the first included, must carry its
+effect. After every step the page must show no Streamlit exception; server-side figures are read
+from the page's own readout. The page has a `run_every` fragment, so instead of waiting for an idle
+app each step waits for the element it expects.
 """
 import io
 import os
@@ -18,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from core.schema import COORD_COLUMNS
 from tests.conftest import REPO, SHARED_DATA, launch_chromium
-from tests.e2e import assert_no_exception, settle
+from tests.e2e import assert_no_exception, choose, screenshot, settle
 from tests.helpers import video_frames, write_y4m
 
 VIDEO = SHARED_DATA / "video" / "frontal_face_320x240.mp4"
@@ -84,6 +86,59 @@ def _wait_for_detection_processes(server_pid: int, count: int, timeout_s: float 
     return found
 
 
+#: The part of a 640x480 camera frame that the face of the shared video covers in every frame
+#: (x, y, w, h), mirrored or not.
+FACE_REGION = (148, 95, 220, 260)
+#: Eye band of the mirrored face (the median detector box's 20-50% height, 15-85% width).
+EYE_BAND = (204, 172, 230, 98)
+
+
+def _gray_region(frame_bgr: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = region
+    frame = cv2.resize(frame_bgr, (640, 480), interpolation=cv2.INTER_AREA)  # Chromium may send less
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[y:y + h, x:x + w].astype(np.int16)
+
+
+def _nearest_raw_distance(frame_bgr: np.ndarray, raw_faces: list[np.ndarray]) -> float:
+    """Mean grey-level difference, in the face region, to the closest camera frame (mirrored or not):
+    about 2 for a frame that passes the face through (H.264 noise), about 20 for a pixelated one."""
+    face = _gray_region(frame_bgr, FACE_REGION)
+    return min(float(np.abs(face - raw).mean()) for raw in raw_faces)
+
+
+def _dark_on_eyes(frame_bgr: np.ndarray) -> float:
+    """Share of near-black pixels on the eyes: about 0.2 with sunglasses drawn, under 0.06 without."""
+    return float((_gray_region(frame_bgr, EYE_BAND) < 40).mean())
+
+
+def _clip_frames(page: Page, path: Path) -> list[np.ndarray]:
+    clip_button = page.get_by_role("button", name="Download the clip (MP4)")
+    try:  # the recorder closes its file after STOP; on a busy machine that has taken over 30 s
+        expect(clip_button).to_be_visible(timeout=2 * STEP_MS)
+    except AssertionError:
+        page.screenshot(path=str(path.with_suffix(".png")), full_page=True)
+        raise AssertionError(f"no clip to download; the clip column says: "
+                             f"{page.get_by_text('clip', exact=False).all_inner_texts()}") from None
+    assert_no_exception(page)
+    path.write_bytes(_download(page, "Download the clip (MP4)"))
+    frames = video_frames(path, size=None, limit=100_000)
+    assert len(frames) >= 30 and frames[0].shape[1] >= 320, (len(frames), frames[0].shape if frames else None)
+    return frames
+
+
+def _record_one(page: Page, webrtc, at_least: int = 60) -> int:
+    """START, wait for `at_least` frames, STOP; the frames of that stream."""
+    webrtc.get_by_role("button", name="START").click()
+    expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
+    expect(page.get_by_text("Recording… press STOP to finish the clip.")).to_be_visible(timeout=STEP_MS)
+    assert_no_exception(page)
+    frames, _ = _readout(page, at_least=at_least)
+    webrtc.get_by_role("button", name="STOP").click()
+    expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
+    assert_no_exception(page)
+    return frames
+
+
 def _download(page: Page, button: str) -> bytes:
     with page.expect_download() as info:
         page.get_by_role("button", name=button).click()
@@ -93,6 +148,10 @@ def _download(page: Page, button: str) -> bytes:
 def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, playwright_driver, tmp_path):
     camera, source_frames, has_face = _fake_camera(tmp_path)
     assert max(_marker_pixels(f).sum() for f in source_frames) < 20  # the camera itself shows no green dots
+    raw_faces = [_gray_region(g, FACE_REGION) for f in source_frames for g in (f, cv2.flip(f, 1))]
+    if has_face:  # the measures tell the raw face from a hidden one, and eyes from sunglasses
+        assert max(_nearest_raw_distance(cv2.flip(f, 1), raw_faces) for f in source_frames[::10]) < 1
+        assert max(_dark_on_eyes(cv2.flip(f, 1)) for f in source_frames) < 0.08
     server = streamlit_app(FKS_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO / "tests" / "loopback_ice"))
     browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-video-capture={camera}"])
     try:
@@ -102,18 +161,43 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=STEP_MS)
         settle(page)
         expect(page.get_by_text("Not started")).to_be_visible(timeout=STEP_MS)
+        webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
 
+        # Clip 1: pixelate hides the face on every frame, from the first one
         page.get_by_test_id("stCheckbox").filter(has_text="Record a clip").click()
         settle(page)
-        webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
+        choose(page, "Effect", "pixelate")
+        _record_one(page, webrtc)
+        first = _clip_frames(page, tmp_path / "clip-pixelate.mp4")
+        if has_face:
+            distances = [_nearest_raw_distance(f, raw_faces) for f in first]
+            shown = [i for i, d in enumerate(distances) if d < 8]
+            assert not shown, f"{len(shown)} of {len(first)} clip frames show the face (first: {shown[:10]})"
+        assert list((tmp_path / "data" / "clips").glob("*.mp4")), "the clip lives in the app's data folder"
+
+        # Clip 2 in the same session: sunglasses on every frame; the page offers the new clip
+        choose(page, "Effect", "sunglasses")
+        expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible()  # kept while recording
+        _record_one(page, webrtc)
+        linux = Path("/proc/self/stat").is_file()
+        if linux:  # the stream's detection process ended with it
+            assert _wait_for_detection_processes(server.proc.pid, 0) == []
+        second = _clip_frames(page, tmp_path / "clip-sunglasses.mp4")
+        if has_face:
+            dark = [_dark_on_eyes(f) for f in second]
+            bare = [i for i, d in enumerate(dark) if d < 0.12]
+            assert not bare, f"{len(bare)} of {len(second)} clip frames without sunglasses (first: {bare[:10]})"
+        assert len(list((tmp_path / "data" / "clips").glob("*.mp4"))) == 1, "one clip per session: the newest"
+
+        # Without recording: the live stream, an effect change, a snapshot, figures per stream
+        page.get_by_test_id("stCheckbox").filter(has_text="Record a clip").click()
+        settle(page)
         webrtc.get_by_role("button", name="START").click()
         expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
-        expect(page.get_by_text("Recording… press STOP to finish the clip.")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         frames, with_face = _readout(page, at_least=60)
         if has_face:
             assert with_face / frames > 0.7, (frames, with_face)
-        linux = Path("/proc/self/stat").is_file()
         if linux:  # the cascade runs in one niced child of the server while the stream plays
             (detector_pid,) = _wait_for_detection_processes(server.proc.pid, 1)
             assert os.getpriority(os.PRIO_PROCESS, detector_pid) > os.getpriority(os.PRIO_PROCESS, server.proc.pid)
@@ -132,7 +216,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         page.get_by_role("button", name="Take a snapshot").click()
         expect(page.get_by_role("button", name="Download the frame (PNG)")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
-        page.screenshot(path=str(tmp_path / "webcam-live.png"), full_page=True)
+        screenshot(page, str(tmp_path / "webcam-live.png"))
         png = cv2.imdecode(np.frombuffer(_download(page, "Download the frame (PNG)"), np.uint8), cv2.IMREAD_COLOR)
         keypoints = pd.read_csv(io.StringIO(_download(page, "Download its keypoints (CSV)").decode()))
         height, width = png.shape[:2]  # 640x480 asked for; Chromium lowers it when the CPU is busy
@@ -147,38 +231,20 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
             on_points = [markers[max(0, int(y) - 3):int(y) + 4, max(0, int(x) - 3):int(x) + 4].any() for x, y in points]
             assert sum(on_points) >= 13, on_points  # ... where the CSV says the keypoints are
 
-        last_frames, _ = _readout(page, at_least=frames)
         webrtc.get_by_role("button", name="STOP").click()
         expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
         expect(page.get_by_text("ms/frame")).to_have_count(0, timeout=STEP_MS)  # no stale figures after STOP
         assert_no_exception(page)
-        if linux:  # ...and ends with it
-            assert _wait_for_detection_processes(server.proc.pid, 0) == []
-        clip_button = page.get_by_role("button", name="Download the clip (MP4)")
-        try:  # the recorder closes its file after STOP; on a busy machine that has taken over 30 s
-            expect(clip_button).to_be_visible(timeout=2 * STEP_MS)
-        except AssertionError:
-            page.screenshot(path=str(tmp_path / "no-clip.png"), full_page=True)
-            raise AssertionError(f"no clip to download; the clip column says: "
-                                 f"{page.get_by_text('clip', exact=False).all_inner_texts()}") from None
-        assert_no_exception(page)
-        clip_path = tmp_path / "clip.mp4"
-        clip_path.write_bytes(_download(page, "Download the clip (MP4)"))
-        clip = video_frames(clip_path, size=None, limit=100_000)
-        assert len(clip) >= 30 and clip[0].shape[1] >= 320, (len(clip), clip[0].shape if clip else None)
-        if has_face:
-            with_markers = sum(_marker_pixels(f).sum() > 30 for f in clip)
-            assert with_markers >= 0.1 * len(clip), (with_markers, len(clip))  # the overlay is in the recording
-        assert list((tmp_path / "data" / "clips").glob("*.mp4")), "the clip lives in the app's data folder"
 
         webrtc.get_by_role("button", name="START").click()
         expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
         again, _ = _readout(page, at_least=1)
-        assert again < last_frames, (again, last_frames)  # counted per stream, not carried over
+        assert again < frames, (again, frames)  # counted per stream, not carried over
         webrtc.get_by_role("button", name="STOP").click()
         expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
-        page.screenshot(path=str(tmp_path / "webcam-after-use.png"), full_page=True)
+        expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible()  # still offered
+        screenshot(page, str(tmp_path / "webcam-after-use.png"))
     finally:
         browser.close()

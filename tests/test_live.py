@@ -210,8 +210,13 @@ def test_a_session_clip_replaces_its_last_clip_and_is_removed_with_the_session(t
     clip.finish_recording()
     assert clip.ready and not clip.recording and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
     clip.start_recording().write_bytes(b"second")
-    assert not clip.ready and not clip.path.exists()
+    assert clip.ready and clip.recording and clip.path.read_bytes() == b"first"  # offered until replaced
     clip.finish_recording()
+    assert clip.path.read_bytes() == b"second" and not clip.recording_path.exists()
+    clip.start_recording().write_bytes(b"broken")
+    clip.abandon_recording()  # the muxer failed: the last clip stays
+    assert clip.ready and not clip.recording and clip.path.read_bytes() == b"second"
+    assert not clip.recording_path.exists()
     other = SessionClip(tmp_path)
     assert other.path != clip.path
     path = clip.path
@@ -331,3 +336,29 @@ def test_a_detection_process_that_cannot_start_leaves_detection_on_the_thread(tw
     assert processor._detector_process is None and processor.stats().faces == 2
     assert any("no pipes here" in r.getMessage() for r in caplog.records)
     processor.close()
+
+
+def test_mirror_view_names_the_persons_own_left_eye(shared_data, app_model_path):
+    from core.overlays import label_boxes
+    from core.schema import INDEX
+    from tests.helpers import video_frames
+
+    frame = video_frames(shared_data / "video" / "frontal_face_320x240.mp4", limit=1)[0]
+    pipeline = FacePipeline(app_model_path)
+
+    def keypoints(mirror: bool) -> np.ndarray:
+        processor = LiveProcessor(pipeline, LiveSettings(effect="labelled keypoints", mirror=mirror, smoothing=False,
+                                                         background_detection=False))
+        processor.process(frame, now=0.0)
+        (face,) = processor.snapshot().faces
+        processor.close()
+        return face.keypoints_px
+
+    plain, mirrored = keypoints(False), keypoints(True)
+    left, right = INDEX["left_eye_center"], INDEX["right_eye_center"]
+    assert plain[left, 0] > plain[right, 0]  # the person's left eye is on the image's right ...
+    assert mirrored[left, 0] < mirrored[right, 0]  # ... and on its left in the mirror view
+    assert abs((frame.shape[1] - 1 - mirrored[left, 0]) - plain[left, 0]) < 6  # the same eye
+    number_1 = label_boxes(mirrored, (frame.shape[1], frame.shape[0]))[left]  # "1" is drawn beside it
+    centre = np.array([(number_1[0] + number_1[2]) / 2, (number_1[1] + number_1[3]) / 2])
+    assert np.linalg.norm(centre - mirrored[left]) < np.linalg.norm(centre - mirrored[right])

@@ -27,6 +27,23 @@ def rtc_configuration() -> dict:
     return {"iceServers": servers}
 
 
+class _Processed:
+    """Carried by every frame StreamProcessor returns (`VideoFrame.opaque`): streamlit-webrtc's async
+    track passes the camera's own frame on while the processor has not answered yet (a stream's first
+    frames), and a clip must never contain one. One instance per frame: PyAV files an opaque value
+    under its id and forgets it when any frame holding it is freed."""
+
+
+def mark_processed(frame: av.VideoFrame) -> av.VideoFrame:
+    frame.opaque = _Processed()
+    return frame
+
+
+def is_processed(frame: av.VideoFrame) -> bool:
+    """A frame StreamProcessor made (effect drawn, mirrored as chosen), not one the camera sent."""
+    return isinstance(frame.opaque, _Processed)
+
+
 class StreamProcessor(VideoProcessorBase):
     """One per stream (streamlit-webrtc calls the factory at every START): counts restart per stream,
     and the detection thread and process stop when the stream ends."""
@@ -36,7 +53,7 @@ class StreamProcessor(VideoProcessorBase):
 
     def recv(self, frame: av.VideoFrame) -> av.VideoFrame:
         out = self.live.process(frame.to_ndarray(format="bgr24"))
-        return av.VideoFrame.from_ndarray(out, format="bgr24")
+        return mark_processed(av.VideoFrame.from_ndarray(out, format="bgr24"))
 
     def on_ended(self) -> None:
         self.live.close()
@@ -46,8 +63,9 @@ class StreamProcessor(VideoProcessorBase):
 RECORDER_FPS = 30
 
 
-class _OneFramePerTick(MediaStreamTrack):
-    """Passes on frames whose time, in the recorder's 1/30 s ticks, is later than the last one's.
+class _ProcessedFramePerTick(MediaStreamTrack):
+    """Passes on processed frames (is_processed) whose time, in the recorder's 1/30 s ticks, is later
+    than the last one's.
 
     WebRTC frames carry 90 kHz timestamps at an irregular rate; two within one tick would get the
     same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip.
@@ -63,6 +81,8 @@ class _OneFramePerTick(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         while True:
             frame = await self._track.recv()
+            if not is_processed(frame):
+                continue
             if frame.pts is None or frame.time_base is None:
                 return frame
             tick = round(frame.pts * frame.time_base * RECORDER_FPS)
@@ -79,13 +99,13 @@ class ClipRecorder(MediaRecorder):
         self._clip = clip
 
     def addTrack(self, track: MediaStreamTrack) -> None:
-        super().addTrack(_OneFramePerTick(track) if track.kind == "video" else track)
+        super().addTrack(_ProcessedFramePerTick(track) if track.kind == "video" else track)
 
     async def stop(self) -> None:
         try:
             await super().stop()
         except Exception:
-            self._clip.discard()  # a file the muxer could not finish is no clip to offer
+            self._clip.abandon_recording()  # a file the muxer could not finish is no clip to offer
             raise
         self._clip.finish_recording()
 
