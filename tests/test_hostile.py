@@ -3,15 +3,24 @@ saved is lost. Concurrency is tested in test_concurrency; the host allow-list in
 from __future__ import annotations
 
 import gzip
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.schema import COORD_COLUMNS, IMAGE_COLUMN
-from tests.helpers import synthetic_faces, write_synthetic_csv
+from tests.helpers import synthetic_faces, wait_until, write_synthetic_csv
 from trainer import data as data_module
+from trainer import jobs, runfolders
 from trainer.data import DatasetError, read_kaggle_csv, write_kaggle_csv
+from trainer.recipe import RecipeConfig
 
 HEADER = ",".join([*COORD_COLUMNS, IMAGE_COLUMN])
 
@@ -85,3 +94,91 @@ def test_a_zip_with_two_csv_files_names_them_instead_of_reading_the_first(tmp_pa
         archive.writestr("train.csv", one)
         archive.writestr("__MACOSX/._train.csv", b"\0")
     assert len(read_kaggle_csv(tmp_path / "one.zip")) == 3
+
+
+# ---------------------------------------------------------------- item 4: job.json names a process by more than its pid
+
+@pytest.fixture
+def bystander():
+    """A live process that has nothing to do with training (what a stale or edited job.json may name)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _finished_run(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(RecipeConfig().to_dict()))
+    (path / "events.jsonl").write_text('{"event": "run_start"}\n')
+    return path
+
+
+@pytest.mark.parametrize("job", [
+    "pid only", "wrong start time", "wrong command line", -1, 1, True, "abc", [1, 2], {"pid": [1]},
+    {"pid": True, "create_time": 1.0, "cmdline": []}, {"pid": 1, "create_time": "x", "cmdline": []}])
+def test_a_job_file_naming_another_process_is_not_running_and_cancel_signals_nothing(tmp_path, bystander, job):
+    root = tmp_path / "runs"
+    run = _finished_run(root, "stale")
+    real = runfolders.process_identity(bystander.pid)
+    job = {"pid only": {"pid": bystander.pid, "started": time.time()},
+           "wrong start time": {**real, "create_time": real["create_time"] - 5},
+           "wrong command line": {**real, "cmdline": [sys.executable, "-m", "trainer", "train", "--run", "stale"]},
+           }.get(job, job) if isinstance(job, str) else job
+    (run / "job.json").write_text(json.dumps(job))
+    assert runfolders.status(run) == "stopped"
+    assert jobs.running_run(root) is None
+    assert runfolders.list_runs(root).set_index("run").loc["stale", "status"] == "stopped"
+    jobs.cancel("stale", root)
+    time.sleep(0.2)
+    assert bystander.poll() is None, "Cancel signalled a process that is not the run's trainer"
+    assert (run / "config.json").is_file() and (run / "CANCEL").is_file()
+
+
+def test_the_process_a_job_file_identifies_is_running_and_the_only_one_cancel_stops(tmp_path, bystander):
+    root = tmp_path / "runs"
+    run = _finished_run(root, "live")
+    (run / "job.json").write_text(json.dumps({**runfolders.process_identity(bystander.pid), "started": 0}))
+    assert runfolders.status(run) == "running" and jobs.running_run(root) == "live"
+    with pytest.raises(jobs.BusyError, match="'live' is still training"):
+        jobs.start("other", RecipeConfig(data="x.csv").to_dict(), root)
+    assert not (root / "other").exists()
+    jobs.cancel("live", root)
+    assert bystander.wait(10) == -signal.SIGTERM
+
+
+def test_two_starts_at_the_same_moment_train_one_run(tmp_path):
+    data = write_synthetic_csv(tmp_path / "d.csv", n=40, people=10)
+    config = dict(data=str(data), widths=(8, 8, 8, 8, 8), epochs_per_stage=200, test_size=8, pseudo_label=False)
+    root = tmp_path / "runs"
+    root.mkdir()
+    go, outcomes = threading.Barrier(2), {}
+
+    def start(name: str) -> None:
+        go.wait()
+        try:
+            jobs.start(name, config, root)
+            outcomes[name] = "started"
+        except jobs.BusyError as exc:
+            outcomes[name] = str(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in ("one", "two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        started = [n for n, o in outcomes.items() if o == "started"]
+        assert len(started) == 1, outcomes
+        [other] = {"one", "two"} - set(started)
+        assert f"Run '{started[0]}' is still training" in outcomes[other] and not (root / other).exists()
+        job = json.loads((root / started[0] / "job.json").read_text())
+        assert job["cmdline"][-4:] == ["--config", str(root / started[0] / "config.json"), "--run", started[0]]
+    finally:
+        for name in outcomes:
+            if (root / name).exists():
+                jobs.cancel(name, root)
+        for name in outcomes:
+            if (root / name).exists():
+                wait_until(lambda n=name: runfolders.status(root / n) != "running", 60, "the job to stop")
