@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -182,3 +183,87 @@ def test_two_starts_at_the_same_moment_train_one_run(tmp_path):
         for name in outcomes:
             if (root / name).exists():
                 wait_until(lambda n=name: runfolders.status(root / n) != "running", 60, "the job to stop")
+
+
+# ---------------------------------------------------------------- item 3: bombs inside an archive's model
+
+def _keras_with(tmp_path: Path, name: str, config=None, extra_config_bytes: int = 0, weights: bytes | None = None,
+                extra: dict | None = None) -> bytes:
+    """A real small keypoint model's .keras bytes with its config, weight file or members replaced."""
+    from core.model import build_model
+
+    good = tmp_path / "good.keras"
+    if not good.exists():
+        build_model((4, 4, 8, 8, 8)).save(good)
+    out = tmp_path / name
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "config.json":
+                text = json.dumps(config(json.loads(data)) if config else json.loads(data))
+                data = (text[:-1] + " " * extra_config_bytes + "}").encode()
+            if info.filename == "model.weights.h5" and weights is not None:
+                data = weights
+            dst.writestr(info.filename, data)
+        for member, data in (extra or {}).items():
+            dst.writestr(member, data)
+    return out.read_bytes()
+
+
+def _widen_dense(config: dict) -> dict:
+    def walk(item):
+        if isinstance(item, dict):
+            if item.get("class_name") == "Dense":
+                item["config"]["units"] = 60_000
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+    walk(config)
+    return config
+
+
+def _huge_weights(tmp_path: Path) -> bytes:
+    """An h5 weight file whose one array declares 100,000 x 2,000 float32 (800 MB) and stores almost nothing."""
+    import h5py
+
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("layers/dense/vars/0", shape=(100_000, 2_000), dtype="float32", chunks=(1000, 200),
+                         compression="gzip")
+    return path.read_bytes()
+
+
+def test_bombs_inside_the_model_of_an_archive_are_refused_before_keras_builds_it(tmp_path, monkeypatch):
+    from core.model import ModelError, load_keras_model
+    from trainer.archive import ArchiveError, import_archive
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / "kept").mkdir()
+    (root / "kept" / "config.json").write_text("{}")
+    card = json.dumps({"model": "model.keras", "run": "x", "architecture": {"widths": [4, 4, 8, 8, 8]}})
+    cases = [
+        (_keras_with(tmp_path, "big.keras", extra_config_bytes=3 * 2**20),
+         "its config.json is 3.0 MB uncompressed; the limit is 1 MB"),
+        (_keras_with(tmp_path, "wide.keras", config=_widen_dense),
+         "its config declares units=60000 in keypoints; the limit is 4096"),
+        (_keras_with(tmp_path, "h5.keras", weights=_huge_weights(tmp_path)),
+         "its weight arrays declare 763 MB; the limit is 256 MB"),
+        (_keras_with(tmp_path, "more.keras", extra={"assets/x.bin": b"x"}),
+         "it holds files a Keras model does not (assets/x.bin)"),
+    ]
+    for model_bytes, message in cases:
+        assert len(model_bytes) < 2 * 2**20  # small on the wire
+        archive = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("model.keras", model_bytes)
+            zf.writestr("model.json", card)
+        with pytest.raises(ArchiveError, match=f"refused before loading: {re.escape(message)}"):
+            import_archive(archive, "incoming", root)
+        assert sorted(p.name for p in root.iterdir()) == ["kept"]  # no run, no staging folder left
+        (tmp_path / "m.keras").write_bytes(model_bytes)
+        with pytest.raises(ModelError, match=re.escape(message)):
+            load_keras_model(tmp_path / "m.keras")  # activate, ship and the app load models through it too
+    assert load_keras_model(tmp_path / "good.keras").output_shape[-1] == 30
