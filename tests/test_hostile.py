@@ -267,3 +267,45 @@ def test_bombs_inside_the_model_of_an_archive_are_refused_before_keras_builds_it
         with pytest.raises(ModelError, match=re.escape(message)):
             load_keras_model(tmp_path / "m.keras")  # activate, ship and the app load models through it too
     assert load_keras_model(tmp_path / "good.keras").output_shape[-1] == 30
+
+
+# ---------------------------------------------------------------- item 7 and 9: run names, relative runs folder
+
+@pytest.mark.parametrize("name", ["shipped\n", "evil\n", "ok\n", "a\nb", "x\r"])
+def test_run_names_with_a_line_break_are_refused_everywhere(tmp_path, name):
+    from core.registry import safe_run_dir
+    from trainer.archive import ArchiveError, import_archive
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    with pytest.raises(ValueError, match="is not allowed"):
+        safe_run_dir(name, root)
+    with pytest.raises(ValueError, match="is not allowed"):
+        jobs.start(name, RecipeConfig(data="x.csv").to_dict(), root)
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("model.keras", b"not checked before the name")
+        zf.writestr("model.json", json.dumps({"model": "model.keras", "run": name}))
+    with pytest.raises(ArchiveError, match="is not allowed.*Choose a run name"):
+        import_archive(archive, None, root)
+    assert list(root.iterdir()) == []
+
+
+def test_a_relative_runs_folder_is_the_same_folder_for_the_page_and_the_trainer(tmp_path, monkeypatch):
+    from core.paths import REPO_ROOT, runs_dir
+
+    data = write_synthetic_csv(tmp_path / "d.csv", n=40, people=10)
+    monkeypatch.chdir(tmp_path)  # the server was started here; the trainer runs in the repository
+    monkeypatch.setenv("FKS_RUNS_DIR", "rel-runs")
+    assert runs_dir() == tmp_path / "rel-runs"
+    config = dict(data=str(data), widths=(8, 8, 8, 8, 8), epochs_per_stage=200, test_size=8, pseudo_label=False)
+    path = jobs.start("elsewhere", config)
+    try:
+        assert path == tmp_path / "rel-runs" / "elsewhere"
+        wait_until(lambda: (path / "events.jsonl").is_file(), 120, "the trainer's first event in the page's folder",
+                   detail=lambda: (path / "log.txt").read_text()[-2000:])
+        assert runfolders.status(path) == "running" and jobs.running_run() == "elsewhere"
+        assert not (REPO_ROOT / "rel-runs").exists()
+    finally:
+        jobs.cancel("elsewhere")
+        wait_until(lambda: runfolders.status(path) != "running", 60, "the job to stop")

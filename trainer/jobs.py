@@ -55,7 +55,7 @@ def start(name: str, config: dict, root: Path | None = None) -> Path:
 
     The busy check and the launch hold an exclusive lock on the runs folder, so two Starts at the same
     moment cannot both see it free; the lock is released once job.json identifies the new process."""
-    root = Path(root or runs_dir())
+    root = Path(root or runs_dir()).absolute()  # the trainer runs in the repository: a relative root would move
     path = safe_run_dir(name, root)
     resolved = RecipeConfig.from_dict(config).to_dict()  # an untrainable config is refused before the folder exists
     root.mkdir(parents=True, exist_ok=True)
