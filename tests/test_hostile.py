@@ -309,3 +309,72 @@ def test_a_relative_runs_folder_is_the_same_folder_for_the_page_and_the_trainer(
     finally:
         jobs.cancel("elsewhere")
         wait_until(lambda: runfolders.status(path) != "running", 60, "the job to stop")
+
+
+# ---------------------------------------------------------------- item 6: one bad file never breaks a page
+
+def _open_page(script: str):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run().switch_page(script).run()
+
+
+def test_bad_run_folders_are_listed_with_their_problem_and_the_training_page_works(tmp_path, monkeypatch,
+                                                                                   tiny_model_path):
+    import os
+
+    root = tmp_path / "runs"
+    monkeypatch.setenv("FKS_RUNS_DIR", str(root))
+    monkeypatch.delenv("FKS_MODEL", raising=False)
+    config = json.dumps(RecipeConfig(widths=(8, 16, 32, 64, 128)).to_dict())
+    for name in ("shipped", "my run", "job-list", "elsewhere-target"):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text(config)
+    (root / "job-list" / "job.json").write_text("[1, 2]")
+    (root / "linked").symlink_to(root / "elsewhere-target")
+    (root / "elsewhere-target").rename(tmp_path / "outside")
+    (root / "linked").unlink()
+    (root / "linked").symlink_to(tmp_path / "outside")
+    good = root / "good"
+    good.mkdir()
+    (good / "config.json").write_text(config)
+    (good / "model.keras").write_bytes(tiny_model_path.read_bytes())
+    (good / "model.json").write_text(json.dumps({"metrics": {"test_rmse_px": 3.0}, "data": {}, "wall_s": 60}))
+    (good / "test_faces.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (good / "log.txt").write_text(f"reading {root}/good/config.json\n"
+                                  f'  File "{tmp_path}/venv/lib/python3.11/site-packages/keras/x.py", line 1\n')
+    now = time.time()
+    for age, name in enumerate(["good", "job-list", "shipped", "my run", "linked"]):
+        os.utime(root / name / "config.json", (now - age * 60,) * 2)
+    before = {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    table = runfolders.list_runs(root).set_index("run")
+    assert table.loc["good", "status"] == "finished" and table.loc["job-list", "status"] == "stopped"
+    assert "reserved" in table.loc["shipped", "problem"] and "is not allowed" in table.loc["my run", "problem"]
+    assert "symbolic link" in table.loc["linked", "problem"]
+    assert {table.loc[n, "status"] for n in ("shipped", "my run", "linked")} == {"broken"}
+
+    at = _open_page("pages/training.py")
+    assert not at.exception, at.exception
+    assert any("test_faces.npz is unreadable" in w.value for w in at.warning)
+    log = " ".join(c.value for c in at.code)
+    assert "runs/good/config.json" in log and ".../x.py" in log and str(tmp_path) not in log
+    assert any(s.value == "Run 'good': finished" for s in at.subheader)
+    [watch] = [s for s in at.selectbox if s.label == "Watch run"]
+    watch.set_value("my run").run()  # watch a broken run: its problem, not a traceback
+    assert not at.exception and any("is not allowed" in w.value for w in at.warning)
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} == before
+
+
+def test_a_very_long_server_path_is_a_message_on_the_dataset_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("FKS_DATA_DIR", str(tmp_path / "data"))
+    at = _open_page("pages/dataset.py")
+    at.radio(key="dataset-src").set_value("Path on the server").run()
+    for typed in ["data/" + "a" * 5000, "/" + "b/" * 3000, "data/x\x00y"]:
+        at.text_input(key="dataset-path").input(typed).run()
+        assert not at.exception, typed[:40]
+        errors = " ".join(e.value for e in at.error)
+        assert "There is no file" in errors or "Only files inside" in errors, errors
+        assert len(errors) < 400 and str(tmp_path) not in errors

@@ -6,6 +6,7 @@ and cancelling the training processes is trainer.jobs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ import pandas as pd
 import psutil
 
 from core.card import DataSummary, ModelCard, card_path_for, read_card
-from core.paths import runs_dir
+from core.paths import REPO_ROOT, runs_dir
+from core.registry import safe_run_dir
 from trainer import events as ev
 from trainer.recipe import RecipeConfig
 from trainer.runs import MODEL_FILE
@@ -67,8 +69,15 @@ def job_of(path: Path) -> dict:
 
 
 def run_problem(path: Path) -> str | None:
-    """Why a run folder cannot be listed as a run (its config.json or model.json is unreadable), or None."""
+    """Why a run folder cannot be listed as a run (a name no run may have, a symlink, its config.json or
+    model.json unreadable), or None."""
     path = Path(path)
+    if path.is_symlink():
+        return "the run folder is a symbolic link; runs are plain folders inside the runs folder"
+    try:
+        safe_run_dir(path.name, path.parent)
+    except ValueError as exc:
+        return f"{exc} Rename the folder to list it as a run."
     try:
         RecipeConfig.from_dict(json.loads((path / "config.json").read_text()))
     except OSError:
@@ -101,6 +110,23 @@ def status(path: Path) -> str:
     last = next((e["event"] for e in reversed(ev.read_events(path / "events.jsonl"))
                  if e["event"] in (ev.CANCELLED, ev.ERROR, ev.RUN_END)), None)
     return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last, "stopped")
+
+
+#: An absolute path's folders (the file name after them stays): what a log shown in the page leaves out.
+_FOLDERS = re.compile(r"(?<![\w.~-])/(?:[^/\s'\",:]+/)+")
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a run's log.txt without server paths: the runs folder and repository become
+    relative, any other absolute path keeps only its file name (tracebacks name library files)."""
+    try:
+        text = (Path(path) / "log.txt").read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = "\n".join(text.splitlines()[-lines:])
+    for folder, shown in ((Path(path).parent, "runs"), (REPO_ROOT, ".")):
+        tail = tail.replace(str(folder.resolve()), shown).replace(str(folder), shown)
+    return _FOLDERS.sub(".../", tail)
 
 
 @dataclass
