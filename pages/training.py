@@ -216,8 +216,7 @@ if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL
         st.rerun()
     except ModelError as exc:
         st.error(str(exc))
-compare = st.multiselect("Compare runs' curves", [r for r, s in zip(runs["run"], runs["status"]) if s != "broken"],
-                         max_selections=2)
+compare = st.multiselect("Compare runs' curves", list(runs.loc[runs["status"] != "broken", "run"]), max_selections=2)
 if len(compare) == 2:
     st.plotly_chart(curves_figure(compare), key="compare")
 
