@@ -16,6 +16,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -77,9 +78,25 @@ class FaceDetector:
 
     def __init__(self, settings: DetectorSettings | None = None):
         self.settings = settings or DetectorSettings()
-        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
-        if self._cascade.empty():
+        # One cascade per thread: cv2.CascadeClassifier keeps per-call state, so two threads sharing one
+        # (the app's sessions share one cached pipeline) get wrong boxes or OpenCV assertions.
+        self._local = threading.local()
+        self._local.cascade = self._new_cascade()
+
+    @staticmethod
+    def _new_cascade() -> cv2.CascadeClassifier:
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
+        if cascade.empty():
             raise RuntimeError(f"OpenCV could not load {CASCADE_FILE} from {cv2.data.haarcascades}")
+        return cascade
+
+    @property
+    def _cascade(self) -> cv2.CascadeClassifier:
+        """This thread's cascade, loaded on its first detection."""
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = self._local.cascade = self._new_cascade()
+        return cascade
 
     def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
         """Boxes as an (N, 4) int array (x, y, w, h), one per face (see one_box_per_face), largest first."""

@@ -11,13 +11,15 @@ SHIPPED_VERIFIER = REPO_ROOT / "models" / "face-verifier.keras"
 
 
 def runs_dir() -> Path:
-    """Training runs (and the active-model pointer); FKS_RUNS_DIR overrides (tests use a temp dir)."""
-    return Path(os.environ.get("FKS_RUNS_DIR", REPO_ROOT / "runs"))
+    """Training runs (and the active-model pointer); FKS_RUNS_DIR overrides (tests use a temp dir). Absolute: a
+    relative FKS_RUNS_DIR is taken from the current directory once, so a trainer started elsewhere (trainer.jobs
+    runs it in the repository) reads the same folder as the page."""
+    return Path(os.environ.get("FKS_RUNS_DIR", REPO_ROOT / "runs")).absolute()
 
 
 def data_dir() -> Path:
-    """Training data: imported datasets and uploaded files. FKS_DATA_DIR overrides (default data/)."""
-    return Path(os.environ.get("FKS_DATA_DIR", REPO_ROOT / "data"))
+    """Training data: imported datasets and uploaded files. FKS_DATA_DIR overrides (default data/); absolute."""
+    return Path(os.environ.get("FKS_DATA_DIR", REPO_ROOT / "data")).absolute()
 
 
 #: The shared data folder beside the repository (photos, video, the 68-point frames); tests skip without it.

@@ -27,7 +27,8 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def safe_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     """runs/<name>, refusing names that could escape the runs directory ('..', '/', etc.) or that the registry uses."""
-    if not RUN_NAME.match(name or "") or ".." in name:
+    # fullmatch: a pattern's "$" also matches before a final newline ("shipped\n" would pass)
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"Run name {name!r} is not allowed: use letters, digits, '-', '_' or '.' (max 64).")
     if name.lower() in RESERVED_RUN_NAMES:
         raise ValueError(f"Run name {name!r} is reserved by the model registry; choose another name.")

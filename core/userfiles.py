@@ -83,10 +83,23 @@ def resolve_server_path(text: str) -> Path:
     """The file a person typed, if it lies inside an allowed data folder (symlinks and '..' resolved
     first; relative paths start at the repository); else PathNotAllowed, naming no server folder."""
     path = Path(text.strip())
-    resolved = (path if path.is_absolute() else REPO_ROOT / path).resolve()
+    try:
+        resolved = (path if path.is_absolute() else REPO_ROOT / path).resolve()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: no such file
+        raise PathNotAllowed(f"There is no file {_shown(text)} in the app's data folders.") from None
     if not any(resolved.is_relative_to(folder) for folder in allowed_data_dirs()):
         raise PathNotAllowed("Only files inside the app's data folders can be opened (data/ and ../shared/data; "
                              "the operator can allow more folders with FKS_ALLOWED_DATA_DIRS).")
-    if not resolved.is_file():
-        raise PathNotAllowed(f"There is no file {text.strip()!r} in the app's data folders.")
+    try:
+        is_file = resolved.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
+        raise PathNotAllowed(f"There is no file {_shown(text)} in the app's data folders.")
     return resolved
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """What a person typed, quoted and cut to `limit` characters for a message."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -99,7 +99,7 @@ def curves_figure(run_names: list[str]) -> go.Figure:
     """Train and validation loss per epoch; one run also shows its stage boundaries, two runs are told
     apart by line style (solid: the first, dashed: the second)."""
     fig = go.Figure()
-    tables = [runfolders.curves(safe_run_dir(run_name, root)) for run_name in run_names]
+    tables = [runfolders.curves(root / run_name) for run_name in run_names]  # names of listed, readable runs
     for n, (run_name, table) in enumerate(zip(run_names, tables)):
         suffix = f" ({run_name})" if len(run_names) > 1 else ""
         line = dict(dash="dash" if n else "solid")
@@ -125,7 +125,7 @@ def curves_figure(run_names: list[str]) -> go.Figure:
 
 @st.fragment(run_every=2.0)
 def live(run_name: str) -> None:
-    path = safe_run_dir(run_name, root)
+    path = root / run_name  # a name from the listing: a broken one (a name no run may have) is shown as broken
     state = runfolders.status(path)
     st.subheader(f"Run '{run_name}': {state}")
     if state == "broken":
@@ -147,10 +147,9 @@ def live(run_name: str) -> None:
     errors = [e for e in ev.read_events(path / "events.jsonl") if e["event"] == ev.ERROR]
     if state == "failed" and errors:
         st.error(f"The run failed: {errors[-1]['message']}")
-    log = path / "log.txt"
-    if log.is_file():
+    if (path / "log.txt").is_file():
         with st.expander("Log (last lines)"):
-            st.code("\n".join(log.read_text(errors="replace").splitlines()[-15:]) or "(empty)")
+            st.code(runfolders.log_tail(path) or "(empty)")
     if state == "running" and st.button("Cancel run", key=f"cancel-{run_name}"):
         jobs.cancel(run_name, root)
         st.info("Cancelling: the run stops after the current batch; its checkpoints stay.")
@@ -191,7 +190,11 @@ if finished:
     if per_kp:
         st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
                                title="Test error per keypoint"), key=f"perkp-{chosen}")
-    pictures = explore.test_face_pictures(path / "test_faces.npz")[:8]
+    try:
+        pictures = explore.test_face_pictures(path / "test_faces.npz")[:8]
+    except Exception:  # noqa: BLE001  a damaged file (numpy and zip raise many types): the rest of the card stays
+        pictures = []
+        st.warning("The held-out faces of this run cannot be shown: its test_faces.npz is unreadable.")
     if pictures:
         for col, picture in zip(st.columns(len(pictures)), pictures):
             col.image(picture, channels="BGR")
@@ -213,7 +216,7 @@ if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL
         st.rerun()
     except ModelError as exc:
         st.error(str(exc))
-compare = st.multiselect("Compare runs' curves", names, max_selections=2)
+compare = st.multiselect("Compare runs' curves", list(runs.loc[runs["status"] != "broken", "run"]), max_selections=2)
 if len(compare) == 2:
     st.plotly_chart(curves_figure(compare), key="compare")
 

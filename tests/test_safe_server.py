@@ -84,3 +84,47 @@ def test_error_details_stay_on_the_server():
                           "print(config.get_option('client.showErrorDetails'), config.get_option('server.address'))"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["none", "127.0.0.1"], out.stderr[-1000:]
+
+
+def _websocket_status(port: int, host: str, origin: str | None = None) -> int:
+    """The HTTP status of a websocket handshake on the app's stream with this Host (and Origin) header."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        origin_line = f"Origin: {origin}\r\n" if origin else ""
+        s.sendall((f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   f"Sec-WebSocket-Protocol: streamlit\r\n{origin_line}\r\n").encode())
+        head = s.recv(4096).decode("latin-1")
+    return int(head.split()[1])
+
+
+@pytest.mark.parametrize("extra", [[], ["--server.allowedHosts", "localhost", "--server.allowedHosts", "fks.lan"]])
+def test_only_the_allowed_host_names_open_the_app_websocket(tmp_path, extra):
+    """DNS rebinding: a page on attacker.example that resolves to 127.0.0.1 gets no websocket (the app's control
+    channel); the names the server is reached by on this machine (and those the user adds) still do."""
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(port), "--server.fileWatcherType", "none", *extra],
+                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, "FKS_RUNS_DIR": str(tmp_path / "runs")})
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.3)
+        for host, origin in [("attacker.example", "http://attacker.example"), (f"attacker.example:{port}", None),
+                             (f"127.0.0.1.attacker.example:{port}", f"http://127.0.0.1.attacker.example:{port}")]:
+            assert _websocket_status(port, host, origin) == 403, host
+        allowed = [f"localhost:{port}"] + ([f"fks.lan:{port}"] if extra else [f"127.0.0.1:{port}", f"[::1]:{port}"])
+        for host in allowed:
+            assert _websocket_status(port, host, f"http://{host}") == 101, host
+        if extra:  # the names given replace the config file's list
+            assert _websocket_status(port, f"127.0.0.1:{port}", f"http://127.0.0.1:{port}") == 403
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(10)
+        log.close()

@@ -55,7 +55,7 @@ def locator_of(card: ModelCard) -> str | None:
     name = recentre.get("locator") if isinstance(recentre, dict) else None
     if not name:
         return None
-    if not isinstance(name, str) or not LOCATOR_NAME.match(name) or ".." in name or name == MODEL:
+    if not isinstance(name, str) or not LOCATOR_NAME.fullmatch(name) or ".." in name or name == MODEL:
         raise ArchiveError(f"The card names a locator model {name!r} that is not a plain .keras file name.")
     return name
 

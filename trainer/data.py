@@ -7,13 +7,14 @@ Errors are `DatasetError`s whose message names the row (1-based data row) and co
 """
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -73,8 +74,57 @@ class KeypointData:
                             groups, frames)
 
 
-def _open_csv(source: str | os.PathLike | bytes | BinaryIO, name: str | None) -> tuple[BinaryIO, str]:
-    """A binary stream of the CSV inside .csv / .csv.gz / .zip, plus the compression pandas should use."""
+#: The most rows a file may have: 50,000 faces are 461 MB of uint8 images once read (the recipe's largest
+#: set, pseudo-labels included, had 29,520). FKS_DATASET_MAX_ROWS raises or lowers it.
+MAX_ROWS = 50_000
+#: The longest line a file may have, decompressed: a row's 9216 pixels written as "255.0 " take 55 KB, so
+#: a longer line is not a face and is refused before it is split into tokens.
+MAX_LINE_BYTES = 128 * 1024
+#: Rows parsed at a time: memory beyond the final arrays stays near one chunk of pixel text (~35 MB).
+CHUNK_ROWS = 1000
+
+
+def max_rows() -> int:
+    """MAX_ROWS, or FKS_DATASET_MAX_ROWS when set to a positive integer."""
+    value = os.environ.get("FKS_DATASET_MAX_ROWS", "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else MAX_ROWS
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _LineGuard(io.RawIOBase):
+    """A decompressed byte stream that refuses a line longer than MAX_LINE_BYTES as it is read, so a small
+    compressed file cannot make the parser hold one huge line (a 49 KB .gz can hold a 25-million-token row)."""
+
+    def __init__(self, raw: _Reader, fraction: Callable[[], float]):
+        super().__init__()
+        self._raw, self._line, self.fraction = raw, 0, fraction
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(min(len(buffer), 1 << 18))
+        first = data.find(b"\n")
+        longest = self._line + (len(data) if first < 0 else first)
+        if first >= 0:
+            last = data.rfind(b"\n")
+            # lines wholly inside this block: at most the block's span between its first and last newline
+            longest = max(longest, max((len(x) for x in data[first + 1:last].split(b"\n")), default=0))
+            self._line = len(data) - last - 1
+        else:
+            self._line = longest
+        if longest > MAX_LINE_BYTES:
+            raise DatasetError(f"A line of the file is longer than {MAX_LINE_BYTES // 1024} KB; a row of 96x96 "
+                               f"pixels is far shorter. Not a Kaggle training file.")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open_csv(source: str | os.PathLike | bytes | BinaryIO, name: str | None) -> _LineGuard:
+    """The decompressed CSV inside .csv / .csv.gz / .zip, as a guarded stream that knows how far it has read."""
     if isinstance(source, (str, os.PathLike)):
         name = name or str(source)
         if not Path(source).is_file():
@@ -88,11 +138,25 @@ def _open_csv(source: str | os.PathLike | bytes | BinaryIO, name: str | None) ->
             archive = zipfile.ZipFile(source)
         except zipfile.BadZipFile as exc:
             raise DatasetError("The .zip file is corrupt.") from exc
-        members = [m for m in archive.namelist() if m.lower().endswith(".csv") and not m.startswith("__MACOSX")]
+        members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")
+                   and not m.filename.startswith("__MACOSX")]
         if not members:
             raise DatasetError("The .zip file holds no .csv file.")
-        return archive.open(members[0]), "infer"
-    return source, "gzip" if name.endswith(".gz") else "infer"
+        if len(members) > 1:
+            listed = ", ".join(m.filename for m in members[:4]) + (" ..." if len(members) > 4 else "")
+            raise DatasetError(f"The .zip file holds {len(members)} .csv files ({listed}); "
+                               f"put one training file in it, or upload the .csv itself.")
+        member = archive.open(members[0])
+        total = max(members[0].file_size, 1)
+        return _LineGuard(member, lambda: member.tell() / total)
+    size = source.seek(0, io.SEEK_END) if source.seekable() else 0
+    if source.seekable():
+        source.seek(0)
+    raw = source
+    fraction = (lambda: raw.tell() / size) if size else (lambda: 0.0)
+    if name.endswith(".gz"):
+        return _LineGuard(gzip.GzipFile(fileobj=source, mode="rb"), fraction)
+    return _LineGuard(source, fraction)
 
 
 def read_kaggle_csv(
@@ -100,56 +164,90 @@ def read_kaggle_csv(
     name: str | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> KeypointData:
-    """Parse and validate a Kaggle-format file. `progress(fraction)` is called while pixels parse."""
-    stream, compression = _open_csv(source, name)
+    """Parse and validate a Kaggle-format file. `progress(fraction)` is called while pixels parse.
+
+    Read CHUNK_ROWS rows at a time into uint8 images, so memory stays near the final arrays whatever the
+    compression ratio; more than max_rows() rows, or a line longer than MAX_LINE_BYTES, is refused.
+    """
+    stream = _open_csv(source, name)
+    limit = max_rows()
+    images: list[np.ndarray] = []
+    coords: list[np.ndarray] = []
+    groups: list[np.ndarray] | None = []
+    frames: list[np.ndarray] | None = []
+    rows = 0
     try:
-        table = pd.read_csv(stream, compression=compression, dtype={IMAGE_COLUMN: str}, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
+        reader = pd.read_csv(io.BufferedReader(stream, 1 << 18), dtype={IMAGE_COLUMN: str}, chunksize=CHUNK_ROWS)
+        for table in reader:
+            if rows == 0:
+                _check_columns(table)
+            if rows + len(table) > limit:
+                raise DatasetError(f"The file has more than {limit:,} rows, the most this app reads "
+                                   f"(FKS_DATASET_MAX_ROWS; {limit:,} faces take {limit * PIXELS / 1e6:,.0f} MB).")
+            coords.append(_coordinates(table, rows))
+            chunk = np.empty((len(table), CROP_SIZE, CROP_SIZE), np.uint8)
+            for i, text in enumerate(table[IMAGE_COLUMN].to_numpy()):
+                chunk[i] = _parse_pixels(text, rows + i)
+            images.append(chunk)
+            if groups is not None:
+                groups = [*groups, table[GROUP_COLUMN].astype(str).to_numpy()] if GROUP_COLUMN in table else None
+            if frames is not None:
+                frames = [*frames, table["frame"].astype(str).to_numpy()] if "frame" in table else None
+            rows += len(table)
+            if progress:
+                progress(min(stream.fraction(), 0.99))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError) as exc:
         raise DatasetError(f"Not a readable CSV file: {exc}") from exc
-    except zlib.error as exc:
+    except (zlib.error, gzip.BadGzipFile) as exc:
         raise DatasetError(f"The compressed file is corrupt (its data does not decompress: {exc}).") from exc
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"The .zip file is corrupt ({exc}).") from exc
+    except OSError as exc:
+        raise DatasetError(f"Not a readable CSV file: {exc}") from exc
+    if rows == 0:
+        raise DatasetError("The file has a header but no rows.")
+    if progress:
+        progress(1.0)
+    keypoints = np.concatenate(coords).reshape(-1, NUM_KEYPOINTS, 2)
+    return KeypointData(np.concatenate(images), keypoints, None if groups is None else np.concatenate(groups),
+                        None if frames is None else np.concatenate(frames))
+
+
+def _check_columns(table: pd.DataFrame) -> None:
     missing = [c for c in (*COORD_COLUMNS, IMAGE_COLUMN) if c not in table.columns]
     if missing:
         raise DatasetError(f"Missing column(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
                            f"A Kaggle training file has the 30 keypoint columns and '{IMAGE_COLUMN}'.")
-    if len(table) == 0:
-        raise DatasetError("The file has a header but no rows.")
+
+
+def _coordinates(table: pd.DataFrame, first_row: int) -> np.ndarray:
+    """(rows, 30) float32 keypoint columns of one chunk; errors name the file's row (chunks start at `first_row`)."""
     coords = np.empty((len(table), NUM_KEYPOINTS * 2), np.float32)
     for j, column in enumerate(COORD_COLUMNS):
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna() & table[column].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DatasetError(f"Row {row + 1}, column '{column}': {table[column].iloc[row]!r} is not a number.")
-        _check_coordinate_range(values.to_numpy(np.float64), column)
+            raise DatasetError(f"Row {first_row + row + 1}, column '{column}': {table[column].iloc[row]!r} "
+                               f"is not a number.")
+        _check_coordinate_range(values.to_numpy(np.float64), column, first_row)
         coords[:, j] = values.to_numpy(np.float32)
-    images = np.empty((len(table), CROP_SIZE, CROP_SIZE), np.uint8)
-    pixel_strings = table[IMAGE_COLUMN].to_numpy()
-    step = max(1, len(table) // 50)
-    for i, text in enumerate(pixel_strings):
-        images[i] = _parse_pixels(text, i)
-        if progress and i % step == 0:
-            progress(i / len(table))
-    if progress:
-        progress(1.0)
-    groups = table[GROUP_COLUMN].astype(str).to_numpy() if GROUP_COLUMN in table.columns else None
-    frames = table["frame"].astype(str).to_numpy() if "frame" in table.columns else None
-    return KeypointData(images, coords.reshape(-1, NUM_KEYPOINTS, 2), groups, frames)
+    return coords
 
 
-def _check_coordinate_range(values: np.ndarray, column: str) -> None:
+def _check_coordinate_range(values: np.ndarray, column: str, first_row: int = 0) -> None:
     """Refuse infinite and absurd keypoints (NaN is a missing label and fine), naming the first bad row."""
     low, high = COORD_RANGE_PX
     bad = np.isinf(values) | (values < low) | (values > high)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"Row {row + 1}, column '{column}': {values[row]:g} is not a keypoint position; "
+        raise DatasetError(f"Row {first_row + row + 1}, column '{column}': {values[row]:g} is not a keypoint position; "
                            f"positions are crop pixels from {low} to {high} (the crop is {CROP_SIZE}x{CROP_SIZE}).")
 
 
 def _parse_pixels(text: object, row: int) -> np.ndarray:
+    """One row's pixel string -> (96, 96) uint8; whole numbers 0-255 only (a NaN or 1.7 is a data error,
+    which a cast to uint8 would turn into 0 or 1 without a word)."""
     if not isinstance(text, str) or not text.strip():
         raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': empty pixel string.")
     try:
@@ -158,9 +256,17 @@ def _parse_pixels(text: object, row: int) -> np.ndarray:
         raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': pixels must be numbers ({exc}).") from exc
     if values.size != PIXELS:
         raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': {values.size} pixels, expected {PIXELS} (96x96).")
+    odd = ~np.isfinite(values)
+    if odd.any():
+        raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': pixel {int(np.flatnonzero(odd)[0]) + 1} "
+                           f"is {values[odd][0]:g}; pixel values are whole numbers 0-255.")
     if values.min() < 0 or values.max() > 255:
         raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': pixel values must be within 0-255 "
                            f"(found {values.min():g} to {values.max():g}).")
+    fractional = values != np.round(values)
+    if fractional.any():
+        raise DatasetError(f"Row {row + 1}, column '{IMAGE_COLUMN}': pixel {int(np.flatnonzero(fractional)[0]) + 1} is "
+                           f"{values[fractional][0]:g}; pixel values are whole numbers 0-255.")
     return values.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE)
 
 

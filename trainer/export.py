@@ -7,8 +7,11 @@ that is missing or was exported from other weights. Every command that writes or
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +45,76 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     return path
 
 
+#: What a `.keras` file may hold before Keras reads it (it builds every layer the config declares, then
+#: reads each weight array whole): the recipe's largest model has 1024-channel blocks and 6.4 MB of weights.
+KERAS_MEMBER_LIMITS = {"config.json": 2**20, "metadata.json": 2**16, "model.weights.h5": 256 * 2**20}
+MAX_LAYER_SIZE = 4096  # units, filters, kernel / pool sizes, shapes: any one value declared in the config
+MAX_LAYERS = 2000  # objects with a class_name in the config (layers, initializers, policies...)
+MAX_WEIGHT_BYTES = 256 * 2**20  # all weight arrays of model.weights.h5, at the shapes they declare
+#: Config keys whose integers size a layer's allocations.
+SIZE_KEYS = frozenset({"units", "filters", "kernel_size", "pool_size", "strides", "dilation_rate", "size",
+                       "target_shape", "batch_shape", "shape", "input_dim", "output_dim", "dims", "num_heads",
+                       "key_dim", "value_dim", "depth_multiplier", "n", "repeats", "cropping", "padding"})
+
+
+def keras_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a `.keras` file must not be handed to Keras (a zip or config bomb), or None. Reads only the zip's
+    directory, the config (at most 1 MB) and the weight file's array shapes: cheap, and before any allocation."""
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unexpected = sorted(i.filename for i in infos if i.filename not in KERAS_MEMBER_LIMITS)
+            if unexpected:
+                return f"it holds files a Keras model does not ({', '.join(unexpected[:3])})"
+            for info in infos:
+                if info.file_size > KERAS_MEMBER_LIMITS[info.filename]:
+                    return (f"its {info.filename} is {info.file_size / 2**20:,.1f} MB uncompressed; the limit is "
+                            f"{KERAS_MEMBER_LIMITS[info.filename] / 2**20:g} MB")
+            if "config.json" not in archive.namelist():
+                return "it has no config.json"
+            with archive.open("config.json") as member:
+                text = member.read(KERAS_MEMBER_LIMITS["config.json"] + 1)
+            if len(text) > KERAS_MEMBER_LIMITS["config.json"]:
+                return "its config.json is larger than 1 MB"
+            problem = _config_problem(json.loads(text))
+            if problem or "model.weights.h5" not in archive.namelist():
+                return problem
+            with archive.open("model.weights.h5") as member, h5py.File(member, "r") as weights:
+                total = [0]
+                weights.visititems(lambda _, item: total.__setitem__(0, total[0] + (
+                    int(np.prod(item.shape, dtype=np.float64)) * item.dtype.itemsize
+                    if isinstance(item, h5py.Dataset) and item.shape else 0)))
+            if total[0] > MAX_WEIGHT_BYTES:
+                return (f"its weight arrays declare {total[0] / 2**20:,.0f} MB; "
+                        f"the limit is {MAX_WEIGHT_BYTES / 2**20:g} MB")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError, TypeError, zlib.error):
+        return None  # not a readable model at all: Keras says so in its own words (load_keras_model)
+    return None
+
+
+def _config_problem(config: object) -> str | None:
+    """A config declaring a layer size over MAX_LAYER_SIZE or more than MAX_LAYERS objects, in words, or None."""
+    stack, objects = [config], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            objects += "class_name" in item
+            if objects > MAX_LAYERS:
+                return f"its config declares more than {MAX_LAYERS} layers and objects"
+            for key, value in item.items():
+                sizes = value if isinstance(value, list) else [value]
+                if key in SIZE_KEYS and any(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            and abs(v) > MAX_LAYER_SIZE for v in sizes):
+                    name = item.get("name", "a layer")
+                    return f"its config declares {key}={value} in {name}; the limit is {MAX_LAYER_SIZE}"
+                stack.append(value)
+    return None
+
+
 def load_keras_model(path: str | os.PathLike, output_size: int | None = NUM_KEYPOINTS * 2) -> keras.Model:
     """Load a `.keras` file with safe_mode (no arbitrary code), or raise ModelError saying why.
 
@@ -50,6 +123,9 @@ def load_keras_model(path: str | os.PathLike, output_size: int | None = NUM_KEYP
     path = Path(path)
     if not path.is_file():
         raise no_model_file(path)
+    problem = keras_file_problem(path)
+    if problem:
+        raise ModelError(f"The model file {path.name} was refused before loading: {problem}.")
     import keras
 
     try:

@@ -3,25 +3,30 @@
 A job is `python -m trainer train --config runs/NAME/config.json --run NAME` in its own process
 session (so the card's `command` names the page's config and reproduces the run), so it outlives page
 reloads, closed browsers and other users' sessions. The page and the CLI make the same run
-folders (trainer.runs); every training process writes runs/<name>/job.json with its pid, and a
+folders (trainer.runs); every training process writes runs/<name>/job.json with its pid, start time and
+command line (signalled only when all three match), and a
 job started here also keeps its stdout/stderr in runs/<name>/log.txt.
 One run trains at a time, whoever started it (checked through the pids of unfinished runs).
 What a run folder says (status, progress, curves, the list of runs) is trainer.runfolders.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import psutil
 
 from core.files import write_json_atomic
 from core.paths import REPO_ROOT, runs_dir
 from core.registry import safe_run_dir
 from trainer.config import RecipeConfig
-from trainer.runfolders import job_of, pid_alive, status
+from trainer.runfolders import job_of, job_process, process_identity, status
 from trainer.runs import Run
 
 
@@ -46,31 +51,62 @@ def train_command(name: str, config_path: Path) -> list[str]:
 
 
 def start(name: str, config: dict, root: Path | None = None) -> Path:
-    """Write the run's config.json and launch the trainer on it in the background."""
-    root = Path(root or runs_dir())
-    busy = running_run(root)
-    if busy:
-        raise BusyError(f"Run '{busy}' is still training; wait for it or cancel it first.")
+    """Write the run's config.json and launch the trainer on it in the background.
+
+    The busy check and the launch hold an exclusive lock on the runs folder, so two Starts at the same
+    moment cannot both see it free; the lock is released once job.json identifies the new process."""
+    root = Path(root or runs_dir()).absolute()  # the trainer runs in the repository: a relative root would move
     path = safe_run_dir(name, root)
-    if path.exists() and any(path.iterdir()):
-        raise ValueError(f"A run named '{name}' already exists; choose another name.")
     resolved = RecipeConfig.from_dict(config).to_dict()  # an untrainable config is refused before the folder exists
-    path.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path / "config.json", resolved)
-    log = open(path / "log.txt", "ab")
-    env = {**os.environ, "FKS_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "trainer", *train_command(name, path / "config.json")],
-                               cwd=REPO_ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    write_json_atomic(path / "job.json", {"pid": process.pid, "started": time.time()})
+    root.mkdir(parents=True, exist_ok=True)
+    with _runs_folder_lock(root):
+        busy = running_run(root)
+        if busy:
+            raise BusyError(f"Run '{busy}' is still training; wait for it or cancel it first.")
+        if path.exists() and any(path.iterdir()):
+            raise ValueError(f"A run named '{name}' already exists; choose another name.")
+        path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path / "config.json", resolved)
+        log = open(path / "log.txt", "ab")
+        env = {**os.environ, "FKS_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "trainer", *train_command(name, path / "config.json")]
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        write_json_atomic(path / "job.json", {**_identity_after_exec(process, command[1:]), "started": time.time()})
     return path
 
 
+@contextlib.contextmanager
+def _runs_folder_lock(root: Path) -> Iterator[None]:
+    """flock on the runs folder itself (no lock file appears among the runs); the OS drops it with the process."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _identity_after_exec(process: subprocess.Popen, args: list[str], timeout_s: float = 10.0) -> dict:
+    """The child's identity once it runs the trainer: between fork and exec its command line is still ours."""
+    deadline = time.monotonic() + timeout_s
+    identity: dict = {"pid": process.pid}
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            identity = process_identity(process.pid)
+            if identity["cmdline"][-len(args):] == args:
+                break
+        time.sleep(0.01)
+    return identity
+
+
 def cancel(name: str, root: Path | None = None) -> None:
-    """Ask a run to stop: the trainer sees CANCEL at the next batch, keeps its checkpoints, writes no model."""
+    """Ask a run to stop: the trainer sees CANCEL at the next batch, keeps its checkpoints, writes no model.
+    SIGTERM goes only to the process job.json identifies (pid, start time and command line all match)."""
     path = safe_run_dir(name, root)
     Run(path).cancel_path.touch()
-    job = job_of(path)
-    if job.get("pid") and pid_alive(job["pid"]):
-        os.kill(job["pid"], signal.SIGTERM)
+    process = job_process(job_of(path))
+    if process is not None and process.pid != os.getpid():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()  # psutil checks the pid still names that process before signalling

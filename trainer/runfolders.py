@@ -6,16 +6,18 @@ and cancelling the training processes is trainer.jobs.
 from __future__ import annotations
 
 import json
-import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from core.card import DataSummary, ModelCard, card_path_for, read_card
-from core.paths import runs_dir
+from core.paths import REPO_ROOT, runs_dir
+from core.registry import safe_run_dir
 from trainer import events as ev
 from trainer.config import RecipeConfig
 from trainer.runs import MODEL_FILE
@@ -23,28 +25,59 @@ from trainer.runs import MODEL_FILE
 
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` runs (a zombie, exited but not reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
-    try:  # a zombie (exited, not yet reaped by us) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return True
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def process_identity(pid: int) -> dict:
+    """What job.json records about a training process: a pid alone may name any process once it is reused
+    (or when the file is edited), so its start time and command line go with it."""
+    process = psutil.Process(pid)
+    return {"pid": pid, "create_time": process.create_time(), "cmdline": process.cmdline()}
+
+
+def job_process(job: object) -> psutil.Process | None:
+    """The live process job.json names, when its pid, start time and command line all match, else None.
+    Only such a process may be reported as training a run or be signalled by Cancel."""
+    if not isinstance(job, dict):
+        return None
+    pid, created, cmdline = job.get("pid"), job.get("create_time"), job.get("cmdline")
+    if (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or isinstance(created, bool)
+            or not isinstance(created, (int, float)) or not isinstance(cmdline, list)):
+        return None
+    try:
+        process = psutil.Process(pid)
+        if (abs(process.create_time() - created) > 0.01 or process.cmdline() != cmdline
+                or process.status() == psutil.STATUS_ZOMBIE):
+            return None
+    except psutil.Error:
+        return None
+    return process
 
 
 def job_of(path: Path) -> dict:
-    """runs/<name>/job.json: the pid of the process training the run ({} when none)."""
+    """runs/<name>/job.json: the identity of the process training the run ({} when none or unreadable)."""
     try:
-        return json.loads((path / "job.json").read_text())
+        job = json.loads((path / "job.json").read_text())
     except (OSError, ValueError):
         return {}
+    return job if isinstance(job, dict) else {}
 
 
 def run_problem(path: Path) -> str | None:
-    """Why a run folder cannot be listed as a run (its config.json or model.json is unreadable), or None."""
+    """Why a run folder cannot be listed as a run (a name no run may have, a symlink, its config.json or
+    model.json unreadable), or None."""
     path = Path(path)
+    if path.is_symlink():
+        return "the run folder is a symbolic link; runs are plain folders inside the runs folder"
+    try:
+        safe_run_dir(path.name, path.parent)
+    except ValueError as exc:
+        return f"{exc} Rename the folder to list it as a run."
     try:
         RecipeConfig.from_dict(json.loads((path / "config.json").read_text()))
     except OSError:
@@ -70,14 +103,30 @@ def status(path: Path) -> str:
     problem = run_problem(path)
     if problem is None and card_path_for(path / MODEL_FILE).is_file():
         return "finished"
-    job = job_of(path)
-    if job.get("pid") and pid_alive(job["pid"]):
+    if job_process(job_of(path)) is not None:
         return "running"
     if problem:
         return "broken"
     last = next((e["event"] for e in reversed(ev.read_events(path / "events.jsonl"))
                  if e["event"] in (ev.CANCELLED, ev.ERROR, ev.RUN_END)), None)
     return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last, "stopped")
+
+
+#: An absolute path's folders (the file name after them stays): what a log shown in the page leaves out.
+_FOLDERS = re.compile(r"(?<![\w.~-])/(?:[^/\s'\",:]+/)+")
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a run's log.txt without server paths: the runs folder and repository become
+    relative, any other absolute path keeps only its file name (tracebacks name library files)."""
+    try:
+        text = (Path(path) / "log.txt").read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = "\n".join(text.splitlines()[-lines:])
+    for folder, shown in ((Path(path).parent, "runs"), (REPO_ROOT, ".")):
+        tail = tail.replace(str(folder.resolve()), shown).replace(str(folder), shown)
+    return _FOLDERS.sub(".../", tail)
 
 
 @dataclass

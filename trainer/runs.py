@@ -7,7 +7,7 @@
     runs/<name>/model.keras/.onnx/.json   the finished model, its ONNX twin and its card
     runs/<name>/test_faces.npz   a few held-out faces with true and predicted keypoints
     runs/<name>/CANCEL           present = please stop (the training page writes it)
-    runs/<name>/job.json         the training process's pid (trainer.runfolders reads it)
+    runs/<name>/job.json         the training process's pid, start time and command line (trainer.runfolders)
     runs/<name>/writer.lock      flock'ed by the one process training the run (released when it ends or dies)
 
 Every file is written through core.files.atomic_path, so a crash leaves the previous version.
@@ -81,8 +81,11 @@ class Run:
             write_json_atomic(path, config.to_dict())
 
     def write_job(self) -> None:
-        """job.json names the training process, so the page sees CLI runs as running too (one at a time)."""
-        write_json_atomic(self.path / "job.json", {"pid": os.getpid(), "started": time.time()})
+        """job.json identifies the training process (trainer.runfolders.job_process), so the page sees CLI runs
+        as running too (one at a time) and Cancel signals this process and no other."""
+        from trainer.runfolders import process_identity
+
+        write_json_atomic(self.path / "job.json", {**process_identity(os.getpid()), "started": time.time()})
 
     def save_checkpoint(self, model, stage: int, epoch: int, stages: int) -> None:
         """Checkpoint first, then the state that points at it: a crash between the two only repeats an epoch."""
