@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.geometry import turn_image
+
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
@@ -114,28 +116,13 @@ class FaceDetector:
 @dataclass(frozen=True)
 class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
-    roll each copy makes upright), each shrunk by `copy_scale` after the detector's own `max_side` shrink
-    (the copies cost their pixels; faces in them are found down to the cascade's 24 px window), at
-    `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
+    roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
+    cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
+    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
 
     angles_deg: tuple[float, ...] = (-50.0, -25.0, 25.0, 50.0)
-    copy_scale: float = 0.5
+    copy_max_side: int = 400
     sensitivity_boost: int = 2
-
-
-def turned_copy(gray: np.ndarray, angle_deg: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """`gray` scaled by `scale` and turned clockwise (as shown) by `angle_deg` on a canvas enlarged to hold all of
-    it, so a face rolled by `angle_deg` (counter-clockwise positive) stands upright in the copy; and the 2x3 matrix
-    from `gray` pixels to copy pixels. Corners outside the image repeat its border pixels."""
-    h, w = gray.shape[:2]
-    a = np.deg2rad(angle_deg)
-    c, s = abs(np.cos(a)), abs(np.sin(a))
-    out_w, out_h = int(np.ceil((w * c + h * s) * scale)), int(np.ceil((w * s + h * c) * scale))
-    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -angle_deg, scale)
-    matrix[:, 2] += ((out_w - 1) / 2 - (w - 1) / 2, (out_h - 1) / 2 - (h - 1) / 2)
-    interpolation = cv2.INTER_AREA if scale < 1 and angle_deg == 0 else cv2.INTER_LINEAR
-    copy = cv2.warpAffine(gray, matrix, (out_w, out_h), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
-    return copy, matrix
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
@@ -152,12 +139,12 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     roll = roll or RollSearch()
     found = [_with_angle(detector.detect(gray, s), 0.0)]
     h, w = gray.shape
-    shrink = min(1.0, s.max_side / max(h, w)) * roll.copy_scale
+    shrink = min(1.0, s.max_side / max(h, w), roll.copy_max_side / max(h, w))
     k = max(1, s.min_neighbors - roll.sensitivity_boost)
     for angle in roll.angles_deg:
         if angle == 0:
             continue
-        copy, matrix = turned_copy(gray, angle, shrink)
+        copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
         # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
         fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
         inner = DetectorSettings(s.scale_factor, k, fraction, max(copy.shape))

@@ -74,13 +74,13 @@ class Detections:
     scores: np.ndarray | None = None
     rejected_xywh: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=int))
     rejected_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    angles_deg: np.ndarray | None = None
-    rejected_angles_deg: np.ndarray | None = None
+    angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # empty: every box upright
+    rejected_angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
-        if self.angles_deg is None:
+        if len(self.angles_deg) == 0:
             self.angles_deg = np.zeros(len(self.boxes_xywh))
-        if self.rejected_angles_deg is None:
+        if len(self.rejected_angles_deg) == 0:
             self.rejected_angles_deg = np.zeros(len(self.rejected_xywh))
 
 
@@ -199,18 +199,18 @@ class FacePipeline:
         if not crops:
             return []
         keypoints_px = self.keypoints_in_crops(gray, crops)
-        return [Face(b, k, c, float(a)) for b, c, k, a in zip(boxes, crops, keypoints_px, angles)]
+        return [Face(b, k, c, float(a)) for b, c, k, a in zip(boxes, crops, keypoints_px, angles, strict=True)]
 
     def crops_for_boxes(self, gray: np.ndarray, boxes_xywh: np.ndarray,
                         angles_deg: np.ndarray | None = None) -> list[CropTransform]:
         """The model's crop of each detector box: core.geometry's framing turned by the box's angle, then
         (refine_roll) turned by the eye line of a first prediction on turned boxes, then Recentring if enabled."""
         angles = np.zeros(len(boxes_xywh)) if angles_deg is None else np.asarray(angles_deg, dtype=np.float64)
-        crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles)]
+        crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles, strict=True)]
         if self.refine_roll and self.mean_shape is not None and (angles != 0).any():
             turned = [i for i, a in enumerate(angles) if a != 0]
             first = self.keypoints_in_crops(gray, [crops[i] for i in turned])
-            for i, k in zip(turned, first):
+            for i, k in zip(turned, first, strict=True):
                 crops[i] = upright_on_eyes(crops[i], k, np.asarray(self.mean_shape))
         if not self.recentre or not crops:
             return crops
@@ -263,12 +263,12 @@ def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
         raise ValueError(f"unknown effect {effect!r}; choose from {overlays.EFFECTS}")
     out = image_bgr.copy()
     chosen = sorted(set(range(len(faces)) if face_indices is None else face_indices))
-    boxes = [f.box_xywh for f in faces]
+    boxes, angles = [f.box_xywh for f in faces], [f.angle_deg for f in faces]
     if effect in ("blur", "pixelate"):
-        return overlays.hide_faces(out, boxes, chosen, effect)
+        return overlays.hide_faces(out, boxes, chosen, effect, angles)
     hide = sorted(set(hide))
     if hide:
-        overlays.hide_faces(out, boxes, hide, privacy)
+        overlays.hide_faces(out, boxes, hide, privacy, angles)
     draw = {"keypoints": overlays.draw_keypoints, "sunglasses": overlays.add_sunglasses,
             "moustache": overlays.add_moustache, "hat": overlays.add_hat,
             "labelled keypoints": lambda img, k: overlays.draw_keypoints(img, k, labels=True)}.get(effect)
