@@ -154,29 +154,38 @@ def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
     return paste_artwork(image, art.hat(), t)
 
 
-def face_ellipse(box_xywh: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+def face_ellipse(box_xywh: Sequence[float], angle_deg: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """The face itself inside a detector box, as (centre, semi-axes): the box's width, a little taller
-    (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is)."""
+    (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is).
+    A box turned by `angle_deg` (counter-clockwise as shown) turns its ellipse with it: the semi-axes are
+    along the face's own axes."""
     x, y, w, h = (float(v) for v in box_xywh)
-    return (x + w / 2, y + h * 0.52), (w * 0.56, h * 0.68)
+    if angle_deg == 0:
+        return (x + w / 2, y + h * 0.52), (w * 0.56, h * 0.68)
+    a = np.deg2rad(angle_deg)
+    down = h * 0.02  # the centre's offset below the box centre, along the face's down (sin a, cos a)
+    return (x + w / 2 + down * np.sin(a), y + h / 2 + down * np.cos(a)), (w * 0.56, h * 0.68)
 
 
 def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen: Sequence[int],
-               method: str = "blur") -> np.ndarray:
-    """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse).
+               method: str = "blur", angles_deg: Sequence[float] | None = None) -> np.ndarray:
+    """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse), turned with the face
+    when its box is (`angles_deg`, one per box, counter-clockwise as shown).
 
     The feather lies outside the ellipse, so the face itself is fully hidden; every other face's
     ellipse is left untouched, so hiding one face never cuts into its neighbour.
     """
     if method not in ("blur", "pixelate"):
         raise ValueError(f"unknown privacy method {method!r}; choose blur or pixelate")
-    ellipses = [face_ellipse(b) for b in boxes_xywh]
+    angles = [0.0] * len(boxes_xywh) if angles_deg is None else [float(a) for a in angles_deg]
+    ellipses = [face_ellipse(b, a) for b, a in zip(boxes_xywh, angles, strict=True)]
     height, width = image.shape[:2]
     for i in chosen:
         (cx, cy), (ax, ay) = ellipses[i]
         feather = 0.12 * max(ax, ay)
-        x0, y0 = max(int(cx - ax - 3 * feather), 0), max(int(cy - ay - 3 * feather), 0)
-        x1, y1 = min(int(cx + ax + 3 * feather) + 1, width), min(int(cy + ay + 3 * feather) + 1, height)
+        rx, ry = (ax, ay) if angles[i] == 0 else (max(ax, ay), max(ax, ay))  # a turned ellipse's reach
+        x0, y0 = max(int(cx - rx - 3 * feather), 0), max(int(cy - ry - 3 * feather), 0)
+        x1, y1 = min(int(cx + rx + 3 * feather) + 1, width), min(int(cy + ry + 3 * feather) + 1, height)
         if x1 <= x0 or y1 <= y0:
             continue
         roi = image[y0:y1, x0:x1]
@@ -188,13 +197,13 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen:
         fx, fy = small_size[0] / size[0], small_size[1] / size[1]
         mask_small = np.zeros(small_size[::-1], np.float32)
         _fill_ellipse(mask_small, (((cx - x0) * fx, (cy - y0) * fy),
-                                   ((ax + 1.5 * feather) * fx, (ay + 1.5 * feather) * fy)))
+                                   ((ax + 1.5 * feather) * fx, (ay + 1.5 * feather) * fy)), 1.0, angles[i])
         mask = cv2.resize(cv2.GaussianBlur(mask_small, (0, 0), feather / 2 / step), size,
                           interpolation=cv2.INTER_LINEAR)
         for j, other in enumerate(ellipses):  # at full size: the neighbour's outline stays exact
             if j != i:
                 (ox, oy), axes = other
-                _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0)
+                _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0, angles[j])
         if method == "blur":
             sigma = max(ax, ay) / 3
             shrink = max(1, int(sigma / 2.5))  # the blur leaves nothing finer than a few pixels at this size
@@ -208,14 +217,20 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen:
 
 
 def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float | None = None,
-                      colour: tuple[int, int, int] = (200, 200, 200)) -> np.ndarray:
+                      colour: tuple[int, int, int] = (200, 200, 200), angle_deg: float = 0.0) -> np.ndarray:
     """A dashed grey box (dark-edged, so it shows on light and dark parts) with the face verifier's score:
-    a detection the verifier did not accept. Line width and text follow the image size, not the box's,
+    a detection the verifier did not accept, turned about its centre by `angle_deg` (counter-clockwise as
+    shown) like the face it was found as. Line width and text follow the image size, not the box's,
     so small rejected boxes stay visible when a large photo is shown shrunk."""
     x, y, w, h = (int(round(v)) for v in box_xywh)
     thickness = max(1, int(round(max(image.shape[:2]) / 500)))
     dash = max(4, int(round(max(w, h) / 10)))
     corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+    if angle_deg != 0:
+        turned = cv2.boxPoints(((x + w / 2, y + h / 2), (w, h), -angle_deg))  # cv2 turns clockwise
+        # boxPoints starts at the bottom-left corner of the upright box: start at the face's top-left
+        corners = [(int(round(px)), int(round(py))) for px, py in np.roll(turned, -1, axis=0)]
+        x, y = min(c[0] for c in corners), min(c[1] for c in corners)
     for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
         length = max(abs(x1 - x0), abs(y1 - y0), 1)
         for start in range(0, length, 2 * dash):
@@ -241,9 +256,10 @@ def _shrink(image: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
-def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0) -> None:
+def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0,
+                  angle_deg: float = 0.0) -> None:
     (cx, cy), (ax, ay) = ellipse
     shift = 4  # sub-pixel precision for cv2.ellipse
     centre = (int(round(cx * 2 ** shift)), int(round(cy * 2 ** shift)))
     axes = (max(1, int(round(ax * 2 ** shift))), max(1, int(round(ay * 2 ** shift))))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, value, -1, cv2.LINE_AA, shift)
+    cv2.ellipse(mask, centre, axes, -angle_deg, 0, 360, value, -1, cv2.LINE_AA, shift)  # cv2 turns clockwise
