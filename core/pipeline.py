@@ -168,7 +168,7 @@ class FacePipeline:
         for _ in range(self.recentre.passes - 1):
             shifted = [shift_onto_points(c, k, reference) for c, k in zip(shifted, located)]
             located = self.keypoints_in_crops(gray, shifted, self.locator)
-        return [crop_around_points(k, reference) if moved_px(c, s) > self.recentre.min_offset_px else c
+        return [crop_around_points(k, reference, rotate=False) if moved_px(c, s) > self.recentre.min_offset_px else c
                 for c, s, k in zip(crops, shifted, located)]
 
     def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform],
