@@ -202,7 +202,7 @@ def box_of_crop(crop: CropTransform) -> np.ndarray:
     """The detector box (x, y, w, h, before any turn about its centre) whose crop (core.geometry.crop_from_box)
     is `crop`: a tracked face's box follows its keypoints, so blur and pixelation hide where the face is now."""
     side = crop.side / CROP_MARGIN
-    down = np.deg2rad(getattr(crop, "angle_deg", 0.0))
+    down = np.deg2rad(crop.angle_deg)
     cx = crop.left + crop.side / 2 - CROP_SHIFT_DOWN * side * np.sin(down)
     cy = crop.top + crop.side / 2 - CROP_SHIFT_DOWN * side * np.cos(down)
     return np.array([cx - side / 2, cy - side / 2, side, side])

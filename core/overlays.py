@@ -154,39 +154,44 @@ def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
     return paste_artwork(image, art.hat(), t)
 
 
-def face_ellipse(box_xywh: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+def face_ellipse(box_xywh: Sequence[float], angle_deg: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """The face itself inside a detector box, as (centre, semi-axes): the box's width, a little taller
-    (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is)."""
-    x, y, w, h = (float(v) for v in box_xywh)
-    return (x + w / 2, y + h * 0.52), (w * 0.56, h * 0.68)
+    (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is).
+    A box turned by `angle_deg` about its centre (a tilted face) moves the centre along the face's own down."""
+    x, y, w, h = (float(v) for v in box_xywh[:4])
+    a = np.deg2rad(angle_deg)
+    return (x + w / 2 + h * 0.02 * np.sin(a), y + h / 2 + h * 0.02 * np.cos(a)), (w * 0.56, h * 0.68)
 
 
 def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen: Sequence[int],
-               method: str = "blur") -> np.ndarray:
-    """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse).
+               method: str = "blur", angles_deg: Sequence[float] | None = None) -> np.ndarray:
+    """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse), turned with the face
+    by its `angles_deg` (the face's roll, counter-clockwise positive as shown; default upright).
 
     The feather lies outside the ellipse, so the face itself is fully hidden; every other face's
     ellipse is left untouched, so hiding one face never cuts into its neighbour.
     """
     if method not in ("blur", "pixelate"):
         raise ValueError(f"unknown privacy method {method!r}; choose blur or pixelate")
-    ellipses = [face_ellipse(b) for b in boxes_xywh]
+    angles = [0.0] * len(boxes_xywh) if angles_deg is None else [float(a) for a in angles_deg]
+    ellipses = [face_ellipse(b, a) for b, a in zip(boxes_xywh, angles, strict=True)]
     height, width = image.shape[:2]
     for i in chosen:
         (cx, cy), (ax, ay) = ellipses[i]
         feather = 0.12 * max(ax, ay)
-        x0, y0 = max(int(cx - ax - 3 * feather), 0), max(int(cy - ay - 3 * feather), 0)
-        x1, y1 = min(int(cx + ax + 3 * feather) + 1, width), min(int(cy + ay + 3 * feather) + 1, height)
+        rx, ry = (ax, ay) if angles[i] == 0 else (max(ax, ay), max(ax, ay))  # a turned ellipse reaches further
+        x0, y0 = max(int(cx - rx - 3 * feather), 0), max(int(cy - ry - 3 * feather), 0)
+        x1, y1 = min(int(cx + rx + 3 * feather) + 1, width), min(int(cy + ry + 3 * feather) + 1, height)
         if x1 <= x0 or y1 <= y0:
             continue
         roi = image[y0:y1, x0:x1]
         mask = np.zeros(roi.shape[:2], np.float32)
-        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)))
+        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)), angle_deg=angles[i])
         mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
         for j, other in enumerate(ellipses):
             if j != i:
                 (ox, oy), axes = other
-                _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0)
+                _fill_ellipse(mask, ((ox - x0, oy - y0), axes), 0.0, angles[j])
         if method == "blur":
             hidden = cv2.GaussianBlur(roi, (0, 0), max(ax, ay) / 3)
         else:
@@ -224,9 +229,10 @@ def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float
     return image
 
 
-def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0) -> None:
+def _fill_ellipse(mask: np.ndarray, ellipse: tuple[tuple[float, float], tuple[float, float]], value: float = 1.0,
+                  angle_deg: float = 0.0) -> None:
     (cx, cy), (ax, ay) = ellipse
     shift = 4  # sub-pixel precision for cv2.ellipse
     centre = (int(round(cx * 2 ** shift)), int(round(cy * 2 ** shift)))
     axes = (max(1, int(round(ax * 2 ** shift))), max(1, int(round(ay * 2 ** shift))))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, value, -1, cv2.LINE_AA, shift)
+    cv2.ellipse(mask, centre, axes, -angle_deg, 0, 360, value, -1, cv2.LINE_AA, shift)  # cv2 turns clockwise

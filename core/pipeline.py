@@ -196,11 +196,12 @@ def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
     out = image_bgr.copy()
     chosen = sorted(set(range(len(faces)) if face_indices is None else face_indices))
     boxes = [f.box_xywh for f in faces]
+    angles = [f.crop.angle_deg for f in faces]  # the face's roll: its crop turns it upright
     if effect in ("blur", "pixelate"):
-        return overlays.hide_faces(out, boxes, chosen, effect)
+        return overlays.hide_faces(out, boxes, chosen, effect, angles)
     hide = sorted(set(hide))
     if hide:
-        overlays.hide_faces(out, boxes, hide, privacy)
+        overlays.hide_faces(out, boxes, hide, privacy, angles)
     draw = {"keypoints": overlays.draw_keypoints, "sunglasses": overlays.add_sunglasses,
             "moustache": overlays.add_moustache, "hat": overlays.add_hat,
             "labelled keypoints": lambda img, k: overlays.draw_keypoints(img, k, labels=True)}.get(effect)
