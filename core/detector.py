@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.geometry import turn_image
+
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
@@ -109,6 +111,85 @@ class FaceDetector:
             boxes = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
             out[k] = boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
         return out
+
+
+@dataclass(frozen=True)
+class RollSearch:
+    """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
+    roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
+    cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
+    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
+
+    angles_deg: tuple[float, ...] = (-50.0, -25.0, 25.0, 50.0)
+    copy_max_side: int = 400
+    sensitivity_boost: int = 2
+
+
+def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
+                    roll: RollSearch | None = None) -> np.ndarray:
+    """Candidate face boxes at any roll in `roll.angles_deg` (+- about 12 deg each), as an (N, 5) float array
+    (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
+
+    The upright image goes through `detector.detect` with `settings` unchanged (its boxes, angle 0, are
+    today's exactly); each turned copy through the same cascade at `min_neighbors` lowered by
+    `roll.sensitivity_boost`. One face usually comes back from two neighbouring angles: the caller scores
+    every candidate (the verifier, on its de-rotated crop) and keeps one per face (one_turned_box_per_face).
+    """
+    s = settings or detector.settings
+    roll = roll or RollSearch()
+    found = [_with_angle(detector.detect(gray, s), 0.0)]
+    h, w = gray.shape
+    shrink = min(1.0, s.max_side / max(h, w), roll.copy_max_side / max(h, w))
+    k = max(1, s.min_neighbors - roll.sensitivity_boost)
+    for angle in roll.angles_deg:
+        if angle == 0:
+            continue
+        copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
+        # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
+        fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
+        inner = DetectorSettings(s.scale_factor, k, fraction, max(copy.shape))
+        boxes = detector.detect(copy, inner).astype(np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            continue
+        back = cv2.invertAffineTransform(matrix)
+        centres = (boxes[:, :2] + boxes[:, 2:] / 2 - 0.5) @ back[:, :2].T + back[:, 2] + 0.5
+        sides = boxes[:, 2:] / shrink
+        found.append(_with_angle(np.hstack([centres - sides / 2, sides]), angle))
+    return np.vstack(found)
+
+
+def _with_angle(boxes: np.ndarray, angle: float) -> np.ndarray:
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.hstack([boxes, np.full((len(boxes), 1), float(angle))])
+
+
+def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou: float = NMS_IOU,
+                            contained_fraction: float = CONTAINED_FRACTION) -> np.ndarray:
+    """Indices of the turned boxes (x, y, w, h, angle_deg) to keep, best score first: one box per face across
+    angles (cv2.dnn.NMSBoxesRotated), then a box whose centre lies inside a kept box of a higher score and whose
+    area is mostly covered by it (a face's eyes found as a small face of their own) is dropped too."""
+    boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=int)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    # cv2's RotatedRect angle is clockwise as shown
+    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]
+    kept = np.asarray(cv2.dnn.NMSBoxesRotated(rects, scores.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
+    kept = kept[np.argsort(-scores[kept], kind="stable")]
+    out: list[int] = []
+    for i in kept:
+        inside = False
+        for j in out:
+            if boxes[j, 2] * boxes[j, 3] <= boxes[i, 2] * boxes[i, 3]:
+                continue
+            inter, _ = cv2.intersectConvexConvex(cv2.boxPoints(rects[i]).astype(np.float32),
+                                                 cv2.boxPoints(rects[j]).astype(np.float32))
+            if inter >= contained_fraction * boxes[i, 2] * boxes[i, 3]:
+                inside = True
+                break
+        if not inside:
+            out.append(int(i))
+    return np.asarray(out, dtype=int)
 
 
 class DetectorProcess:

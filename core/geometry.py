@@ -182,6 +182,21 @@ def crop_around_points(points_px: np.ndarray, reference_crop: np.ndarray, size: 
     return CropTransform(float(centre[0] + 0.5 - side / 2), float(centre[1] + 0.5 - side / 2), side, size, angle)
 
 
+def turn_image(image: np.ndarray, angle_deg: float, scale: float = 1.0,
+               border: int = cv2.BORDER_REPLICATE) -> tuple[np.ndarray, np.ndarray]:
+    """`image` scaled by `scale` and turned counter-clockwise (as shown) by `angle_deg` on a canvas enlarged to
+    hold all of it (a face in it gains `angle_deg` of roll), and the 2x3 matrix from `image` pixels to the
+    new pixels (points move with `points @ m[:, :2].T + m[:, 2]`). `border` fills the enlarged corners."""
+    h, w = image.shape[:2]
+    a = np.deg2rad(angle_deg)
+    c, s = abs(np.cos(a)), abs(np.sin(a))
+    out_w, out_h = int(np.ceil((w * c + h * s) * scale)), int(np.ceil((w * s + h * c) * scale))
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, scale)
+    matrix[:, 2] += ((out_w - 1) / 2 - (w - 1) / 2, (out_h - 1) / 2 - (h - 1) / 2)
+    interpolation = cv2.INTER_AREA if scale < 1 and angle_deg == 0 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (out_w, out_h), flags=interpolation, borderMode=border), matrix
+
+
 def offset_from_reference(crop: CropTransform, points_px: np.ndarray, reference_crop: np.ndarray) -> np.ndarray:
     """How far (crop px, x and y) the centroid of `points_px` sits from the reference shape's centroid in `crop`."""
     points_crop = crop.to_crop(np.asarray(points_px, dtype=np.float64).reshape(-1, 2))

@@ -157,16 +157,20 @@ def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
 def face_ellipse(box_xywh: Sequence[float], angle_deg: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """The face itself inside a detector box, as (centre, semi-axes): the box's width, a little taller
     (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is).
-    A box turned by `angle_deg` about its centre (a tilted face) moves the centre along the face's own down."""
-    x, y, w, h = (float(v) for v in box_xywh[:4])
+    A box turned by `angle_deg` (counter-clockwise as shown) turns its ellipse with it: the semi-axes are
+    along the face's own axes."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    if angle_deg == 0:
+        return (x + w / 2, y + h * 0.52), (w * 0.56, h * 0.68)
     a = np.deg2rad(angle_deg)
-    return (x + w / 2 + h * 0.02 * np.sin(a), y + h / 2 + h * 0.02 * np.cos(a)), (w * 0.56, h * 0.68)
+    down = h * 0.02  # the centre's offset below the box centre, along the face's down (sin a, cos a)
+    return (x + w / 2 + down * np.sin(a), y + h / 2 + down * np.cos(a)), (w * 0.56, h * 0.68)
 
 
 def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen: Sequence[int],
                method: str = "blur", angles_deg: Sequence[float] | None = None) -> np.ndarray:
     """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse), turned with the face
-    by its `angles_deg` (the face's roll, counter-clockwise positive as shown; default upright).
+    when its box is (`angles_deg`, one per box, counter-clockwise as shown).
 
     The feather lies outside the ellipse, so the face itself is fully hidden; every other face's
     ellipse is left untouched, so hiding one face never cuts into its neighbour.
@@ -179,14 +183,14 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen:
     for i in chosen:
         (cx, cy), (ax, ay) = ellipses[i]
         feather = 0.12 * max(ax, ay)
-        rx, ry = (ax, ay) if angles[i] == 0 else (max(ax, ay), max(ax, ay))  # a turned ellipse reaches further
+        rx, ry = (ax, ay) if angles[i] == 0 else (max(ax, ay), max(ax, ay))  # a turned ellipse's reach
         x0, y0 = max(int(cx - rx - 3 * feather), 0), max(int(cy - ry - 3 * feather), 0)
         x1, y1 = min(int(cx + rx + 3 * feather) + 1, width), min(int(cy + ry + 3 * feather) + 1, height)
         if x1 <= x0 or y1 <= y0:
             continue
         roi = image[y0:y1, x0:x1]
         mask = np.zeros(roi.shape[:2], np.float32)
-        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)), angle_deg=angles[i])
+        _fill_ellipse(mask, ((cx - x0, cy - y0), (ax + 1.5 * feather, ay + 1.5 * feather)), 1.0, angles[i])
         mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
         for j, other in enumerate(ellipses):
             if j != i:
@@ -204,14 +208,20 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen:
 
 
 def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float | None = None,
-                      colour: tuple[int, int, int] = (200, 200, 200)) -> np.ndarray:
+                      colour: tuple[int, int, int] = (200, 200, 200), angle_deg: float = 0.0) -> np.ndarray:
     """A dashed grey box (dark-edged, so it shows on light and dark parts) with the face verifier's score:
-    a detection the verifier did not accept. Line width and text follow the image size, not the box's,
+    a detection the verifier did not accept, turned about its centre by `angle_deg` (counter-clockwise as
+    shown) like the face it was found as. Line width and text follow the image size, not the box's,
     so small rejected boxes stay visible when a large photo is shown shrunk."""
     x, y, w, h = (int(round(v)) for v in box_xywh)
     thickness = max(1, int(round(max(image.shape[:2]) / 500)))
     dash = max(4, int(round(max(w, h) / 10)))
     corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+    if angle_deg != 0:
+        turned = cv2.boxPoints(((x + w / 2, y + h / 2), (w, h), -angle_deg))  # cv2 turns clockwise
+        # boxPoints starts at the bottom-left corner of the upright box: start at the face's top-left
+        corners = [(int(round(px)), int(round(py))) for px, py in np.roll(turned, -1, axis=0)]
+        x, y = min(c[0] for c in corners), min(c[1] for c in corners)
     for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
         length = max(abs(x1 - x0), abs(y1 - y0), 1)
         for start in range(0, length, 2 * dash):

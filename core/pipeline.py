@@ -17,7 +17,7 @@ import numpy as np
 
 from core import overlays
 from core.card import Inference
-from core.detector import DetectorSettings, FaceDetector
+from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
 from core.schema import CROP_SIZE, flip_keypoints
@@ -26,11 +26,13 @@ from core.verifier import FaceVerifier, load_verifier
 
 @dataclass
 class Face:
-    """One detected face: its box and the model's 15 keypoints, both in image pixels."""
+    """One detected face: its box and the model's 15 keypoints, both in image pixels; the box is turned by
+    `angle_deg` about its centre (the face's roll, counter-clockwise positive as shown)."""
 
     box_xywh: np.ndarray
     keypoints_px: np.ndarray
     crop: CropTransform = field(repr=False)
+    angle_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,22 @@ class Recentring:
 class Detections:
     """One detection step's result: accepted boxes and, when asked for, the boxes the verifier rejected.
 
-    Scores are the verifier's (None without a verifier); boxes are (N, 4) x, y, w, h in image pixels.
+    Scores are the verifier's (None without a verifier); boxes are (N, 4) x, y, w, h in image pixels, each
+    turned about its centre by its angle (degrees, counter-clockwise positive as shown; 0 = upright).
     """
 
     boxes_xywh: np.ndarray
     scores: np.ndarray | None = None
     rejected_xywh: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=int))
     rejected_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # empty: every box upright
+    rejected_angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        if len(self.angles_deg) == 0:
+            self.angles_deg = np.zeros(len(self.boxes_xywh))
+        if len(self.rejected_angles_deg) == 0:
+            self.rejected_angles_deg = np.zeros(len(self.rejected_xywh))
 
 
 class FacePipeline:
@@ -84,12 +95,15 @@ class FacePipeline:
     `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
     (core.verifier.load_verifier), or none with a log message when its files are missing.
     `int8`: run the keypoint model's int8 twin (core.model.quantize_onnx; it must exist beside the model).
+    `roll`: also search for tilted faces (core.detector.RollSearch; default: its defaults; False: upright only).
+    `refine_roll`: turn each face's crop by the eye line of a first prediction before the final one.
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
                  verifier: FaceVerifier | str | os.PathLike | bool | None = None,
-                 mean_shape_crop: np.ndarray | list | None = None, int8: bool = False):
+                 mean_shape_crop: np.ndarray | list | None = None, int8: bool = False,
+                 roll: RollSearch | bool | None = None, refine_roll: bool = True):
         self.predictor = KeypointPredictor(model_path, int8=int8)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
@@ -110,6 +124,8 @@ class FacePipeline:
         if self.recentre and self.recentre.locator:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
         self._model_path, self._live_predictor = Path(model_path), None
+        self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
+        self.refine_roll = refine_roll
 
     @property
     def live_predictor(self) -> KeypointPredictor:
@@ -125,9 +141,32 @@ class FacePipeline:
     def detect(self, image: np.ndarray, settings: DetectorSettings | None = None,
                with_rejected: bool = False) -> Detections:
         """Face boxes of a BGR or grayscale image: the detector's (one per face), then the verifier's
-        verdict on each; the one detection step of photos, the CLI, evaluation and the webcam."""
+        verdict on each; the one detection step of photos, the CLI, evaluation and the webcam. With a
+        RollSearch, candidates at every roll are scored on their de-rotated crops and one box per face is kept."""
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        return self.verify(gray, self.detector.detect(gray, settings or self.detector.settings), with_rejected)
+        settings = settings or self.detector.settings
+        if self.roll is None:
+            return self.verify(gray, self.detector.detect(gray, settings), with_rejected)
+        candidates = detect_any_roll(self.detector, gray, settings, self.roll)
+        boxes, angles = candidates[:, :4], candidates[:, 4]
+        if self.verifier is None:  # no scores: upright boxes first, then larger ones
+            upright_first = (angles == 0) * 1e12 + boxes[:, 2] * boxes[:, 3]
+            keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
+            return Detections(boxes[keep], None, angles_deg=angles[keep])
+        scores = self.verifier.score_boxes(gray, boxes, angles)
+        accepted = np.flatnonzero(scores >= self.verifier.threshold)
+        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
+        found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
+        if with_rejected:
+            refused = np.flatnonzero(scores < self.verifier.threshold)
+            refused = refused[one_turned_box_per_face(candidates[refused], scores[refused])]
+            # a rejected box on a face that was accepted at another angle is that face, not a rejection
+            face_too = [len(one_turned_box_per_face(np.vstack([candidates[keep], candidates[i]]),
+                                                    np.r_[scores[keep] + 1, scores[i]])) <= len(keep) for i in refused]
+            refused = refused[~np.asarray(face_too, dtype=bool)] if len(refused) else refused
+            found.rejected_xywh, found.rejected_scores = boxes[refused], scores[refused]
+            found.rejected_angles_deg = angles[refused]
+        return found
 
     def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
         """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
@@ -141,25 +180,38 @@ class FacePipeline:
         return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
 
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
-                   boxes_xywh: np.ndarray | None = None) -> list[Face]:
-        """Faces of a BGR image; pass `boxes_xywh` to skip detection (e.g. boxes tracked between frames)."""
+                   boxes_xywh: np.ndarray | None = None, angles_deg: np.ndarray | None = None) -> list[Face]:
+        """Faces of a BGR image; pass `boxes_xywh` (and their `angles_deg`) to skip detection (e.g. boxes
+        tracked between frames)."""
         gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
         if boxes_xywh is None:
-            boxes_xywh = self.detect(gray, settings).boxes_xywh
-        return self.keypoints_for_boxes(gray, boxes_xywh)
+            found = self.detect(gray, settings)
+            boxes_xywh, angles_deg = found.boxes_xywh, found.angles_deg
+        return self.keypoints_for_boxes(gray, boxes_xywh, angles_deg)
 
-    def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable) -> list[Face]:
-        """Crop every box the way training did (re-centred where needed) and predict all of them in one batch."""
+    def keypoints_for_boxes(self, gray: np.ndarray, boxes_xywh: Iterable,
+                            angles_deg: Iterable | None = None) -> list[Face]:
+        """Crop every box the way training did (turned upright, re-centred where needed) and predict all of
+        them in one batch."""
         boxes = np.asarray(list(boxes_xywh), dtype=np.float64).reshape(-1, 4)
-        crops = self.crops_for_boxes(gray, boxes)
+        angles = np.zeros(len(boxes)) if angles_deg is None else np.asarray(list(angles_deg), dtype=np.float64)
+        crops = self.crops_for_boxes(gray, boxes, angles)
         if not crops:
             return []
         keypoints_px = self.keypoints_in_crops(gray, crops)
-        return [Face(b, k, c) for b, c, k in zip(boxes, crops, keypoints_px)]
+        return [Face(b, k, c, float(a)) for b, c, k, a in zip(boxes, crops, keypoints_px, angles, strict=True)]
 
-    def crops_for_boxes(self, gray: np.ndarray, boxes_xywh: np.ndarray) -> list[CropTransform]:
-        """The model's crop of each detector box: core.geometry's framing, then Recentring if enabled."""
-        crops = [crop_from_box(b) for b in boxes_xywh]
+    def crops_for_boxes(self, gray: np.ndarray, boxes_xywh: np.ndarray,
+                        angles_deg: np.ndarray | None = None) -> list[CropTransform]:
+        """The model's crop of each detector box: core.geometry's framing turned by the box's angle, then
+        (refine_roll) turned by the eye line of a first prediction on turned boxes, then Recentring if enabled."""
+        angles = np.zeros(len(boxes_xywh)) if angles_deg is None else np.asarray(angles_deg, dtype=np.float64)
+        crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles, strict=True)]
+        if self.refine_roll and self.mean_shape is not None and (angles != 0).any():
+            turned = [i for i, a in enumerate(angles) if a != 0]
+            first = self.keypoints_in_crops(gray, [crops[i] for i in turned])
+            for i, k in zip(turned, first, strict=True):
+                crops[i] = upright_on_eyes(crops[i], k, np.asarray(self.mean_shape))
         if not self.recentre or not crops:
             return crops
         reference = np.asarray(self.mean_shape)
@@ -184,6 +236,22 @@ class FacePipeline:
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
 
 
+def upright_on_eyes(crop: CropTransform, keypoints_px: np.ndarray, mean_shape_crop: np.ndarray) -> CropTransform:
+    """`crop` turned about its centre so the eye line of `keypoints_px` lies as the mean training face's does
+    (the detection's angle is a copy's, up to half the step between copies off the face's roll)."""
+    eyes = crop.to_crop(keypoints_px)[:2]  # schema order: left eye centre, right eye centre
+    mean_eyes = np.asarray(mean_shape_crop, dtype=np.float64).reshape(-1, 2)[:2]
+    seen = np.degrees(np.arctan2(*(eyes[0] - eyes[1])[::-1]))
+    wanted = np.degrees(np.arctan2(*(mean_eyes[0] - mean_eyes[1])[::-1]))
+    residual = (seen - wanted + 180) % 360 - 180  # the face's roll left in the crop, clockwise as shown
+    return CropTransform(crop.left, crop.top, crop.side, crop.size, crop.angle_deg - residual)
+
+
+def _largest_first(boxes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    indices = np.asarray(indices, dtype=int)
+    return indices[np.argsort(-(boxes[indices, 2] * boxes[indices, 3]), kind="stable")]
+
+
 def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
            face_indices: Iterable[int] | None = None, hide: Iterable[int] = (), privacy: str = "blur") -> np.ndarray:
     """A copy of the image with `effect` (one of overlays.EFFECTS) on the chosen faces (default: all).
@@ -195,8 +263,7 @@ def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
         raise ValueError(f"unknown effect {effect!r}; choose from {overlays.EFFECTS}")
     out = image_bgr.copy()
     chosen = sorted(set(range(len(faces)) if face_indices is None else face_indices))
-    boxes = [f.box_xywh for f in faces]
-    angles = [f.crop.angle_deg for f in faces]  # the face's roll: its crop turns it upright
+    boxes, angles = [f.box_xywh for f in faces], [f.angle_deg for f in faces]
     if effect in ("blur", "pixelate"):
         return overlays.hide_faces(out, boxes, chosen, effect, angles)
     hide = sorted(set(hide))

@@ -51,12 +51,16 @@ class FaceVerifier(OnnxModel):
             return np.zeros(0)
         return self.predict_normalised(to_model_input(crops)).reshape(-1).astype(np.float64)
 
-    def score_boxes(self, gray: np.ndarray, boxes_xywh: Sequence) -> np.ndarray:
-        """(N,) face scores of detector boxes, each read through the keypoint model's crop of that box."""
+    def score_boxes(self, gray: np.ndarray, boxes_xywh: Sequence | np.ndarray,
+                    angles_deg: Sequence | np.ndarray | None = None) -> np.ndarray:
+        """(N,) face scores of detector boxes, each read through the keypoint model's crop of that box
+        (turned upright by the box's angle, when given)."""
         boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros(0)
-        return self.score_crops(np.stack([crop_from_box(b).extract(gray) for b in boxes]))
+        angles = np.zeros(len(boxes)) if angles_deg is None else np.asarray(angles_deg, dtype=np.float64).reshape(-1)
+        return self.score_crops(np.stack([crop_from_box(b, angle_deg=float(a)).extract(gray)
+                                          for b, a in zip(boxes, angles, strict=True)]))
 
 
 def load_verifier(path: str | os.PathLike | None = None) -> FaceVerifier | None:

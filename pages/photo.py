@@ -61,7 +61,8 @@ if data is None:
 def analyse(data: bytes, min_neighbors: int, model_key: str):
     image = load_image(data)
     detections = pipeline.detect(image, DetectorSettings(min_neighbors=min_neighbors), with_rejected=True)
-    return image, pipeline.find_faces(image, boxes_xywh=detections.boxes_xywh), detections
+    faces = pipeline.find_faces(image, boxes_xywh=detections.boxes_xywh, angles_deg=detections.angles_deg)
+    return image, faces, detections
 
 
 try:
@@ -96,8 +97,9 @@ hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=
           if privacy != "off" and faces else [])
 result = render(image, faces, effect, hide=[numbers.index(n) for n in hidden], privacy=privacy)
 if show_rejected:
-    for box, score in zip(detections.rejected_xywh, detections.rejected_scores):
-        draw_rejected_box(result, box, score)
+    for box, score, angle in zip(detections.rejected_xywh, detections.rejected_scores, detections.rejected_angles_deg,
+                                 strict=True):
+        draw_rejected_box(result, box, score, angle_deg=angle)
     st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier "
                f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score.")
 

@@ -76,7 +76,7 @@ def test_webcam_runs_the_verifier_on_detection_frames_only(photos, tiny_model_pa
     verifier = _with_threshold(constant_verifier_path, 0.0)
     calls = []
     score_boxes = verifier.score_boxes
-    verifier.score_boxes = lambda gray, boxes: calls.append(len(boxes)) or score_boxes(gray, boxes)
+    verifier.score_boxes = lambda gray, boxes, *angles: calls.append(len(boxes)) or score_boxes(gray, boxes, *angles)
     frame = cv2.resize(load_image(photos / "obamas4.jpg"), (640, 422))
     # The frame-path detector (detection every 5th frame) makes the count exact; the background worker
     # goes through the same LiveProcessor._detect, so it also scores only the frames it detects on.

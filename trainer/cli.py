@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     evp.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
                      help="move crops onto off-centre faces first, as the card's inference.recentre says (default: "
                           "the card's choice; --recentre on a card without one uses the model itself as locator)")
+    evp.add_argument("--rotate", help="comma-separated angles (deg): frames turned by 0 and +-each (canvas enlarged, "
+                                      "labels turned with them), today's upright path and the any-roll path in one table")
+    evp.add_argument("--people", choices=("val", "test", "both"), default="test",
+                     help="with --rotate: the card's validation or test people, or both tables (default: test)")
+    evp.add_argument("--every", type=int, default=1, help="with --rotate: every n-th frame only (a quick look)")
 
     shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
     shp.add_argument("run", help="run name, or a .keras file with its card beside it (e.g. an earlier shipped model)")
@@ -230,12 +235,36 @@ def _evaluate(args) -> int:
     model = Path(args.model) if args.model else active_model_path()
     if not model.is_file():
         raise ValueError(f"No model file at {model}.")
+    if args.rotate:
+        return _evaluate_rotated(args, model)
     people = None if args.all_people else read_card(model).data.test_people
     if not args.all_people and not people:
         print("error: the model card lists no test people; pass --all-people", file=sys.stderr)
         return 2
     result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, recentre=args.recentre)
     print(json.dumps(result, indent=1))
+    return 0
+
+
+def _evaluate_rotated(args, model: Path) -> int:
+    from trainer.evaluate import evaluate_rotated, rotated_table
+
+    angles = [float(a) for a in args.rotate.split(",") if a.strip()]
+    data = read_card(model).data
+    groups = {"val": data.val_people, "test": data.test_people}
+    chosen = ["val", "test"] if args.people == "both" else [args.people]
+    tables = {}
+    for group in (None,) if args.all_people else chosen:
+        people = None if group is None else groups[group]
+        if group is not None and not people:
+            print(f"error: the model card lists no {group} people; pass --all-people", file=sys.stderr)
+            return 2
+        result = evaluate_rotated(model, args.frames, people, angles, every=args.every)
+        name = "all people" if group is None else f"{group} people"
+        print(f"{name}, frames turned by 0 and +-{args.rotate} deg (every {args.every}):")
+        print(rotated_table(result), flush=True)
+        tables[name] = {label: {str(a): r for a, r in by.items()} for label, by in result.items()}
+    print(json.dumps(tables, indent=1))
     return 0
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core.geometry import box_iou
+from core.geometry import CropTransform, box_iou
 from trainer.data import DatasetError
 
 
@@ -77,12 +77,32 @@ class FrameSource:
         return str(hits[0]) if hits else None
 
 
-def best_box(boxes: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+def best_box(boxes: np.ndarray, points: np.ndarray, angles_deg: np.ndarray | None = None) -> np.ndarray | None:
     """The detection that best overlaps the labelled points' bounding box (IoU > 0.3), else None."""
+    i = best_box_index(boxes, points, angles_deg)
+    return None if i is None else boxes[i]
+
+
+def label_ious(boxes: np.ndarray, points: np.ndarray, angles_deg: np.ndarray | None = None) -> np.ndarray:
+    """IoU of each box with the labelled points' bounding box, both seen in the box's own turned frame
+    (a box turned by its angle; plain box_iou for upright boxes)."""
+    out = []
+    for i, b in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
+        angle = 0.0 if angles_deg is None else float(angles_deg[i])
+        seen = points
+        if angle != 0:  # the points turned about the box's centre as its crop turns them: upright around the box
+            side = max(b[2], b[3])
+            upright = CropTransform(b[0] + b[2] / 2 - side / 2, b[1] + b[3] / 2 - side / 2, side, angle_deg=angle)
+            seen = (upright.to_crop(points) - upright.to_crop(upright.centre)) / upright.scale + upright.centre
+        lo, hi = seen.min(0), seen.max(0)
+        out.append(box_iou(b, np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])))
+    return np.asarray(out)
+
+
+def best_box_index(boxes: np.ndarray, points: np.ndarray, angles_deg: np.ndarray | None = None) -> int | None:
+    """best_box's index into `boxes`, or None."""
     if len(boxes) == 0:
         return None
-    lo, hi = points.min(0), points.max(0)
-    label = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
-    ious = [box_iou(b, label) for b in boxes]
+    ious = label_ious(boxes, points, angles_deg)
     i = int(np.argmax(ious))
-    return boxes[i] if ious[i] > 0.3 else None
+    return i if ious[i] > 0.3 else None

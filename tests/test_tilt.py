@@ -1,0 +1,152 @@
+"""Faces at any roll: turned detection boxes, one box per face across angles, turned privacy regions and
+rejected boxes, and the rotated evaluation (frames turned with their labels)."""
+import cv2
+import numpy as np
+import pytest
+
+from core import overlays
+from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
+from core.geometry import turn_image
+from core.images import load_image
+from core.paths import SHIPPED_MODEL
+from trainer.evaluate import rotate_frame
+from trainer.frames import label_ious
+
+
+def test_turn_image_moves_a_drawn_dot_where_its_matrix_says():
+    image = np.zeros((120, 200), np.uint8)
+    cv2.circle(image, (150, 30), 3, 255, -1)
+    for angle in (30.0, -45.0, 90.0):
+        turned, m = turn_image(image, angle, border=cv2.BORDER_CONSTANT)
+        ys, xs = np.nonzero(turned > 100)
+        np.testing.assert_allclose((xs.mean(), ys.mean()), np.array([150.0, 30.0]) @ m[:, :2].T + m[:, 2], atol=0.6)
+        # the canvas holds all of the image: every corner lands inside
+        corners = np.array([[0, 0], [199, 0], [199, 119], [0, 119]]) @ m[:, :2].T + m[:, 2]
+        assert (corners >= -0.5).all() and (corners[:, 0] <= turned.shape[1] - 0.5).all()
+        assert (corners[:, 1] <= turned.shape[0] - 0.5).all()
+    # counter-clockwise as shown: a point right of the centre moves up
+    _, m = turn_image(image, 30.0)
+    right = np.array([180.0, 59.5]) @ m[:, :2].T + m[:, 2]
+    centre = np.array([99.5, 59.5]) @ m[:, :2].T + m[:, 2]
+    assert right[1] < centre[1] - 30
+
+
+def test_one_turned_box_per_face_across_angles():
+    same_face = np.array([[100, 100, 80, 80, 0.0], [104, 98, 76, 76, 25.0], [98, 103, 84, 84, -25.0]])
+    assert one_turned_box_per_face(same_face, np.array([0.6, 0.95, 0.7])).tolist() == [1]
+    beside = np.array([[100, 100, 80, 80, 0.0], [300, 100, 80, 80, 30.0]])
+    assert sorted(one_turned_box_per_face(beside, np.array([0.6, 0.9])).tolist()) == [0, 1]
+    eyes_inside = np.array([[100, 100, 120, 120, 20.0], [140, 130, 40, 40, 20.0]])  # IoU < 0.3, inside the face
+    assert one_turned_box_per_face(eyes_inside, np.array([0.9, 0.95])).tolist() == [1]  # the better one stays...
+    assert one_turned_box_per_face(eyes_inside, np.array([0.95, 0.9])).tolist() == [0]  # ...a worse small one goes
+    assert len(one_turned_box_per_face(np.zeros((0, 5)), np.zeros(0))) == 0
+
+
+def test_label_ious_of_a_turned_box_equal_the_upright_ones():
+    points = np.random.default_rng(0).uniform(102, 178, (68, 2))  # about the box itself
+    box = np.array([[100.0, 100.0, 80.0, 80.0]])
+    upright = label_ious(box, points)[0]
+    centre = np.array([139.5, 139.5])
+    for angle in (20.0, -45.0):
+        a = np.deg2rad(angle)
+        turn = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])  # counter-clockwise as shown
+        turned_points = (points - centre) @ turn.T + centre
+        assert label_ious(box, turned_points, [angle])[0] == pytest.approx(upright, abs=1e-9)
+        assert label_ious(box, turned_points)[0] < upright  # read upright, the same box fits worse
+
+
+def test_the_upright_copy_gives_todays_boxes_exactly(photos):
+    gray = cv2.cvtColor(load_image(photos / "obamas4.jpg"), cv2.COLOR_BGR2GRAY)
+    detector = FaceDetector()
+    found = detect_any_roll(detector, gray, roll=RollSearch())
+    np.testing.assert_array_equal(found[found[:, 4] == 0][:, :4], detector.detect(gray))
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    from core.pipeline import FacePipeline
+
+    return FacePipeline(SHIPPED_MODEL, roll=False, refine_roll=False), FacePipeline(SHIPPED_MODEL)
+
+
+@pytest.mark.parametrize("turn", [-40.0, -20.0, 30.0, 45.0])
+def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pipelines, turn):
+    today, any_roll = pipelines
+    image = load_image(photos / "james.jpg")
+    upright = any_roll.find_faces(image)
+    assert len(upright) == 1
+    turned, m = turn_image(image, turn, border=cv2.BORDER_CONSTANT)
+    faces = any_roll.find_faces(turned)
+    assert len(faces) == 1
+    face = faces[0]
+    eyes = upright[0].keypoints_px[0] - upright[0].keypoints_px[1]
+    roll = -np.degrees(np.arctan2(eyes[1], eyes[0])) + turn  # James's own roll (about 11 deg) and the turn
+    assert abs(face.angle_deg - roll) <= 15  # the copy that found it
+    if face.angle_deg != 0:
+        assert abs(face.crop.angle_deg - roll) <= 3  # turned further by the eye line
+    expected = upright[0].keypoints_px @ m[:, :2].T + m[:, 2]
+    iod = np.linalg.norm(expected[0] - expected[1])
+    assert np.linalg.norm(face.keypoints_px - expected, axis=1).mean() / iod < 0.05
+    if abs(turn) >= 30:
+        assert len(today.find_faces(turned)) == 0  # what the upright detector did with it
+
+
+def _turned_ellipse_mask(shape, box, angle, grow=1.0):
+    (cx, cy), (ax, ay) = overlays.face_ellipse(box, angle)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    a = np.deg2rad(angle)
+    u = (xx - cx) * np.cos(a) - (yy - cy) * np.sin(a)  # along the face's own x axis
+    v = (xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)  # along its own down
+    return (u / (ax * grow)) ** 2 + (v / (ay * grow)) ** 2 <= 1
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate"])
+def test_the_hidden_region_turns_with_the_face(method):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    box, angle = (110, 90, 80, 120), 90.0  # a tall face lying on its side: its ellipse is wide in the image
+    out = overlays.hide_faces(image.copy(), [box], [0], method, angles_deg=[angle])
+    inner = _turned_ellipse_mask(image.shape, box, angle, 0.9)
+    assert out[inner].std() < 0.5 * image[inner].std()
+    beyond = ~_turned_ellipse_mask(image.shape, box, angle, 1.7)  # past the feather (wide for this narrow face)
+    assert (out[beyond] == image[beyond]).all()
+    # at 90 deg the face's "down" is the image's +x: its ellipse reaches 81.6 px sideways and 44.8 px up and down
+    assert (out[150, 150 + 70] != image[150, 150 + 70]).any()  # hidden far right of the centre
+    assert (out[150 + 78, 150] == image[150 + 78, 150]).all()  # untouched below, where an upright one reaches
+    upright = overlays.hide_faces(image.copy(), [box], [0], method)
+    assert (upright[150 + 78, 150] != image[150 + 78, 150]).any()
+
+
+def test_a_rejected_box_is_drawn_turned():
+    image = np.zeros((300, 300, 3), np.uint8)
+    overlays.draw_rejected_box(image, (100, 100, 100, 100), None, angle_deg=45.0)
+    drawn = image.max(2) > 100
+    # the turned square's corners lie on the axes through its centre, 70.7 px out; the upright corners stay dark
+    assert drawn[149 - 70:149 - 64, 146:153].any() and drawn[146:153, 149 + 64:149 + 71].any()
+    assert not drawn[95:105, 95:105].any() and not drawn[195:205, 195:205].any()
+
+
+def test_rotate_frame_moves_the_labels_with_the_frame():
+    gray = np.zeros((100, 140), np.uint8)
+    points = np.array([[30.0, 20.0], [110.0, 70.0]])
+    for x, y in points.astype(int):
+        cv2.circle(gray, (x, y), 2, 255, -1)
+    turned, moved = rotate_frame(gray, points, 45.0)
+    assert turned.shape[0] > 100 and turned.shape[1] > 140  # enlarged, nothing cut
+    for x, y in moved:
+        patch = turned[int(y) - 3:int(y) + 4, int(x) - 3:int(x) + 4]
+        assert patch.max() > 150
+    assert turned[0, 0] == 0  # the new corners are black, not the frame's edge repeated
+
+
+def test_rotated_evaluation_before_and_after_on_one_person(shared_data):
+    from trainer.evaluate import evaluate_rotated, rotated_table
+
+    frames = shared_data / "youtube-faces-68" / "training.zip"
+    result = evaluate_rotated(SHIPPED_MODEL, frames, ["Laura_Bush"], [40.0], every=3)
+    upright, tilted = result["after"][0.0], result["after"][40.0]
+    assert upright["frames"] >= 3 and tilted["frames"] == 2 * upright["frames"]
+    assert result["before"][40.0]["detection_rate"] < 0.5  # the upright cascade loses most of them
+    assert tilted["detection_rate"] >= 0.9 and tilted["nme"] < 1.2 * upright["nme"]
+    table = rotated_table(result)
+    assert "+-40" in table and "before detected" in table and "after detected" in table
