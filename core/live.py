@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -37,7 +38,7 @@ import numpy as np
 
 from core.detector import DetectorProcess, DetectorProcessError
 from core.geometry import CROP_MARGIN, CROP_SHIFT_DOWN, CropTransform, box_iou, crop_around_points, crop_from_box
-from core.pipeline import Face, FacePipeline, render
+from core.pipeline import Detections, Face, FacePipeline, render
 from core.smoothing import OneEuroFilter
 
 #: One Euro parameters, chosen on the recorded video (shipped model): on a still face with camera
@@ -95,8 +96,9 @@ class LiveSnapshot:
 
 @dataclass(frozen=True)
 class Detection:
-    """A detector answer: boxes (x, y, w, h) found on the frame submitted at `stamp`, and the face
-    verifier's score of each crop handed in with that frame (the tracks' own crops; empty when none)."""
+    """A detector answer: boxes (x, y, w, h, and the face's roll in degrees when the detector searched turned
+    copies) found on the frame submitted at `stamp`, and the face verifier's score of each crop handed in with
+    that frame (the tracks' own crops; empty when none)."""
 
     boxes_xywh: np.ndarray
     stamp: float
@@ -124,7 +126,7 @@ class DetectionWorker:
     still faces costs the frame path nothing.
     """
 
-    def __init__(self, detect: Callable[..., np.ndarray | tuple[np.ndarray, np.ndarray]],
+    def __init__(self, detect: Callable[..., Any],
                  name: str = "face-detection"):
         self._detect = detect
         self._cond = threading.Condition()
@@ -196,6 +198,12 @@ class DetectionWorker:
                 self._result = result
                 self._busy = False
                 self._cond.notify_all()
+
+
+def _with_angles(found: Detections) -> np.ndarray:
+    """A detection step's boxes as (N, 5): x, y, w, h, angle_deg."""
+    return np.hstack([np.asarray(found.boxes_xywh, dtype=np.float64).reshape(-1, 4),
+                      np.asarray(found.angles_deg, dtype=np.float64).reshape(-1, 1)])
 
 
 def box_of_crop(crop: CropTransform) -> np.ndarray:
@@ -330,20 +338,24 @@ class LiveProcessor:
         return self._worker
 
     def _detect(self, gray: np.ndarray, process: DetectorProcess | None = None) -> np.ndarray:
-        """The pipeline's detection step (its detector settings) on a copy `detect_width` wide; the
-        cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only.
-        Only the detection thread passes `process` (its pipe serves one caller at a time)."""
+        """The pipeline's detection step (its detector settings, its search of turned copies) on a copy
+        `detect_width` wide: boxes (x, y, w, h, angle_deg), one per face. The cascade runs in `process` when
+        given and alive, else here; the verifier runs here, on detection frames only. Only the detection
+        thread passes `process` (its pipe serves one caller at a time)."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
         if process is not None:
             try:
                 if process.alive:
-                    return self.pipeline.verify(gray, process.detect(gray, settings)).boxes_xywh
+                    if self.pipeline.roll is None:
+                        return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
+                    candidates = process.detect(gray, settings, self.pipeline.roll)
+                    return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
                 raise DetectorProcessError("the face detection process ended")
             except DetectorProcessError:
                 log.warning("The face detection process ended; this stream detects on its detection thread from now on.")
                 process.close()
                 self._detector_process = None
-        return self.pipeline.detect(gray, settings).boxes_xywh
+        return _with_angles(self.pipeline.detect(gray, settings))
 
     def _score_crops(self, gray: np.ndarray, crops: Sequence[CropTransform]) -> np.ndarray | None:
         """The face verifier's score of each crop of `gray` (None without a verifier): a track whose own
@@ -365,6 +377,9 @@ class LiveProcessor:
             for track, score in zip(checked, scores, strict=False):  # a stale answer may score fewer
                 if score >= self.pipeline.verifier.threshold:
                     track.last_confirmed = max(track.last_confirmed, seen_at)
+        boxes = np.asarray(boxes, dtype=np.float64)
+        angles = boxes[:, 4] if boxes.ndim == 2 and boxes.shape[1] == 5 else np.zeros(len(boxes))
+        boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 4)[:, :4]
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])
@@ -374,9 +389,9 @@ class LiveProcessor:
                 unmatched.remove(i)
                 track.last_confirmed = seen_at
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
-                    track.box_xywh, track.crop = boxes[i].astype(float), crop_from_box(boxes[i])
-        new_boxes = np.asarray(boxes)[unmatched].astype(float).reshape(-1, 4)
-        crops = self.pipeline.crops_for_boxes(gray, new_boxes)  # re-centred like photos
+                    track.box_xywh, track.crop = boxes[i], crop_from_box(boxes[i], angle_deg=float(angles[i]))
+        new_boxes = boxes[unmatched]
+        crops = self.pipeline.crops_for_boxes(gray, new_boxes, angles[unmatched])  # turned upright, like photos
         for box, crop in zip(new_boxes, crops, strict=True):
             if not any(_same_face(crop, t.crop) for t in self._tracks):
                 self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), seen_at))
@@ -394,7 +409,7 @@ class LiveProcessor:
             if self._mean_shape is not None:  # the next frame's crop, and the face's box, follow the keypoints
                 track.crop = crop_around_points(smoothed, self._mean_shape)
                 track.box_xywh = box_of_crop(track.crop)
-            faces.append(Face(track.box_xywh, smoothed, read_in))
+            faces.append(Face(track.box_xywh, smoothed, read_in, track.crop.angle_deg))
         return faces
 
     def _record(self, started: float, now: float, faces: list[Face], out: np.ndarray, drawn: bool) -> None:

@@ -50,7 +50,7 @@ class CascadeGoesBlind:
         self.calls += 1
         found = self.real(gray, settings, with_rejected)
         if self.calls > 1:
-            found.boxes_xywh = found.boxes_xywh[:0]
+            found.boxes_xywh, found.angles_deg = found.boxes_xywh[:0], found.angles_deg[:0]
         return found
 
 
