@@ -241,10 +241,12 @@ class DetectorProcess:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
-        """What FaceDetector().detect(gray, settings) returns; DetectorProcessError when the child is gone."""
+    def detect(self, gray: np.ndarray, settings: DetectorSettings | None = None,
+               roll: RollSearch | None = None) -> np.ndarray:
+        """What FaceDetector().detect(gray, settings) returns, or with `roll` what detect_any_roll returns (turned
+        candidates, N x 5); DetectorProcessError when the child is gone."""
         try:
-            self._send.send((np.ascontiguousarray(gray), settings))
+            self._send.send((np.ascontiguousarray(gray), settings, roll))
             answer = self._receive.recv()
         except (EOFError, OSError) as exc:
             raise DetectorProcessError("the face detection process ended") from exc
@@ -270,7 +272,7 @@ class DetectorProcessError(RuntimeError):
 
 
 def serve_detections(request_fd: int, answer_fd: int, niceness: int) -> None:
-    """DetectorProcess's child: (gray, settings) in, boxes or the exception out, until its input ends."""
+    """DetectorProcess's child: (gray, settings, roll) in, boxes or the exception out, until its input ends."""
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(niceness)  # before OpenCV starts its worker threads, which inherit it
@@ -278,11 +280,14 @@ def serve_detections(request_fd: int, answer_fd: int, niceness: int) -> None:
     detector = FaceDetector()
     while True:
         try:
-            gray, settings = requests.recv()
+            gray, settings, roll = requests.recv()
         except (EOFError, OSError):
             return
         try:
-            answer = detector.detect(gray, settings)
+            if roll is None:
+                answer = detector.detect(gray, settings)
+            else:
+                answer = detect_any_roll(detector, gray, settings, roll)
         except Exception as exc:  # handed to the caller, like an in-process call would raise it
             answer = exc
         try:

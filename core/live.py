@@ -29,15 +29,16 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from core.detector import DetectorProcess, DetectorProcessError
-from core.geometry import CropTransform, box_iou, crop_around_points, crop_from_box
-from core.pipeline import Face, FacePipeline, render
+from core.geometry import CROP_MARGIN, CROP_SHIFT_DOWN, CropTransform, box_iou, crop_around_points, crop_from_box
+from core.pipeline import Detections, Face, FacePipeline, render
 from core.schema import FLIP_PERMUTATION
 from core.smoothing import OneEuroFilter
 
@@ -96,10 +97,13 @@ class LiveSnapshot:
 
 @dataclass(frozen=True)
 class Detection:
-    """A detector answer: boxes (x, y, w, h) found on the frame submitted at `stamp`."""
+    """A detector answer: boxes (x, y, w, h, and the face's roll in degrees when the detector searched turned
+    copies) found on the frame submitted at `stamp`, and the face verifier's score of each crop handed in with
+    that frame (the tracks' own crops; empty when none)."""
 
     boxes_xywh: np.ndarray
     stamp: float
+    crop_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _swap_sides(face: Face) -> Face:
@@ -123,13 +127,16 @@ class DetectionWorker:
 
     `submit` replaces a frame still waiting (a slow detector skips frames rather than queueing
     them); `take_result` returns each answer once. An exception raised by `detect` is re-raised by
-    the next `take_result`, on the caller's thread.
+    the next `take_result`, on the caller's thread. A frame submitted with crops is handed over as
+    `detect(gray, crops)`, which returns (boxes, a score per crop): checking that tracked faces are
+    still faces costs the frame path nothing.
     """
 
-    def __init__(self, detect: Callable[[np.ndarray], np.ndarray], name: str = "face-detection"):
+    def __init__(self, detect: Callable[..., Any],
+                 name: str = "face-detection"):
         self._detect = detect
         self._cond = threading.Condition()
-        self._pending: tuple[np.ndarray, float] | None = None
+        self._pending: tuple[np.ndarray, float, Sequence[CropTransform]] | None = None
         self._result: Detection | BaseException | None = None
         self._busy = False
         self._closed = False
@@ -146,12 +153,13 @@ class DetectionWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, gray: np.ndarray, stamp: float) -> None:
-        """Detect on `gray` (not modified afterwards by the caller) as soon as the thread is free; ignored once closed."""
+    def submit(self, gray: np.ndarray, stamp: float, crops: Sequence[CropTransform] = ()) -> None:
+        """Detect on `gray` (not modified afterwards by the caller) as soon as the thread is free, and score
+        `crops` of it; ignored once closed."""
         with self._cond:
             if self._closed:
                 return
-            self._pending = (gray, stamp)
+            self._pending = (gray, stamp, tuple(crops))
             self._cond.notify()
 
     def take_result(self) -> Detection | None:
@@ -182,16 +190,43 @@ class DetectionWorker:
                 self._cond.wait_for(lambda: self._pending is not None or self._closed)
                 if self._closed:
                     return
-                (gray, stamp), self._pending = self._pending, None
+                (gray, stamp, crops), self._pending = self._pending, None
                 self._busy = True
             try:
-                result: Detection | BaseException = Detection(self._detect(gray), stamp)
+                if crops:
+                    boxes, scores = self._detect(gray, crops)
+                    result: Detection | BaseException = Detection(boxes, stamp, scores)
+                else:
+                    result = Detection(self._detect(gray), stamp)
             except Exception as exc:  # handed to the frame thread by take_result
                 result = exc
             with self._cond:
                 self._result = result
                 self._busy = False
                 self._cond.notify_all()
+
+
+def _with_angles(found: Detections) -> np.ndarray:
+    """A detection step's boxes as (N, 5): x, y, w, h, angle_deg."""
+    return np.hstack([np.asarray(found.boxes_xywh, dtype=np.float64).reshape(-1, 4),
+                      np.asarray(found.angles_deg, dtype=np.float64).reshape(-1, 1)])
+
+
+def box_of_crop(crop: CropTransform) -> np.ndarray:
+    """The detector box (x, y, w, h, before any turn about its centre) whose crop (core.geometry.crop_from_box)
+    is `crop`: a tracked face's box follows its keypoints, so blur and pixelation hide where the face is now."""
+    side = crop.side / CROP_MARGIN
+    down = np.deg2rad(crop.angle_deg)
+    cx = crop.left + crop.side / 2 - CROP_SHIFT_DOWN * side * np.sin(down)
+    cy = crop.top + crop.side / 2 - CROP_SHIFT_DOWN * side * np.cos(down)
+    return np.array([cx - side / 2, cy - side / 2, side, side])
+
+
+def _same_face(a: CropTransform, b: CropTransform) -> bool:
+    """Two crops on one face: centres closer than a third of the larger side (whatever their tilt)."""
+    ca = np.array([a.left + a.side / 2, a.top + a.side / 2])
+    cb = np.array([b.left + b.side / 2, b.top + b.side / 2])
+    return float(np.linalg.norm(ca - cb)) < max(a.side, b.side) / 3
 
 
 class LiveProcessor:
@@ -209,6 +244,9 @@ class LiveProcessor:
         self._worker: DetectionWorker | None = None
         self._detector_process: DetectorProcess | None = None
         self._closed = False
+        #: The tracks whose crops went to the detection thread with the frame stamped `_checked_at`.
+        self._checked: list[_Track] = []
+        self._checked_at: float | None = None
 
     # -- thread-safe settings, statistics and the last frame ---------------------------------------
     def update(self, **changes) -> None:
@@ -252,7 +290,9 @@ class LiveProcessor:
         worker = self._detection_worker() if s.background_detection and self._stats.frames else None
         if worker is None:
             if due:
-                self._merge_detections(gray, self._detect(gray), seen_at=now)
+                checked = list(self._tracks)
+                scores = self._score_crops(gray, [t.crop for t in checked])
+                self._merge_detections(gray, self._detect(gray), seen_at=now, checked=checked, scores=scores)
                 self._frames_since_detection = 0
             else:
                 self._frames_since_detection += 1
@@ -260,10 +300,14 @@ class LiveProcessor:
         else:
             answer = worker.take_result()
             if answer is not None:  # in the detector's time: only an answer without a face is evidence it left
-                self._merge_detections(gray, answer.boxes_xywh, seen_at=answer.stamp)
+                checked = self._checked if self._checked_at == answer.stamp else []
+                self._merge_detections(gray, answer.boxes_xywh, seen_at=answer.stamp, checked=checked,
+                                       scores=answer.crop_scores if checked else None)
                 self._drop_unconfirmed(answer.stamp, s)
             if due and worker.idle:
-                worker.submit(gray, now)
+                # The tracks' crops go with the frame: the verifier checks them there, off the frame path.
+                self._checked, self._checked_at = (list(self._tracks), now) if self.pipeline.verifier else ([], None)
+                worker.submit(gray, now, [t.crop for t in self._checked])
                 self._frames_since_detection = 0
             else:
                 self._frames_since_detection += 1
@@ -282,9 +326,16 @@ class LiveProcessor:
             # collected, and its finalizer stops the thread.
             processor = weakref.ref(self)
 
-            def detect(gray: np.ndarray) -> np.ndarray:
+            def detect(gray: np.ndarray, crops: Sequence[CropTransform] = ()
+                       ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
                 owner = processor()
-                return owner._detect(gray, owner._detector_process) if owner is not None else np.zeros((0, 4), int)
+                if owner is None:
+                    return np.zeros((0, 4), int) if not crops else (np.zeros((0, 4), int), np.zeros(len(crops)))
+                boxes = owner._detect(gray, owner._detector_process)
+                if not crops:
+                    return boxes
+                scores = owner._score_crops(gray, crops)
+                return boxes, np.zeros(len(crops)) if scores is None else scores
 
             if self.settings.detection_process:
                 try:
@@ -297,39 +348,63 @@ class LiveProcessor:
         return self._worker
 
     def _detect(self, gray: np.ndarray, process: DetectorProcess | None = None) -> np.ndarray:
-        """The pipeline's detection step (its detector settings) on a copy `detect_width` wide; the
-        cascade in `process` when given and alive, else here. The verifier runs here, on detection frames only.
-        Only the detection thread passes `process` (its pipe serves one caller at a time)."""
+        """The pipeline's detection step (its detector settings, its search of turned copies) on a copy
+        `detect_width` wide: boxes (x, y, w, h, angle_deg), one per face. The cascade runs in `process` when
+        given and alive, else here; the verifier runs here, on detection frames only. Only the detection
+        thread passes `process` (its pipe serves one caller at a time)."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
         if process is not None:
             try:
                 if process.alive:
-                    return self.pipeline.verify(gray, process.detect(gray, settings)).boxes_xywh
+                    if self.pipeline.roll is None:
+                        return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
+                    candidates = process.detect(gray, settings, self.pipeline.roll)
+                    return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
                 raise DetectorProcessError("the face detection process ended")
             except DetectorProcessError:
                 log.warning("The face detection process ended; this stream detects on its detection thread from now on.")
                 process.close()
                 self._detector_process = None
-        return self.pipeline.detect(gray, settings).boxes_xywh
+        return _with_angles(self.pipeline.detect(gray, settings))
+
+    def _score_crops(self, gray: np.ndarray, crops: Sequence[CropTransform]) -> np.ndarray | None:
+        """The face verifier's score of each crop of `gray` (None without a verifier): a track whose own
+        crop still looks like a face is kept, whether or not the cascade finds it at that tilt."""
+        verifier = self.pipeline.verifier
+        if verifier is None or not crops:
+            return None if verifier is None else np.zeros(0)
+        return verifier.score_crops(np.stack([c.extract(gray) for c in crops]))
 
     def _drop_unconfirmed(self, reference: float, s: LiveSettings) -> None:
         self._tracks = [t for t in self._tracks if reference - t.last_confirmed <= s.grace_s]
 
-    def _merge_detections(self, gray: np.ndarray, boxes: np.ndarray, seen_at: float) -> None:
-        """Confirm (as seen at `seen_at`) the tracks a box overlaps; start a track for every other box."""
+    def _merge_detections(self, gray: np.ndarray, boxes: np.ndarray, seen_at: float,
+                          checked: Sequence[_Track] = (), scores: np.ndarray | None = None) -> None:
+        """Confirm (as seen at `seen_at`) the `checked` tracks whose crop the verifier accepts (`scores`, one per
+        track) and the tracks a box overlaps; start a track for every other box, unless a track already
+        holds that face."""
+        if scores is not None and self.pipeline.verifier is not None:
+            for track, score in zip(checked, scores, strict=False):  # a stale answer may score fewer
+                if score >= self.pipeline.verifier.threshold:
+                    track.last_confirmed = max(track.last_confirmed, seen_at)
+        boxes = np.asarray(boxes, dtype=np.float64)
+        angles = boxes[:, 4] if boxes.ndim == 2 and boxes.shape[1] == 5 else np.zeros(len(boxes))
+        boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 4)[:, :4]
         unmatched = list(range(len(boxes)))
         for track in self._tracks:
             region = np.array([track.crop.left, track.crop.top, track.crop.side, track.crop.side])
-            scores = [(box_iou(region, boxes[i]), i) for i in unmatched]
-            if scores and max(scores)[0] > 0.3:
-                i = max(scores)[1]
+            overlaps = [(box_iou(region, boxes[i]), i) for i in unmatched]
+            if overlaps and max(overlaps)[0] > 0.3:
+                i = max(overlaps)[1]
                 unmatched.remove(i)
-                track.box_xywh, track.last_confirmed = boxes[i].astype(float), seen_at
+                track.last_confirmed = seen_at
                 if self._mean_shape is None:  # no mean shape to track with: follow the detector
-                    track.crop = crop_from_box(boxes[i])
-        new_boxes = np.asarray(boxes)[unmatched].astype(float).reshape(-1, 4)
-        for box, crop in zip(new_boxes, self.pipeline.crops_for_boxes(gray, new_boxes)):  # re-centred like photos
-            self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), seen_at))
+                    track.box_xywh, track.crop = boxes[i], crop_from_box(boxes[i], angle_deg=float(angles[i]))
+        new_boxes = boxes[unmatched]
+        crops = self.pipeline.crops_for_boxes(gray, new_boxes, angles[unmatched])  # turned upright, like photos
+        for box, crop in zip(new_boxes, crops, strict=True):
+            if not any(_same_face(crop, t.crop) for t in self._tracks):
+                self._tracks.append(_Track(box, crop, OneEuroFilter(SMOOTHING_MIN_CUTOFF_HZ, SMOOTHING_BETA), seen_at))
 
     def _predict(self, gray: np.ndarray, now: float, s: LiveSettings) -> list[Face]:
         if not self._tracks:
@@ -337,12 +412,14 @@ class LiveProcessor:
         keypoints = self.pipeline.keypoints_in_crops(gray, [t.crop for t in self._tracks],  # one batch for all faces
                                                      self.pipeline.live_predictor if s.int8 else None)
         faces = []
-        for track, k in zip(self._tracks, keypoints):
+        for track, k in zip(self._tracks, keypoints, strict=True):
             smoothed = track.filter(k.reshape(-1), now).reshape(k.shape) if s.smoothing else k
             track.keypoints_px = smoothed
-            faces.append(Face(track.box_xywh, smoothed, track.crop))
-            if self._mean_shape is not None:
+            read_in = track.crop
+            if self._mean_shape is not None:  # the next frame's crop, and the face's box, follow the keypoints
                 track.crop = crop_around_points(smoothed, self._mean_shape)
+                track.box_xywh = box_of_crop(track.crop)
+            faces.append(Face(track.box_xywh, smoothed, read_in, track.crop.angle_deg))
         return faces
 
     def _record(self, started: float, now: float, faces: list[Face], out: np.ndarray, drawn: bool) -> None:

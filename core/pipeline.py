@@ -179,6 +179,20 @@ class FacePipeline:
             return Detections(boxes[keep], scores[keep])
         return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
 
+    def verify_any_roll(self, gray: np.ndarray, candidates_xywha: np.ndarray) -> Detections:
+        """`detect`'s verdict on turned candidates (x, y, w, h, angle_deg) found elsewhere (the webcam's
+        detection process runs detect_any_roll): scored on their de-rotated crops, one box per face."""
+        candidates = np.asarray(candidates_xywha, dtype=np.float64).reshape(-1, 5)
+        boxes, angles = candidates[:, :4], candidates[:, 4]
+        if self.verifier is None:
+            upright_first = (angles == 0) * 1e12 + boxes[:, 2] * boxes[:, 3]
+            keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
+            return Detections(boxes[keep], None, angles_deg=angles[keep])
+        scores = self.verifier.score_boxes(gray, boxes, angles)
+        accepted = np.flatnonzero(scores >= self.verifier.threshold)
+        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
+        return Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
+
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None, angles_deg: np.ndarray | None = None) -> list[Face]:
         """Faces of a BGR image; pass `boxes_xywh` (and their `angles_deg`) to skip detection (e.g. boxes
