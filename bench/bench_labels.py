@@ -2,9 +2,9 @@
 incomplete rows trained on the same short schedule and preset, measured on the validation people.
 
     python -m trainer kaggle-shape data/youtube68.csv.gz --out data/yt68-kaggle.csv.gz
-    python bench/bench_labels.py --frames ../shared/data/youtube-faces-68/training.zip [--only masked]
+    python bench/bench_labels.py --frames ../shared/data/youtube-faces-68/training.zip [--only masked] [--epochs 3]
 
-Rows (each one run under runs/labels/, resumable: rerun the command and finished rows are read back):
+Rows (each one run under runs/labels-<epochs>ep/, resumable: rerun the command and finished rows are read back):
   complete  (a) the complete rows only (the Kaggle-shaped file, no pseudo-labelling)
   pseudo    (b) the recipe's pseudo-labelling as written: main stages on the complete rows, the model fills
             the incomplete rows' missing points, pseudo stages on all, a final stage on the complete rows
@@ -30,9 +30,9 @@ from trainer.evaluate import evaluate_frames  # noqa: E402
 from trainer.events import EPOCH_END, PSEUDO_LABELS, RUN_START, read_events  # noqa: E402
 from trainer.recipe import RecipeConfig, config_for, make_split, predict_keypoints, train  # noqa: E402
 
-#: bench_levers' short schedule: 2 stages x 6 epochs at batch 32, from random weights; the pseudo row adds the
-#: recipe's pseudo and final stages (same 6 epochs each).
-SHORT = dict(learning_rates=(1e-3, 1e-4), batch_sizes=(32,), epochs_per_stage=6, test_size=0.1)
+#: bench_levers' short schedule: 2 stages x 6 epochs (--epochs) at batch 32, from random weights; the pseudo row
+#: adds the recipe's pseudo and final stages (as many epochs each).
+SHORT = dict(learning_rates=(1e-3, 1e-4), batch_sizes=(32,), test_size=0.1)
 ROWS: dict[str, tuple[str, dict]] = {  # name: (which file, RecipeConfig fields)
     "complete": ("partial", dict(pseudo_label=False)),
     "pseudo": ("partial", dict(pseudo_label=True)),
@@ -54,15 +54,18 @@ def main() -> None:
     p.add_argument("--data", default="data/youtube68.csv.gz", help="the complete imported file")
     p.add_argument("--partial", default="data/yt68-kaggle.csv.gz", help="its Kaggle-shaped twin (trainer kaggle-shape)")
     p.add_argument("--preset", default="studio")
-    p.add_argument("--runs", default="runs/labels")
+    p.add_argument("--epochs", type=int, default=6, help="epochs per stage (default %(default)s)")
+    p.add_argument("--runs", help="where the runs go (default runs/labels-<epochs>ep)")
     p.add_argument("--only", help="comma-separated row names (default: all)")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(ROWS)
+    schedule = dict(SHORT, epochs_per_stage=args.epochs)
+    runs = Path(args.runs or f"runs/labels-{args.epochs}ep")
     rows = {}
     for name in names:
         source, fields = ROWS[name]
-        config = config_for(args.preset, data=args.partial if source == "partial" else args.data, **SHORT, **fields)
-        run_dir = Path(args.runs) / name
+        config = config_for(args.preset, data=args.partial if source == "partial" else args.data, **schedule, **fields)
+        run_dir = runs / name
         card = read_card(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else train(config, run_dir)
         events = read_events(run_dir / "events.jsonl")
         epoch_s = [e["epoch_s"] for e in events if e["event"] == EPOCH_END]
@@ -77,7 +80,7 @@ def main() -> None:
                           pseudo=pseudo["rows"] if pseudo else 0,
                           precision=card.config.get("precision", {}).get("compute"))
         print(f"{name}: {rows[name]}", flush=True)
-    print(f"\nvalidation people, flip-averaged, no re-centring; preset {args.preset}, schedule {SHORT}")
+    print(f"\nvalidation people, flip-averaged, no re-centring; preset {args.preset}, schedule {schedule}")
     print(f"{'row':9s} {'NME':>7s} {'>0.10':>6s} {'MSE [-1,1]':>11s} {'epochs':>6s} {'train min':>9s} "
           f"{'complete rows':>13s} {'incomplete used':>15s} {'pseudo-labelled':>15s} precision")
     for name, r in rows.items():
