@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pages.ui import choose_dataset, load_dataset, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
+import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.overlays import KEYPOINT_LEGEND
+from core.paths import runs_dir
 from core.schema import KEYPOINT_NAMES
 from trainer import explore
 from trainer.augment import AugmentConfig, transform
@@ -45,9 +47,18 @@ with overview:
     st.dataframe(explore.missing_patterns(data), hide_index=True)
 
 with gallery:
-    choice = st.selectbox("Show", ["all", "complete", "incomplete", *[f"missing {n}" for n in KEYPOINT_NAMES]])
-    rows = explore.filter_rows(data, choice)
-    st.caption(f"{len(rows)} faces")
+    pseudo_runs = explore.runs_with_pseudo_labels(runs_dir()) if (~data.complete).any() else []
+    pseudo_run = st.selectbox("Pseudo-labels of run", ["none", *pseudo_runs], key="pseudo-run",
+                              help="A run that pseudo-labelled this file's incomplete rows: its points are drawn "
+                                   "in magenta beside the real labels (green)") if pseudo_runs else "none"
+    drawn = explore.pseudo_labels(data, runs_dir() / pseudo_run / "pseudo_labels.npz") if pseudo_run != "none" else {}
+    if pseudo_run != "none" and not drawn:
+        st.caption(f"Run '{pseudo_run}' pseudo-labelled none of this file's rows.")
+    filters = ["all", "complete", "incomplete", *[f"missing {n}" for n in KEYPOINT_NAMES]]
+    choice = st.selectbox("Show", (["pseudo-labelled"] if drawn else []) + filters)
+    rows = np.array(sorted(drawn)) if choice == "pseudo-labelled" else explore.filter_rows(data, choice)
+    st.caption(f"{len(rows)} faces" + (f"; {len(drawn)} pseudo-labelled by run '{pseudo_run}': model-drawn points "
+                                       "magenta, real labels green" if drawn else ""))
     if len(rows):
         pages = explore.pages(rows, TILES_PER_PAGE)
         page = st.number_input("Page", 1, len(pages), 1, key=f"gallery-page-{choice}")  # a new filter starts on page 1
@@ -55,9 +66,11 @@ with gallery:
         for start in range(0, len(shown), 6):
             columns = st.columns(6)
             for col, i in zip(columns, shown[start:start + 6]):
-                col.image(explore.face_picture(data.images[i], data.keypoints[i]), channels="BGR", caption=f"row {i + 1}")
+                col.image(explore.face_picture(data.images[i], data.keypoints[i], pseudo=drawn.get(int(i))),
+                          channels="BGR", caption=f"row {i + 1}" + (" (pseudo)" if int(i) in drawn else ""))
         i = st.selectbox("Look closer at", shown, format_func=lambda row: f"row {row + 1}")
-        st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True), channels="BGR")
+        st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True,
+                                      pseudo=drawn.get(int(i))), channels="BGR")
         st.caption(LEGEND)
 
 with distributions:

@@ -18,6 +18,7 @@ from trainer import archive as model_archive
 from trainer import events as ev
 from trainer import explore, form, jobs, runfolders
 from trainer.config import config_for
+from trainer.precision import choose_precision
 
 page_setup("Training")
 st.title("Training")
@@ -64,8 +65,9 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
                             key=f"noise-{preset_label}",
                             help="How often a training face is blurred, and how often part of it is covered by a "
                                  "grey rectangle (each on its own); 0 = the recipe")
-    bfloat16 = m4.toggle("bfloat16 compute", base.mixed_precision, key=f"bf16-{preset_label}",
-                         help="About a quarter faster on CPUs with bfloat16 instructions; the saved model is float32")
+    bfloat16 = m4.selectbox("Compute precision", list(form.PRECISION_LABELS), list(form.PRECISION_LABELS).index(
+        base.mixed_precision), format_func=form.PRECISION_LABELS.get, key=f"bf16-{preset_label}", help=form.PRECISION_HELP)
+    m4.caption(f"This CPU: {choose_precision().reason}.")
     fine_tune = st.toggle("Start from the active model's weights (fine-tune)", False,
                           help="Off: random weights (the recipe). Fine-tuning needs the active model's widths and "
                                "the same held-out people as its card (same data, test size and seed).")
@@ -136,6 +138,11 @@ def live(run_name: str) -> None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
                     text=f"stage {p.stage + 1}/{p.stages} ({p.stage_name}), epoch {p.epoch}/{p.epochs}{eta}")
+    pseudo_labels, precision = runfolders.pseudo_labels(path), runfolders.precision(path)
+    if pseudo_labels:
+        st.info(pseudo_labels)
+    if precision:
+        st.caption(f"Compute precision: {precision}.")
     table = runfolders.curves(path)
     if not table.empty:
         last = table.iloc[-1]

@@ -42,7 +42,7 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
 
     def widgets():
         return (at.selectbox(key=f"head-{label}").value, at.selectbox(key=f"loss-{label}").value,
-                at.slider(key=f"noise-{label}").value, at.toggle(key=f"bf16-{label}").value)
+                at.slider(key=f"noise-{label}").value, at.selectbox(key=f"bf16-{label}").value)
 
     for preset in ("studio", "full", "quick", "studio"):
         label = form.PRESET_LABELS[preset]

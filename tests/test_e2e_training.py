@@ -68,7 +68,8 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
         page.get_by_label(label, exact=True).click()
         page.get_by_role("option", name=choice, exact=True).click()
         settle(page)
-    page.get_by_text("bfloat16 compute", exact=True).click()
+    page.get_by_label("Compute precision", exact=True).click()
+    page.get_by_role("option", name="bfloat16", exact=True).click()
     settle(page)
     _start(page, "page-run")
     expect(page.get_by_text("Run 'page-run': finished")).to_be_visible(timeout=180_000)
@@ -76,6 +77,9 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     # .first: while the live fragment re-renders, the old and the new chart can both be on the page
     expect(page.get_by_text("Loss per epoch").first).to_be_visible()
     expect(page.get_by_text("stage 3/3", exact=False).first).to_be_visible()  # main, pseudo, final
+    # the pseudo-label stage says how many rows it labelled and with which model; the precision says why
+    expect(page.get_by_text("incomplete rows labelled", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Compute precision: bfloat16: chosen in the configuration", exact=False).first).to_be_visible()
     # both runs, page and CLI, are in the registry and made the same kinds of files
     cli_files = {p.name for p in (runs / "cli-run").iterdir()} - {"log.txt", "job.json"}
     page_files = {p.name for p in (runs / "page-run").iterdir()} - {"log.txt", "job.json"}

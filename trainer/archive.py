@@ -234,6 +234,6 @@ def write_finished_run_files(target: Path, card: ModelCard, **how: bool) -> None
         config = RecipeConfig.from_dict(card.config).to_dict()
     except (KeyError, TypeError, ValueError):  # a card without a readable recipe: record the architecture only
         widths = card.architecture.widths
-        config = RecipeConfig(**({"widths": tuple(widths)} if isinstance(widths, list) else {})).to_dict()
+        config = (RecipeConfig(widths=tuple(widths)) if isinstance(widths, list) else RecipeConfig()).to_dict()
     write_json_atomic(target / "state.json", {"finished": True, **how})
     write_json_atomic(target / "config.json", config)

@@ -40,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--jitter-shift", type=lambda s: tuple(float(v) for v in s.split(",")), default=None,
                      help="x,y standard deviation of the jittered box centre, in box sides (default 0.12,0.06)")
 
+    ks = sub.add_parser("kaggle-shape", help="a complete imported file -> one shaped like Kaggle's: ~70%% of the "
+                                             "training people's rows keep only 4 points; held-out people stay complete")
+    ks.add_argument("data", help="a complete file written by import-68 (with person ids)")
+    ks.add_argument("--out", required=True, help="output .csv or .csv.gz")
+    ks.add_argument("--fraction", type=float, default=0.7, help="share of training rows to blank (default %(default)s)")
+    ks.add_argument("--seed", type=int, default=0, help="which rows are blanked (default %(default)s)")
+    ks.add_argument("--test-size", type=float, default=0.1,
+                    help="the split train will use: held-out rows (>=1) or fraction (<1) (default %(default)s)")
+
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=None,
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
@@ -62,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--head", choices=HEADS,
                     help="gap (the recipe), flatten or softargmax (trainer.architecture.build_model)")
     tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
-                    help="compute in bfloat16 (faster on CPUs with bf16 instructions); the saved model is float32")
+                    help="force bfloat16 compute (or float32 with --no-mixed-precision); default: the preset's "
+                         "(studio: bfloat16 only where the CPU has bf16 instructions); the saved model is float32")
+    tr.add_argument("--masked-loss", action="store_true",
+                    help="train incomplete rows in every stage, the loss masked to their labelled points")
     tr.add_argument("--strategy", choices=("none", "mirrored"), default=None)
     tr.add_argument("--workers", help="train on several machines: every worker's HOST:PORT, comma-separated, the same "
                                       "list on each machine (or set TF_CONFIG instead); worker 0 writes the run")
@@ -132,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "train": _train, "evaluate": _evaluate, "activate": _activate, "ship": _ship,
+        commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "train": _train, "evaluate": _evaluate,
+                    "activate": _activate, "ship": _ship,
                     "train-verifier": _train_verifier, "phantoms": _phantoms,
                     "export": _export, "import-model": _import_model, "ensemble": _ensemble,
                     "twin": _twin}
@@ -171,6 +184,16 @@ def _import(args) -> int:
     return 0
 
 
+def _kaggle_shape(args) -> int:
+    from trainer.partial import write_kaggle_shaped
+
+    report = write_kaggle_shaped(args.data, args.out, test_size=args.test_size, fraction=args.fraction, seed=args.seed)
+    print(f"wrote {args.out}: {report.blanked_rows} of {report.train_rows} training rows keep only "
+          f"{', '.join(report.kept_points)}; {len(report.val_people)} validation and {len(report.test_people)} test "
+          f"people stay complete ({report.rows} rows in all; the people are listed in {args.out}.report.json)")
+    return 0
+
+
 def config_from_args(args):
     """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
     from trainer.config import config_for
@@ -188,7 +211,8 @@ def config_from_args(args):
                                          test_size=args.test_size, strategy=args.strategy, frames=args.frames,
                                          pose_balance=args.pose_balance, init_from=args.init_from,
                                          loss=args.loss, head=args.head, mixed_precision=args.mixed_precision,
-                                         pseudo_label=False if args.no_pseudo else None).items() if v is not None})
+                                         pseudo_label=False if args.no_pseudo else None,
+                                         masked_loss=True if args.masked_loss else None).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
     return config_for(args.preset, augment, **fields)
 

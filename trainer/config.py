@@ -57,7 +57,13 @@ class RecipeConfig:
     init_from: str = ""  # optional .keras model whose weights training starts from (fine-tuning); "" = random init
     loss: str = "mse"  # "mse" (the recipe), "l1" or "wing" (trainer.losses)
     head: str = "gap"  # trainer.architecture.HEADS: "gap" (the recipe), "flatten" or "softargmax"
-    mixed_precision: bool = False  # bfloat16 compute (trainer.architecture.build_model); the saved model is float32
+    # bfloat16 compute (trainer.architecture.build_model; the saved model is float32): True, False, or "auto":
+    # where the CPU computes bf16 natively (trainer.precision)
+    mixed_precision: bool | str = False
+    # the precision a run chose and why (trainer.precision.PrecisionChoice), filled in when a run starts
+    precision: dict = field(default_factory=dict)
+    # incomplete rows train in every stage with a loss masked to their labelled points (trainer.losses)
+    masked_loss: bool = False
 
     def __post_init__(self) -> None:
         """Refuse (ValueError) a config that cannot be trained, before any file is written."""
@@ -87,8 +93,12 @@ class RecipeConfig:
             problems.append(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
         if self.head not in HEADS:
             problems.append(f"head must be one of {', '.join(HEADS)} (got {self.head!r})")
-        if not isinstance(self.mixed_precision, bool):
-            problems.append(f"mixed precision must be true or false (got {self.mixed_precision!r})")
+        if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
+            problems.append(f"mixed precision must be true, false or 'auto' (got {self.mixed_precision!r})")
+        if not isinstance(self.masked_loss, bool):
+            problems.append(f"masked loss must be true or false (got {self.masked_loss!r})")
+        if not isinstance(self.precision, dict):
+            problems.append(f"precision must be a record of the run's choice (got {self.precision!r})")
         if self.strategy not in ("none", "mirrored", "multi_worker"):
             problems.append(f"strategy must be 'none', 'mirrored' or 'multi_worker' (got {self.strategy!r})")
         if problems:

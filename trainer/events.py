@@ -104,7 +104,8 @@ class ProgressBar:
             self._line(f"\r{self.stage} epoch {e['epoch'] + 1}/{self.total_epochs} ({e.get('steps')} steps) loss {e['loss']:.4f} "
                        f"val {e['val_loss']:.4f} rmse {e['val_rmse_px']:.2f}px{' ' * 10}\n")
         elif kind == PSEUDO_LABELS:
-            self._line(f"pseudo-labels: filled {e['filled_values']} values in {e['rows']} rows\n")
+            by = f" by {e['model']}" if e.get("model") else ""
+            self._line(f"pseudo-labels: filled {e['filled_values']} values in {e['rows']} rows{by}\n")
         elif kind == RUN_END:
             self._line(f"done in {e['wall_s']:.0f}s: test rmse {e['metrics'].get('test_rmse_px', float('nan')):.2f}px "
                        f"-> {e['model_path']}\n")

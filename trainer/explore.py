@@ -66,11 +66,42 @@ def augmented_sample(data: KeypointData, config: AugmentConfig, seed: int, size:
     return augment_batch(data.images[rows], data.keypoints[rows], rng, config)
 
 
-def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False) -> np.ndarray:
+#: BGR colour of pseudo-labelled points (drawn by a model), apart from the real labels' green.
+PSEUDO_COLOUR = (255, 0, 255)
+
+
+def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False,
+                 pseudo: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """A 96x96 face upscaled to BGR with its keypoints drawn (missing ones are skipped); `labels`
-    numbers them (core.overlays.KEYPOINT_LEGEND says which number is which)."""
+    numbers them (core.overlays.KEYPOINT_LEGEND says which number is which). `pseudo`: (15, 2) keypoints
+    and a (15,) mask of the ones a model drew, shown in PSEUDO_COLOUR beside the real ones."""
     big = cv2.resize(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    return draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5, labels=labels)
+    picture = draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5, labels=labels)
+    if pseudo is not None:
+        drawn = np.where(np.asarray(pseudo[1], bool)[:, None], pseudo[0], np.nan)
+        draw_keypoints(picture, (drawn + 0.5) * scale - 0.5, labels=labels, colour=PSEUDO_COLOUR)
+    return picture
+
+
+def runs_with_pseudo_labels(root: str | os.PathLike) -> list[str]:
+    """Runs under `root` that saved pseudo labels with the mask of model-drawn points, newest first."""
+    found = [p for p in Path(root).glob("*/pseudo_labels.npz") if p.is_file()]
+    return [p.parent.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def pseudo_labels(data: KeypointData, npz_path: str | os.PathLike) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A run's pseudo labels (trainer.runs' pseudo_labels.npz) matched to this file's rows by their pixels:
+    {row index: ((15, 2) keypoints, (15,) mask of the points the model drew)}; empty when the run saved
+    none that this file holds, or saved no mask (runs before it was kept)."""
+    if not Path(npz_path).is_file():
+        return {}
+    with np.load(npz_path) as z:
+        if "filled" not in z:
+            return {}
+        images, keypoints, filled = z["images"], z["keypoints"], z["filled"]
+    index = {row.tobytes(): i for i, row in enumerate(data.images)}
+    return {index[image.tobytes()]: (keypoints[j], filled[j]) for j, image in enumerate(images)
+            if image.tobytes() in index}
 
 
 def test_face_pictures(npz_path: str | os.PathLike, scale: int = 2) -> list[np.ndarray]:

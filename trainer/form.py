@@ -17,6 +17,11 @@ PRESET_HELP = {"studio": "the recipe plus the levers that won on validation peop
                "quick": "two tiny stages, to try the pipeline end to end"}
 HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
                "softargmax": "Heatmaps + soft-argmax"}
+PRECISION_LABELS: dict[bool | str, str] = {"auto": "Auto: bfloat16 where the CPU computes it", True: "bfloat16",
+                                           False: "float32"}
+PRECISION_HELP = ("bfloat16 is faster only on CPUs with bf16 instructions (AMX, AVX-512 BF16); elsewhere it is "
+                  "emulated, several times slower than float32. Auto decides per machine (trainer/precision.py); "
+                  "the saved model is float32 either way")
 LOSS_LABELS = {"mse": "MSE (the recipe)", "l1": "L1", "wing": "Wing"}
 LOSS_HELP = ("MSE: mean squared error, the recipe's; L1: mean absolute error; Wing: logarithmic for errors "
              "under 10 crop px and L1 above, so small errors count more (trainer/losses.py)")

@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,8 @@ from trainer.config import RecipeConfig, config_for  # noqa: F401  config_for: c
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
 from trainer.export import load_keras_model, save_model
-from trainer.losses import make_loss, wing_loss_class
+from trainer.losses import make_loss, masked_loss_class, masked_mse_metric, wing_loss_class
+from trainer.precision import resolve as resolve_precision
 from trainer.runs import Run
 from trainer.sampling import pose_balanced_probabilities
 
@@ -64,25 +65,29 @@ class Split:
 def make_split(data: KeypointData, config: RecipeConfig) -> Split:
     """Test and validation come from complete rows, by person when the data has person ids.
 
-    Incomplete rows of test/validation people are left out, so no face of a held-out person is trained on.
-    Jitter copies (trainer.importer) follow their frame into training and are never validated or tested on.
+    With person ids, people are drawn over all their rows, complete or not, so blanking labels of training
+    people (trainer.partial) leaves the split as it was. Incomplete rows of test/validation people are left
+    out, so no face of a held-out person is trained on. Jitter copies (trainer.importer) follow their frame
+    into training and are never validated or tested on.
     """
-    complete = data.subset(np.flatnonzero(data.complete))
-    copies = complete.subset(np.flatnonzero(complete.is_copy))
-    full = complete.subset(np.flatnonzero(~complete.is_copy))
+    grouped = data.groups is not None
+    copies = data.subset(np.flatnonzero(data.is_copy & data.complete))
+    full = data.subset(np.flatnonzero(~data.is_copy & (data.complete | grouped)))
     rest, test = split_indices(len(full), config.test_size if config.test_size < 1 else int(config.test_size),
                                config.seed, full.groups)
     rest_data = full.subset(rest)
     train, val = split_indices(len(rest_data), float(config.val_fraction), config.seed + 1, rest_data.groups)
-    incomplete = data.subset(np.flatnonzero(~data.complete))
-    if data.groups is not None:
-        held_out = set(full.groups[test]) | set(rest_data.groups[val])
-        incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.groups, list(held_out))))
-    train_data = rest_data.subset(train)
+    complete_of = lambda d: d.subset(np.flatnonzero(d.complete))  # noqa: E731
+    train_data = complete_of(rest_data.subset(train))
     if len(copies):
         sources = np.array([str(f).split(COPY_MARK)[0] for f in copies.frames])
-        train_data = KeypointData.concat([train_data, copies.subset(np.flatnonzero(np.isin(sources, train_data.frames)))])
-    return Split(train_data, rest_data.subset(val), full.subset(test), incomplete)
+        train_frames = rest_data.subset(train).frames
+        train_data = KeypointData.concat([train_data, copies.subset(np.flatnonzero(np.isin(sources, train_frames)))])
+    incomplete = data.subset(np.flatnonzero(~data.complete))
+    if grouped:
+        held_out = set(full.groups[test]) | set(rest_data.groups[val])
+        incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.groups, list(held_out))))
+    return Split(train_data, complete_of(rest_data.subset(val)), complete_of(full.subset(test)), incomplete)
 
 
 def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int,
@@ -147,6 +152,16 @@ def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, i
     missing = np.isnan(incomplete.keypoints)
     filled = np.where(missing, predicted, incomplete.keypoints).astype(np.float32)
     return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
+
+
+def stage_rows(stage: dict, split: Split, pseudo: KeypointData | None, masked_loss: bool) -> KeypointData:
+    """What a stage trains on: complete rows; pseudo stages add the pseudo-labelled rows; with the masked loss
+    the incomplete rows join every other stage as they are (their missing points teach nothing)."""
+    if stage["phase"] == "pseudo" and pseudo is not None:
+        return KeypointData.concat([split.train, pseudo])
+    if masked_loss and len(split.incomplete):
+        return KeypointData.concat([split.train, split.incomplete])
+    return split.train
 
 
 def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> None:
@@ -231,6 +246,9 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
 
     started = time.time()
     run.cancel_path.unlink(missing_ok=True)  # starting (or resuming) a run means it should run
+    # bfloat16 or float32, decided once per run (trainer.precision); a resumed run keeps its first decision
+    precision = run.recorded_precision() or resolve_precision(config.mixed_precision).to_dict()
+    config = replace(config, precision=precision)
     run.write_config(config)
     run.write_job()
     data = read_kaggle_csv(config.data)
@@ -242,18 +260,20 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     strategy = distributed.make_strategy(config.strategy)
     multi_worker = config.strategy == "multi_worker"
     chief = distributed.is_chief()
-    wing_loss_class()  # registered before a checkpoint compiled with it is loaded
+    wing_loss_class(), masked_loss_class(), masked_mse_metric()  # registered before a checkpoint using them is loaded
     with strategy.scope():
         if run.checkpoint_path.is_file() and not multi_worker:
             model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
         else:
             keras.utils.set_random_seed(config.seed)
-            model = build_model(config.widths, config.dropout, config.head, config.mixed_precision)
+            model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]))
             if config.init_from and chief:  # the other workers take the chief's weights below
                 start_from_weights(model, config.init_from, split)
             # "mse" is also a metric: the progress events report RMSE in crop px whatever the loss
-            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]), loss=make_loss(config.loss),
-                          metrics=[keras.metrics.MeanSquaredError(name="mse")])
+            mse = (keras.metrics.MeanMetricWrapper(masked_mse_metric(), name="mse") if config.masked_loss
+                   else keras.metrics.MeanSquaredError(name="mse"))
+            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]),
+                          loss=make_loss(config.loss, config.masked_loss), metrics=[mse])
         if multi_worker:
             model.optimizer.build(model.trainable_variables)
     if multi_worker:  # every worker continues from the chief's checkpoint and resume point
@@ -263,7 +283,8 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     bus.emit(ev.RUN_START, run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
              val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
              stages=len(stages), stage_names=[s["name"] for s in stages], resumed_from=state,
-             replicas_in_sync=strategy.num_replicas_in_sync, workers=workers, worker_index=worker_index)
+             replicas_in_sync=strategy.num_replicas_in_sync, workers=workers, worker_index=worker_index,
+             precision=config.precision, masked_loss=config.masked_loss)
 
     pseudo = run.load_pseudo_labels()
     val_xy = (to_model_input(split.val.images), normalise_keypoints(split.val.keypoints)) if len(split.val) else None
@@ -272,10 +293,14 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
             continue
         first_epoch = state["epoch"] if stage["index"] == state["stage"] else 0
         if stage["phase"] == "pseudo" and pseudo is None:
+            labelling = time.time()
             pseudo, filled = fill_pseudo_labels(model, split.incomplete)
-            run.save_pseudo_labels(pseudo)
-            bus.emit(ev.PSEUDO_LABELS, rows=len(pseudo), filled_values=filled)
-        train_data = KeypointData.concat([split.train, pseudo]) if stage["phase"] == "pseudo" else split.train
+            run.save_pseudo_labels(pseudo, np.isnan(split.incomplete.keypoints).any(axis=2))
+            previous = stages[stage["index"] - 1] if stage["index"] else None
+            bus.emit(ev.PSEUDO_LABELS, rows=len(pseudo), filled_values=filled, complete_rows=len(split.train),
+                     model=f"the model after stage {stage['index']} ({previous['name']})" if previous
+                     else "the starting model", labelling_s=round(time.time() - labelling, 1))
+        train_data = stage_rows(stage, split, pseudo, config.masked_loss)
         batches = int(np.ceil(len(train_data) / stage["batch"]))
         bus.emit(ev.STAGE_START, stage=stage["index"], stages=len(stages), name=stage["name"], phase=stage["phase"],
                  lr=stage["lr"], batch_size=stage["batch"], epochs=stage["epochs"], first_epoch=first_epoch,

@@ -161,6 +161,38 @@ def progress(path: Path) -> Progress | None:
                     min(done / total, 1.0), eta)
 
 
+def pseudo_labels(path: Path) -> str | None:
+    """What a run's pseudo-label stage did or will do, in a sentence for the training page; None when the
+    run has no pseudo stage."""
+    events = ev.read_events(Path(path) / "events.jsonl")
+    starts = [e for e in events if e["event"] == ev.RUN_START]
+    names = starts[-1].get("stage_names", []) if starts else []
+    first = next((i for i, n in enumerate(names) if n.startswith("pseudo")), None)
+    if first is None:
+        return None
+    done = next((e for e in reversed(events) if e["event"] == ev.PSEUDO_LABELS), None)
+    if done is None:
+        after = f"the model after stage {first} ({names[first - 1]})" if first else "the starting model"
+        return f"Pseudo-labelling: {starts[-1].get('incomplete_rows', 0)} incomplete rows will be labelled by {after}."
+    text = (f"Pseudo-labelling: {done['rows']} incomplete rows labelled ({done['filled_values']} values filled) "
+            f"by {done.get('model', 'the model')}")
+    stage = next((e for e in reversed(events) if e["event"] == ev.STAGE_START), None)
+    if stage is not None and stage.get("phase") == "pseudo":
+        text += f"; now training on {done.get('complete_rows', '?')} complete + {done['rows']} pseudo-labelled rows"
+    elif stage is not None and stage.get("phase") == "final":
+        text += "; now the final cycle, on the original rows"
+    return text + "."
+
+
+def precision(path: Path) -> str | None:
+    """The compute precision a run trains in and why (config.json's record), None for older runs."""
+    try:
+        record = json.loads((Path(path) / "config.json").read_text()).get("precision") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record.get("reason") if isinstance(record, dict) else None
+
+
 def curves(path: Path) -> pd.DataFrame:
     """One row per finished epoch: global epoch number, stage, train/val loss and RMSE in px."""
     rows = {}

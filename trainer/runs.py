@@ -75,6 +75,13 @@ class Run:
     def cancel_requested(self) -> bool:
         return self.cancel_path.exists()
 
+    def recorded_precision(self) -> dict:
+        """The precision this run chose when it started (config.json's record), or {} for a new run."""
+        try:
+            return dict(json.loads((self.path / "config.json").read_text()).get("precision") or {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+
     def write_config(self, config) -> None:
         path = self.path / "config.json"
         if not path.exists():
@@ -93,9 +100,14 @@ class Run:
             model.save(str(tmp))
         write_json_atomic(self.state_path, {"stage": stage, "epoch": epoch, "stages": stages})
 
-    def save_pseudo_labels(self, data) -> None:
+    def save_pseudo_labels(self, data, filled: np.ndarray | None = None) -> None:
+        """The pseudo-labelled rows; `filled` (N, 15) marks the points the model drew (the Dataset page
+        shows them apart from the real ones), `frames` names their source frames when the data has them."""
+        extra = {} if data.frames is None else {"frames": data.frames.astype(str)}
+        if filled is not None:
+            extra["filled"] = filled
         with atomic_path(self.pseudo_path) as tmp:
-            np.savez_compressed(tmp, images=data.images, keypoints=data.keypoints)
+            np.savez_compressed(tmp, images=data.images, keypoints=data.keypoints, **extra)
 
     def save_test_faces(self, images, truth, predicted) -> None:
         """A few held-out faces with true and predicted keypoints, for the run's card on the training page."""

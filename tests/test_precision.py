@@ -1,0 +1,66 @@
+"""bfloat16 only where the CPU computes it natively: the choice per CPU, and what a run records of it."""
+import json
+
+import pytest
+
+from tests.helpers import write_synthetic_csv
+from trainer.precision import choose_precision, cpu_flags, resolve
+from trainer.recipe import RecipeConfig, config_for, train
+
+AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
+EPYC_GENOA = AVX2_ONLY | {"avx512f", "avx512bw", "avx512_bf16", "avx512_vnni"}
+XEON_AMX = AVX2_ONLY | {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
+
+
+@pytest.mark.parametrize("flags, environ, compute", [
+    (AVX2_ONLY, {}, "float32"),  # bf16 would be emulated
+    (EPYC_GENOA, {}, "bfloat16"),
+    (XEON_AMX, {}, "bfloat16"),
+    (EPYC_GENOA, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "float32"),  # oneDNN capped below its bf16 kernels
+    (EPYC_GENOA, {"ONEDNN_MAX_CPU_ISA": "avx512_core"}, "float32"),
+    (EPYC_GENOA, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "bfloat16"),
+    (XEON_AMX, {"ONEDNN_MAX_CPU_ISA": "ALL"}, "bfloat16"),
+    (frozenset(), {}, "float32"),  # no cpuinfo (another OS): the safe choice
+])
+def test_bfloat16_only_where_the_cpu_computes_it(flags, environ, compute):
+    choice = choose_precision(flags, environ)
+    assert choice.compute == compute and choice.mixed_precision == (compute == "bfloat16")
+    assert choice.reason.startswith(compute + ":")
+    if environ and compute == "float32":
+        assert environ["ONEDNN_MAX_CPU_ISA"] in choice.reason
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n")
+    assert cpu_flags(tmp_path / "cpuinfo") == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_a_forced_precision_says_what_auto_would_have_chosen():
+    auto = choose_precision()
+    for forced in (True, False):
+        choice = resolve(forced)
+        assert choice.mixed_precision is forced and f"auto would choose {auto.compute}" in choice.reason
+    assert resolve("auto") == auto
+
+
+def test_the_default_preset_decides_per_cpu_and_the_run_records_it(tmp_path, monkeypatch):
+    assert config_for().mixed_precision == "auto"
+    with pytest.raises(ValueError, match="mixed precision"):
+        RecipeConfig(mixed_precision="sometimes")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # as on a CPU without bf16: float32 whatever this CPU has
+    data = write_synthetic_csv(tmp_path / "d.csv", n=24, people=6)
+    config = config_for("quick", data=str(data), widths=(4, 4, 4, 4, 4), test_size=4, pseudo_label=False,
+                        mixed_precision="auto")
+    card = train(config, tmp_path / "run")
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["mixed_precision"] == "auto" and recorded["precision"]["compute"] == "float32"
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in recorded["precision"]["reason"] or "no bf16" in recorded["precision"]["reason"]
+    assert card.config["precision"] == recorded["precision"]
+    from trainer.export import load_keras_model
+
+    assert load_keras_model(tmp_path / "run" / "checkpoint.keras").get_layer("conv2").compute_dtype == "float32"
+    # resumed elsewhere (another cap), the run keeps the choice it started with
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    train(config, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == recorded["precision"]
