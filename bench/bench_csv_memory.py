@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.schema import COORD_COLUMNS, IMAGE_COLUMN  # noqa: E402
-from trainer.data import PIXELS  # noqa: E402
-from trainer.synthetic import synthetic_faces  # noqa: E402
+from core.schema import COORD_COLUMNS, IMAGE_COLUMN
+from trainer.data import PIXELS
+from trainer.synthetic import synthetic_faces
 
 OUT = Path(__file__).resolve().parent / "out"
 

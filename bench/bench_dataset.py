@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from trainer.synthetic import synthetic_faces  # noqa: E402
-from trainer import explore  # noqa: E402
-from trainer.data import read_kaggle_csv, write_kaggle_csv  # noqa: E402
+from trainer import explore
+from trainer.data import read_kaggle_csv, write_kaggle_csv
+from trainer.synthetic import synthetic_faces
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.paths import SHARED_68_DATASET  # noqa: E402
-from trainer.importer import default_workers, full_scan_box, import_68_dataset, matching_box  # noqa: E402
+from core.paths import SHARED_68_DATASET
+from trainer.importer import default_workers, full_scan_box, import_68_dataset, matching_box
 
 GOAL_S = 45.0
 

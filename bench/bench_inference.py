@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from core.detector import FaceDetector  # noqa: E402
-from core.geometry import crop_from_box  # noqa: E402
-from core.model import KeypointPredictor, file_sha256, int8_path_for, onnx_path_for, to_model_input  # noqa: E402
-from core.paths import REPO_ROOT, SHIPPED_MODEL  # noqa: E402
-from trainer.export import load_keras_model, quantize_onnx  # noqa: E402
+from core.detector import FaceDetector
+from core.geometry import crop_from_box
+from core.model import KeypointPredictor, file_sha256, int8_path_for, onnx_path_for, to_model_input
+from core.paths import REPO_ROOT, SHIPPED_MODEL
+from trainer.export import load_keras_model, quantize_onnx
 
 VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.mp4"
 
@@ -85,22 +85,24 @@ def main() -> None:
         crop = crops[:1]
         x = to_model_input(crop)
         figures = {}
-        for round_ in range(2):  # alternate, so a burst of load on the shared machine hits both
+        for _ in range(2):  # alternate, so a burst of load on the shared machine hits both
             figures.setdefault("today", []).append(median_ms(lambda: today.predict_crops(crop), args.calls))
             figures.setdefault("int8", []).append(median_ms(lambda: int8.predict_crops(crop), args.calls))
             figures.setdefault("one thread", []).append(median_ms(lambda: one_thread.predict_crops(crop), args.calls))
             if baseline:
                 figures.setdefault("baseline", []).append(median_ms(lambda: baseline.predict_crops(crop), args.calls))
         keras_call = median_ms(lambda: model(x, training=False), 100)
-        batch8 = {name: median_ms(lambda: p.predict_crops(np.repeat(crop, 8, axis=0)), args.calls)
-                  for name, p in (("today", today), ("int8", int8))}
+        eight = np.repeat(crop, 8, axis=0)
+        batch8 = {"today": median_ms(lambda: today.predict_crops(eight), args.calls),
+                  "int8": median_ms(lambda: int8.predict_crops(eight), args.calls)}
         diff = np.abs(today.predict_crops(crops) - int8.predict_crops(crops))
     fast, base = min(figures["int8"]), min(figures["today"])
     print(f"{Path(args.model).name}, one 96x96 face, median of {args.calls} calls (best of 2 rounds)")
     print(f"  float ONNX twin (today):      {base:.2f} ms   rounds {', '.join(f'{v:.2f}' for v in figures['today'])}")
     print(f"  float, 1 intra-op thread:     {min(figures['one thread']):.2f} ms   rounds "
           f"{', '.join(f'{v:.2f}' for v in figures['one thread'])}")
-    print(f"  int8 ONNX twin ({'shipped' if shipped_twin else 'made here'}):     {fast:.2f} ms   rounds {', '.join(f'{v:.2f}' for v in figures['int8'])}"
+    int8_rounds = ", ".join(f"{v:.2f}" for v in figures["int8"])
+    print(f"  int8 ONNX twin ({'shipped' if shipped_twin else 'made here'}):     {fast:.2f} ms   rounds {int8_rounds}"
           f"   goal <= 1 ms: {'PASS' if fast <= 1 else 'FAIL'}")
     print(f"  keras model(x):               {keras_call:.2f} ms")
     if baseline:

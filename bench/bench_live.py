@@ -28,16 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from core.detector import DetectorSettings  # noqa: E402
-from core.live import LiveProcessor, LiveSettings, LiveStats  # noqa: E402
-from core.overlays import EFFECTS  # noqa: E402
-from core.paths import REPO_ROOT  # noqa: E402
-from core.pipeline import FacePipeline, render  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
-from core.schema import INDEX  # noqa: E402
+from core.detector import DetectorSettings
+from core.live import LiveProcessor, LiveSettings, LiveStats
+from core.overlays import EFFECTS
+from core.paths import REPO_ROOT
+from core.pipeline import FacePipeline, render
+from core.registry import active_model_path
+from core.schema import INDEX
 
 FPS = 30
 VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.mp4"

@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from core.detector import DetectorSettings  # noqa: E402
-from core.paths import SHARED_DATA  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
-from core.images import load_image  # noqa: E402
-from core.pipeline import FacePipeline, render  # noqa: E402
+from core.detector import DetectorSettings
+from core.images import load_image
+from core.paths import SHARED_DATA
+from core.pipeline import FacePipeline, render
+from core.registry import active_model_path
 
 
 def main() -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.paths import SHARED_68_DATASET  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
+from core.paths import SHARED_68_DATASET
+from core.pipeline import FacePipeline
+from core.registry import active_model_path
 
 
 def frames_with_boxes(pipeline: FacePipeline, count: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -29,12 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import psutil  # noqa: E402
+import psutil
 
-from core.paths import SHARED_DATA  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
-from tests.e2e import APP_IDLE, EXCEPTION  # noqa: E402
+from core.paths import SHARED_DATA
+from core.registry import active_model_path
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer
+from tests.e2e import APP_IDLE, EXCEPTION
 
 PHOTOS = {"james.jpg": 1, "obamas4.jpg": 2}  # faces the detector finds alone, at the default sensitivity
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from bench.bench_live import FPS, VIDEO, load_frames, pct  # noqa: E402
-from core.live import LiveProcessor, LiveSettings  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
-from core.registry import active_model_path  # noqa: E402
-from core.schema import INDEX  # noqa: E402
+from bench.bench_live import FPS, VIDEO, load_frames, pct
+from core.live import LiveProcessor, LiveSettings
+from core.pipeline import FacePipeline
+from core.registry import active_model_path
+from core.schema import INDEX
 
 BINS = (0, 10, 20, 30, 40)
 EYES = (INDEX["left_eye_center"], INDEX["right_eye_center"])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from core.model import normalise_keypoints, to_model_input
 from trainer.architecture import build_model
@@ -32,7 +32,7 @@ from trainer.config import DEFAULT_PRESET, RecipeConfig, config_for
 from trainer.losses import make_loss
 from trainer.precision import choose_precision
 from trainer.recipe import augmented_batches
-from trainer.synthetic import synthetic_faces  # noqa: E402
+from trainer.synthetic import synthetic_faces
 
 PRECISIONS = ("float32", "bfloat16")
 

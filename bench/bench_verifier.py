@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from bench.bench_inference import median_ms  # noqa: E402
-from core.paths import SHARED_DATA, SHIPPED_MODEL, SHIPPED_VERIFIER  # noqa: E402
-from core.images import load_image  # noqa: E402
-from core.pipeline import FacePipeline  # noqa: E402
-from core.verifier import FaceVerifier  # noqa: E402
+from bench.bench_inference import median_ms
+from core.images import load_image
+from core.paths import SHARED_DATA, SHIPPED_MODEL, SHIPPED_VERIFIER
+from core.pipeline import FacePipeline
+from core.verifier import FaceVerifier
 
 PHOTO = SHARED_DATA / "photos" / "james.jpg"
 

@@ -6,7 +6,7 @@ anchors onto face keypoints with one similarity transform.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ def _smooth_alpha(rgba: np.ndarray) -> np.ndarray:
     return rgba
 
 
-@lru_cache(maxsize=None)
+@cache
 def sunglasses() -> Artwork:
     """Two dark, slightly see-through lenses with a glint, a bridge and frame arms; 400x150."""
     w, h = 400, 150
@@ -42,7 +42,7 @@ def sunglasses() -> Artwork:
     return Artwork(_smooth_alpha(art), anchors)
 
 
-@lru_cache(maxsize=None)
+@cache
 def moustache() -> Artwork:
     """A brown moustache: two lobes thick at the middle, tapering to curled ends. 300x110."""
     w, h = 300, 110
@@ -57,7 +57,7 @@ def moustache() -> Artwork:
     return Artwork(_smooth_alpha(art), anchors)
 
 
-@lru_cache(maxsize=None)
+@cache
 def hat() -> Artwork:
     """A straw-coloured hat with a band; its brim line is anchored above the eyebrows. 400x260."""
     w, h = 400, 260

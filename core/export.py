@@ -5,7 +5,7 @@ Shared by the photo page's downloads and the folder CLI so both write the same c
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -51,6 +51,7 @@ def faces_json(faces: Sequence[Face], image_size: tuple[int, int] | None = None,
         "image_size": list(image_size) if image_size else None,
         "coordinates": "image pixels, origin top-left",
         "faces": [{"face": number, "box_xywh": [int(v) for v in f.box_xywh],
-                   "keypoints": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(KEYPOINT_NAMES, f.keypoints_px)}}
+                   "keypoints": {n: [round(float(x), 2), round(float(y), 2)]
+                                 for n, (x, y) in zip(KEYPOINT_NAMES, f.keypoints_px)}}
                   for number, f in zip(numbers or range(1, len(faces) + 1), faces)],
     }, indent=1)

@@ -30,8 +30,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np

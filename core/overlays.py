@@ -4,7 +4,7 @@ All functions draw in place on a BGR uint8 image and return it, so effects can b
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -85,7 +85,7 @@ def draw_keypoints(
         cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
     if labels:
         scale, thickness = _label_font(keypoints_px)
-        for i, (x0, y0, x1, y1) in label_boxes(keypoints_px, (image.shape[1], image.shape[0])).items():
+        for i, (x0, _, _, y1) in label_boxes(keypoints_px, (image.shape[1], image.shape[0])).items():
             (tw, th), base = cv2.getTextSize(str(i + 1), LABEL_FONT, scale, thickness)
             origin = (x0 + 1, y1 - 1 - base)
             cv2.putText(image, str(i + 1), origin, LABEL_FONT, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)

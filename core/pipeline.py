@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -57,7 +57,7 @@ class Recentring:
     min_offset_px: float = 8.9
 
     @classmethod
-    def from_card(cls, inference: Inference) -> "Recentring | None":
+    def from_card(cls, inference: Inference) -> Recentring | None:
         """The card's `inference.recentre`; None when the card chose no re-centring."""
         return cls(**inference.recentre) if inference.recentre else None
 

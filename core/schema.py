@@ -90,7 +90,8 @@ def ibug68_to_kaggle15(points68: np.ndarray) -> np.ndarray:
 
 
 def flip_keypoints(keypoints: np.ndarray, width: float) -> np.ndarray:
-    """Mirror (..., 15, 2) keypoints left to right (across the vertical centre line of an image `width` pixels wide) and swap left/right names.
+    """Mirror (..., 15, 2) keypoints left to right (across the vertical centre line of an image `width` pixels
+    wide) and swap left/right names.
 
     Pixel centres: x maps to (width - 1) - x, which is what cv2.flip does to pixel indices.
     """

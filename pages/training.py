@@ -10,8 +10,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.model import ModelError
 from core.card import read_card
+from core.model import ModelError
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
 from trainer import archive as model_archive

@@ -140,7 +140,8 @@ def test_bad_archives_are_refused_before_anything_is_written(runs, tmp_path):
     _refused(_zip(tmp_path / "e.zip", {"model.keras": good_model, "model.json": card, "run.sh": b"rm -rf /"}), runs,
              "does not: run.sh")
     _refused(_zip(tmp_path / "j.zip", {"model.keras": good_model, "model.json": b"{nope"}), runs, "not valid JSON")
-    _refused(_zip(tmp_path / "g.zip", {"model.keras": b"garbage", "model.json": card}), runs, "refused: The model file model.keras is unreadable")
+    _refused(_zip(tmp_path / "g.zip", {"model.keras": b"garbage", "model.json": card}), runs,
+             "refused: The model file model.keras is unreadable")
     _refused(_zip(tmp_path / "b.zip", {"model.keras": bytes(8 * 2**20), "model.json": card}), runs, "zip bomb")
     with pytest.raises(ArchiveError, match="not allowed"):
         import_archive(_zip(tmp_path / "n.zip", {"model.keras": good_model, "model.json": card}), "../escape")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.schema import INDEX
-from trainer.augment import AugmentConfig, NO_AUGMENTATION, affine_matrix, apply_affine, augment_batch, flip
+from trainer.augment import NO_AUGMENTATION, AugmentConfig, affine_matrix, apply_affine, augment_batch, flip
 
 
 def _dot_image(points: np.ndarray) -> list[np.ndarray]:

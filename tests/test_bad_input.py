@@ -212,7 +212,8 @@ def test_server_paths_are_confined_to_the_data_folders(tmp_path, monkeypatch):
                   "../../../../etc/shadow", str(outside)]:
         with pytest.raises(PathNotAllowed) as refused:
             resolve_server_path(typed)
-        assert "data folders" in str(refused.value) and "/etc" not in str(refused.value) and str(tmp_path) not in str(refused.value)
+        message = str(refused.value)
+        assert "data folders" in message and "/etc" not in message and str(tmp_path) not in message
     with pytest.raises(PathNotAllowed, match="There is no file"):
         resolve_server_path(str(data / "missing.csv"))
     monkeypatch.setenv("FKS_ALLOWED_DATA_DIRS", os.pathsep.join([str(extra), str(tmp_path / "elsewhere")]))
@@ -369,7 +370,8 @@ def test_a_run_whose_loss_becomes_non_finite_fails_without_a_model(runs, tmp_pat
     assert_refused(out, "the loss became")
     run = runs / "diverged"
     assert not (run / "model.keras").exists() and not (run / "model.json").exists()
-    assert runfolders.status(run) == "failed" and runfolders.list_runs(runs).set_index("run").loc["diverged", "status"] == "failed"
+    assert runfolders.status(run) == "failed"
+    assert runfolders.list_runs(runs).set_index("run").loc["diverged", "status"] == "failed"
     assert {k: v for k, v in snapshot(runs).items() if not k.startswith("diverged")} == before
     with pytest.raises(ModelError, match="No model file"):
         activate("diverged")

@@ -17,7 +17,8 @@ def test_the_shipped_card_round_trips_without_losing_a_key():
 
 def test_an_old_or_partial_card_gets_defaults_and_keeps_unknown_keys(tmp_path):
     card = ModelCard.from_dict({"run": "r1", "data": {"rows": 5, "future": 1}, "someday": [1]})
-    assert card.inference == Inference() and not card.inference.flip_average and card.end_to_end == {} and card.mean_shape_crop is None
+    assert card.inference == Inference() and not card.inference.flip_average
+    assert card.end_to_end == {} and card.mean_shape_crop is None
     assert card.data == DataSummary(rows=5, extra={"future": 1})
     path = card.write(tmp_path / "model.keras")
     assert path.name == "model.json"

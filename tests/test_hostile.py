@@ -237,8 +237,8 @@ def _huge_weights(tmp_path: Path) -> bytes:
 
 def test_bombs_inside_the_model_of_an_archive_are_refused_before_keras_builds_it(tmp_path, monkeypatch):
     from core.model import ModelError
-    from trainer.export import load_keras_model
     from trainer.archive import ArchiveError, import_archive
+    from trainer.export import load_keras_model
 
     root = tmp_path / "runs"
     root.mkdir()

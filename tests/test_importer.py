@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from core.schema import INDEX
-from trainer.data import read_kaggle_csv
 from tests.helpers import small_68_zip
+from trainer.data import read_kaggle_csv
 from trainer.importer import JitterConfig, import_68_dataset
 
 
@@ -73,9 +73,9 @@ def test_parallel_import_writes_the_same_file_as_one_process(small_68_set, tmp_p
 
 def test_dataset_page_imports_then_shows_the_report_instead_of_the_offer(small_68_set, tmp_path, monkeypatch):
     """The page's import button: the offer box goes away and what the report says is on the page."""
-    import core.paths
     from streamlit.testing.v1 import AppTest
 
+    import core.paths
     from tests.conftest import REPO
 
     zip_path, n_real = small_68_set

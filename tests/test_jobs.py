@@ -1,9 +1,9 @@
 """Background training jobs: one at a time, names kept inside the runs folder, cancel, status."""
 import pytest
 
+from core.registry import safe_run_dir
 from tests.helpers import wait_until, write_synthetic_csv
 from trainer import jobs, runfolders
-from core.registry import safe_run_dir
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", ".hidden", "x" * 80, "..", "/abs"])

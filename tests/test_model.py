@@ -16,12 +16,12 @@ from trainer.export import load_keras_model
 
 def test_architecture_follows_the_recipe():
     m = build_model()
-    convs = [l for l in m.layers if l.__class__.__name__ == "Conv2D"]
+    convs = [layer for layer in m.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [32, 64, 128, 256, 512]
     assert all(c.kernel_size == (3, 3) for c in convs)
-    assert sum(l.__class__.__name__ == "BatchNormalization" for l in m.layers) == 5
-    assert sum(l.__class__.__name__ == "MaxPooling2D" for l in m.layers) == 5
-    assert [l.rate for l in m.layers if l.__class__.__name__ == "Dropout"] == [0.2, 0.2, 0.2]
+    assert sum(layer.__class__.__name__ == "BatchNormalization" for layer in m.layers) == 5
+    assert sum(layer.__class__.__name__ == "MaxPooling2D" for layer in m.layers) == 5
+    assert [layer.rate for layer in m.layers if layer.__class__.__name__ == "Dropout"] == [0.2, 0.2, 0.2]
     assert m.layers[-2].__class__.__name__ == "GlobalAveragePooling2D"
     assert m.output_shape == (None, 30)
 

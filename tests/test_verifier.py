@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from core.card import card_path_for
-from core.model import ModelError
-from trainer.export import save_model
-from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.images import load_image
+from core.model import ModelError
+from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.pipeline import FacePipeline
 from core.verifier import FaceVerifier, load_verifier
 from trainer import verifier as v
+from trainer.export import save_model
 
 
 def test_threshold_keeps_the_requested_share_of_faces():

@@ -173,8 +173,9 @@ def _import(args) -> int:
             print(f"\rimporting {done}/{total}", end="", file=sys.stderr, flush=True)
 
     try:
+        shift = {"shift_sd": args.jitter_shift} if args.jitter_shift else {}
         report = import_68_dataset(args.frames, args.out, csv_path=args.csv, progress=progress,
-                                   jitter=JitterConfig(copies=args.jitter_copies, **({"shift_sd": args.jitter_shift} if args.jitter_shift else {})))
+                                   jitter=JitterConfig(copies=args.jitter_copies, **shift))
     finally:
         print(file=sys.stderr)  # ends the progress line, so an error starts a line of its own
     print(json.dumps({k: v for k, v in report.to_dict().items() if k not in ("no_face",)} |
@@ -220,8 +221,8 @@ def config_from_args(args):
 def _train(args) -> int:
     from trainer import distributed
     from trainer import events as ev
-    from trainer.recipe import Cancelled, train
     from trainer.config import RecipeConfig
+    from trainer.recipe import Cancelled, train
 
     if (args.workers is None) != (args.worker_index is None):
         raise ValueError("--workers and --worker-index go together (or set TF_CONFIG).")

@@ -12,9 +12,10 @@ import io
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import pandas as pd
@@ -62,12 +63,12 @@ class KeypointData:
             return np.zeros(len(self), bool)
         return np.char.find(self.frames.astype(str), COPY_MARK) >= 0
 
-    def subset(self, index: np.ndarray) -> "KeypointData":
+    def subset(self, index: np.ndarray) -> KeypointData:
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return KeypointData(self.images[index], self.keypoints[index], pick(self.groups), pick(self.frames))
 
     @staticmethod
-    def concat(parts: list["KeypointData"]) -> "KeypointData":
+    def concat(parts: list[KeypointData]) -> KeypointData:
         groups = None if any(p.groups is None for p in parts) else np.concatenate([p.groups for p in parts])
         frames = None if any(p.frames is None for p in parts) else np.concatenate([p.frames for p in parts])
         return KeypointData(np.concatenate([p.images for p in parts]), np.concatenate([p.keypoints for p in parts]),

@@ -65,7 +65,7 @@ def is_chief() -> bool:
     return found is None or found[1] == 0
 
 
-def make_strategy(name: str) -> "tf.distribute.Strategy":
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy a RecipeConfig names: none, mirrored (local devices) or multi_worker."""
     import tensorflow as tf
 
@@ -83,7 +83,7 @@ def config_digest(config: dict) -> int:
     return int(hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12], 16)
 
 
-def sync_from_chief(strategy, model: "keras.Model", state: dict, config: dict, checkpoint: Path | None = None) -> dict:
+def sync_from_chief(strategy, model: keras.Model, state: dict, config: dict, checkpoint: Path | None = None) -> dict:
     """Give every worker the chief's weights, optimizer state and resume point; refuse differing recipes.
 
     The chief first copies its `checkpoint` (model + optimizer, loaded outside the strategy: loading
@@ -125,7 +125,7 @@ def sync_from_chief(strategy, model: "keras.Model", state: dict, config: dict, c
     return {"stage": int(reduced[0][0].numpy()), "epoch": int(reduced[0][1].numpy())}
 
 
-def fit(model: "keras.Model", strategy, batches, epochs: int, initial_epoch: int, validation_data,
+def fit(model: keras.Model, strategy, batches, epochs: int, initial_epoch: int, validation_data,
         callbacks: list) -> None:
     """What `model.fit(batches, epochs=, initial_epoch=, validation_data=, callbacks=)` does, on all workers.
 

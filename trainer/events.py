@@ -9,8 +9,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 RUN_START = "run_start"
 STAGE_START = "stage_start"

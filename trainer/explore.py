@@ -36,8 +36,9 @@ def missing_patterns(data: KeypointData, top: int = 15) -> pd.DataFrame:
     missing = np.isnan(data.keypoints).any(axis=2)
     labels = ["none (complete)" if not row.any() else ", ".join(np.array(KEYPOINT_NAMES)[row]) for row in missing]
     counts = pd.Series(labels).value_counts()
+    missing_count = [0 if label.startswith("none") else label.count(",") + 1 for label in counts.index]
     return pd.DataFrame({"missing keypoints": counts.index, "rows": counts.to_numpy(),
-                         "missing count": [0 if l.startswith("none") else l.count(",") + 1 for l in counts.index]}).head(top)
+                         "missing count": missing_count}).head(top)
 
 
 def filter_rows(data: KeypointData, which: str) -> np.ndarray:

@@ -27,7 +27,6 @@ from core.card import ModelCard
 from core.files import atomic_path, write_json_atomic
 from trainer.data import KeypointData
 
-
 #: A finished run's model (its card beside it: core.card.card_path_for).
 MODEL_FILE = "model.keras"
 

@@ -19,8 +19,8 @@ import dataclasses
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -220,7 +220,8 @@ def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: 
                      f"an earlier shipped model (git history of models/), trained by: {parent.get('command')}")
     # the card's own config, not a preset that may change or a --config file that may be gone (card.command says
     # how the run was started)
-    steps.append(f"python -m trainer train --config {card_path_for(target).relative_to(target.parent.parent)} --run {card.run or Path(run_name).stem}" if card.config
+    card_arg = card_path_for(target).relative_to(target.parent.parent)
+    steps.append(f"python -m trainer train --config {card_arg} --run {card.run or Path(run_name).stem}" if card.config
                  else card.command or f"python -m trainer train --run {run_name}")
     if locator_run:
         steps.append(locator.get("command") or f"python -m trainer train --run {locator_run} (see its config)")

@@ -10,7 +10,6 @@ import numpy as np
 from core.schema import CROP_SIZE
 from trainer.data import KeypointData, write_kaggle_csv
 
-
 #: A frontal face's 15 keypoints in a 96x96 crop (schema order), about where detector crops put them.
 FRONTAL_SHAPE_CROP = np.array([[62, 37], [35, 37], [57, 37], [67, 36], [40, 37], [30, 37], [56, 28], [73, 29], [40, 28],
                                [23, 30], [49, 53], [60, 67], [38, 67], [49, 64], [49, 73]], np.float32)

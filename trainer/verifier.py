@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -76,11 +76,11 @@ class MinedCrops:
             np.savez_compressed(tmp, **asdict(self))
 
     @classmethod
-    def load(cls, path: Path) -> "MinedCrops":
+    def load(cls, path: Path) -> MinedCrops:
         with np.load(path, allow_pickle=False) as f:
             return cls(**{k: f[k] for k in cls.__dataclass_fields__})
 
-    def subset(self, mask: np.ndarray) -> "MinedCrops":
+    def subset(self, mask: np.ndarray) -> MinedCrops:
         return MinedCrops(**{k: v[mask] for k, v in asdict(self).items()})
 
 
@@ -137,7 +137,7 @@ def random_boxes(gray: np.ndarray, label: np.ndarray, rng: np.random.Generator) 
 
 
 def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable[[int, int], None] | None = None,
-         reuse: "MinedCrops | None" = None) -> MinedCrops:
+         reuse: MinedCrops | None = None) -> MinedCrops:
     """Mine every labelled frame of a 68-point source (trainer.frames.FrameSource) into `out` (.npz).
 
     `reuse`: an earlier mining whose detector boxes are taken as they are (the cascade passes are the

@@ -14,6 +14,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.card import read_card
+from core.model import ModelError, model_file_problem
+from core.paths import SHIPPED_MODEL
+from core.registry import active_model_path
+from trainer import form
+
 #: (script, label) of every page, in sidebar order.
 PAGES = [
     ("app.py", "Home"),
@@ -31,12 +37,6 @@ def page_setup(title: str) -> None:
         for script, label in PAGES:
             st.page_link(script, label=label)
         st.divider()
-
-from core.card import read_card
-from core.model import ModelError, model_file_problem
-from core.paths import SHIPPED_MODEL
-from core.registry import active_model_path
-from trainer import form
 
 #: What the import of the 3462 YouTube-faces frames takes on 2 cores: bench/bench_import.py measured
 #: 47.6 s with other jobs on the machine (53.8 CPU s in all). The progress bar then counts down from the real pace.
