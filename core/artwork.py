@@ -5,6 +5,7 @@ anchors onto face keypoints with one similarity transform.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -15,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Artwork:
     rgba: np.ndarray  # (H, W, 4) uint8, BGRA channel order like every image in core
-    anchors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    anchors: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _smooth_alpha(rgba: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from core.files import write_json_atomic
 
@@ -24,7 +24,7 @@ def _from_dict(cls: type[T], d: dict | None) -> T:
     """Build a card dataclass from a dict: known keys by name (aliases via field metadata), the rest in `extra`."""
     d = dict(d or {})
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cast(Any, cls)):
         if f.name == "extra":
             continue
         key = f.metadata.get("key", f.name)
@@ -36,7 +36,7 @@ def _from_dict(cls: type[T], d: dict | None) -> T:
             if nested and not isinstance(value, dict):
                 raise ValueError(f"not a model card: its {key!r} is not an object")
             kwargs[f.name] = _from_dict(nested, value) if nested else value
-    if any(f.name == "extra" for f in dataclasses.fields(cls)):
+    if any(f.name == "extra" for f in dataclasses.fields(cast(Any, cls))):
         kwargs["extra"] = d
     return cls(**kwargs)
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     effect = args.privacy or args.effect
     files, others = _inputs(args.inputs)
-    tables, failures, faces_total, taken = [], [], 0, set()
+    tables, failures, faces_total, taken = [], [], 0, set[str]()
     for i, path in enumerate(files, 1):
         print(f"\r[{i}/{len(files)}] {path.name[:40]:<40}", end="", file=sys.stderr, flush=True)
         try:

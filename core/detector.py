@@ -87,9 +87,10 @@ class FaceDetector:
 
     @staticmethod
     def _new_cascade() -> cv2.CascadeClassifier:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
+        folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # cv2.data has no stubs
+        cascade = cv2.CascadeClassifier(folder + CASCADE_FILE)
         if cascade.empty():
-            raise RuntimeError(f"OpenCV could not load {CASCADE_FILE} from {cv2.data.haarcascades}")
+            raise RuntimeError(f"OpenCV could not load {CASCADE_FILE} from {folder}")
         return cascade
 
     @property
@@ -283,6 +284,7 @@ def serve_detections(request_fd: int, answer_fd: int, niceness: int) -> None:
             gray, settings, roll = requests.recv()
         except (EOFError, OSError):
             return
+        answer: np.ndarray | Exception
         try:
             if roll is None:
                 answer = detector.detect(gray, settings)

@@ -20,7 +20,7 @@ def faces_table(faces: list[Face]) -> list[dict]:
     """
     rows = []
     for number, f in enumerate(faces, start=1):
-        row = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
+        row: dict[str, float] = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
                "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3])}
         row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
         rows.append(row)

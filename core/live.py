@@ -190,7 +190,9 @@ class DetectionWorker:
                 self._cond.wait_for(lambda: self._pending is not None or self._closed)
                 if self._closed:
                     return
-                (gray, stamp, crops), self._pending = self._pending, None
+                pending, self._pending = self._pending, None
+                assert pending is not None  # wait_for returned without closing
+                gray, stamp, crops = pending
                 self._busy = True
             try:
                 if crops:

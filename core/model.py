@@ -14,12 +14,12 @@ import hashlib
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import cv2
 import numpy as np
 
-from core.card import ModelCard
+from core.card import ModelCard, VerifierCard
 from core.schema import CROP_HALF, CROP_SIZE, NUM_KEYPOINTS
 
 
@@ -140,7 +140,10 @@ def twin_problem(keras_path: str | os.PathLike, int8: bool = False) -> str | Non
     return _open_twin(twin, file_sha256(keras_path), 1)[1]
 
 
-class OnnxModel:
+CardT = TypeVar("CardT", ModelCard, VerifierCard)
+
+
+class OnnxModel(Generic[CardT]):
     """Fast batch inference for one model file on 96x96 crops, through ONNX Runtime.
 
     Loads the ONNX twin of a `.keras` file, which must have been exported from these weights (a
@@ -151,7 +154,7 @@ class OnnxModel:
 
     OUTPUT_SIZE = NUM_KEYPOINTS * 2
     #: The card type beside the model file (core.card).
-    CARD: type = ModelCard
+    CARD: type[CardT]
 
     def __init__(self, keras_path: str | os.PathLike, threads: int | None = None, int8: bool = False):
         self.keras_path = Path(keras_path)
@@ -175,15 +178,17 @@ class OnnxModel:
                              f"a {type(self).__name__} needs {self.OUTPUT_SIZE}")
         self._session = session
         self._input_name = self._session.get_inputs()[0].name
-        self.card = self.CARD.read_or_empty(self.keras_path)
+        self.card: CardT = self.CARD.read_or_empty(self.keras_path)
 
     def predict_normalised(self, model_input: np.ndarray) -> np.ndarray:
         """(N, 96, 96, 1) float32 -> (N, OUTPUT_SIZE) raw model outputs."""
         return self._session.run(None, {self._input_name: np.ascontiguousarray(model_input, np.float32)})[0]
 
 
-class KeypointPredictor(OnnxModel):
+class KeypointPredictor(OnnxModel[ModelCard]):
     """Crops in, crop-pixel keypoints out."""
+
+    CARD = ModelCard
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops (N, 96, 96) -> keypoints (N, 15, 2) in crop pixels."""

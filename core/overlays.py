@@ -102,7 +102,7 @@ def paste_artwork(image: np.ndarray, piece: art.Artwork, targets_px: dict[str, n
         return image
     # Exact similarity from the two anchor pairs (rotation + uniform scale + shift).
     s_vec, d_vec = src[1] - src[0], dst[1] - dst[0]
-    scale = np.linalg.norm(d_vec) / max(np.linalg.norm(s_vec), 1e-9)
+    scale = float(np.linalg.norm(d_vec)) / max(float(np.linalg.norm(s_vec)), 1e-9)
     angle = np.arctan2(d_vec[1], d_vec[0]) - np.arctan2(s_vec[1], s_vec[0])
     rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     shift = dst[0] - rot @ src[0]
@@ -154,7 +154,10 @@ def add_hat(image: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
     return paste_artwork(image, art.hat(), t)
 
 
-def face_ellipse(box_xywh: Sequence[float], angle_deg: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
+Ellipse = tuple[tuple[float, float], tuple[float, float]]
+
+
+def face_ellipse(box_xywh: Sequence[float] | np.ndarray, angle_deg: float = 0.0) -> Ellipse:
     """The face itself inside a detector box, as (centre, semi-axes): the box's width, a little taller
     (Haar boxes stop at the brows and the chin; the forehead and cheeks are part of who someone is).
     A box turned by `angle_deg` (counter-clockwise as shown) turns its ellipse with it: the semi-axes are
@@ -167,7 +170,7 @@ def face_ellipse(box_xywh: Sequence[float], angle_deg: float = 0.0) -> tuple[tup
     return (x + w / 2 + down * np.sin(a), y + h / 2 + down * np.cos(a)), (w * 0.56, h * 0.68)
 
 
-def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float]], chosen: Sequence[int],
+def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float] | np.ndarray], chosen: Sequence[int],
                method: str = "blur", angles_deg: Sequence[float] | None = None) -> np.ndarray:
     """Blur or pixelate each chosen face inside its feathered ellipse (face_ellipse), turned with the face
     when its box is (`angles_deg`, one per box, counter-clockwise as shown).

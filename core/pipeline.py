@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +114,8 @@ class FacePipeline:
         card = self.predictor.card
         recommended = card.inference
         self.flip_average = bool(recommended.flip_average) if flip_average is None else flip_average
-        self.mean_shape = card.mean_shape_crop if mean_shape_crop is None else mean_shape_crop
+        shape = card.mean_shape_crop if mean_shape_crop is None else mean_shape_crop
+        self.mean_shape: np.ndarray | None = None if shape is None else np.asarray(shape, dtype=np.float64)
         if recentre is None:
             recentre = Recentring.from_card(recommended)
         elif recentre is True:
@@ -123,7 +124,8 @@ class FacePipeline:
         self.locator = self.predictor
         if self.recentre and self.recentre.locator:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
-        self._model_path, self._live_predictor = Path(model_path), None
+        self._model_path = Path(model_path)
+        self._live_predictor: KeypointPredictor | None = None
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
         self.refine_roll = refine_roll
 
@@ -132,10 +134,11 @@ class FacePipeline:
         """The webcam's keypoint model: the int8 twin when the card says it keeps the validation NME
         (trainer.ship measures it) and it was made from these weights, else the float one."""
         if self._live_predictor is None:
-            self._live_predictor = self.predictor
+            live = self.predictor
             if self.predictor.card.inference.int8_live:
                 with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
-                    self._live_predictor = KeypointPredictor(self._model_path, int8=True)
+                    live = KeypointPredictor(self._model_path, int8=True)
+            self._live_predictor = live
         return self._live_predictor
 
     def detect(self, image: np.ndarray, settings: DetectorSettings | None = None,
@@ -283,10 +286,13 @@ def render(image_bgr: np.ndarray, faces: list[Face], effect: str = "keypoints",
     hide = sorted(set(hide))
     if hide:
         overlays.hide_faces(out, boxes, hide, privacy, angles)
-    draw = {"keypoints": overlays.draw_keypoints, "sunglasses": overlays.add_sunglasses,
-            "moustache": overlays.add_moustache, "hat": overlays.add_hat,
-            "labelled keypoints": lambda img, k: overlays.draw_keypoints(img, k, labels=True)}.get(effect)
-    for i in chosen if draw else ():
-        draw(out, faces[i].keypoints_px)
+    drawers: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {
+        "keypoints": overlays.draw_keypoints, "sunglasses": overlays.add_sunglasses,
+        "moustache": overlays.add_moustache, "hat": overlays.add_hat,
+        "labelled keypoints": lambda img, k: overlays.draw_keypoints(img, k, labels=True)}
+    draw = drawers.get(effect)
+    if draw is not None:
+        for i in chosen:
+            draw(out, faces[i].keypoints_px)
     return out
 

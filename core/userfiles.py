@@ -76,7 +76,7 @@ def prune_uploads(folder: Path, keep: Path | None = None, max_age_s: float = UPL
 def allowed_data_dirs() -> list[Path]:
     """The folders a server path may point into: data/, ../shared/data, and FKS_ALLOWED_DATA_DIRS (os.pathsep list)."""
     extra = [p for p in os.environ.get("FKS_ALLOWED_DATA_DIRS", "").split(os.pathsep) if p.strip()]
-    return [Path(p).resolve() for p in (data_dir(), SHARED_DATA, *extra)]
+    return [Path(p).resolve() for p in (str(data_dir()), str(SHARED_DATA), *extra)]
 
 
 def resolve_server_path(text: str) -> Path:

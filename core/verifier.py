@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 
 
-class FaceVerifier(OnnxModel):
+class FaceVerifier(OnnxModel[VerifierCard]):
     """Crops in, face scores out (one sigmoid output per crop)."""
 
     OUTPUT_SIZE = 1

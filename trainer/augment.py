@@ -55,7 +55,7 @@ def affine_matrix(angle_deg: float = 0.0, scale: float = 1.0, shift_px: tuple[fl
                   centre: tuple[float, float] = CENTRE) -> np.ndarray:
     """2x3 matrix: rotate by angle (counter-clockwise, degrees) and scale about `centre`, then shift."""
     m = cv2.getRotationMatrix2D(centre, angle_deg, scale)
-    m[:, 2] += shift_px
+    m[:, 2] += np.asarray(shift_px, dtype=np.float64)
     return m
 
 

@@ -243,14 +243,15 @@ def _train(args) -> int:
             if Path(config.data) == DEFAULT_DATA else ""
         raise ValueError(f"No training data at {config.data}.{hint}")
     bus = ev.EventBus([] if args.quiet else [ev.ProgressBar()])
+    worker = cluster[1] if cluster else 0
     if not distributed.is_chief():  # only the chief writes the run; this worker's copy is thrown away
-        with tempfile.TemporaryDirectory(prefix=f"fks-worker{cluster[1]}-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=f"fks-worker{worker}-") as scratch:
             try:
                 train(config, Path(scratch) / run_dir.name, bus)
             except Cancelled:
-                print(f"worker {cluster[1]} cancelled; rerun the same commands to resume", file=sys.stderr)
+                print(f"worker {worker} cancelled; rerun the same commands to resume", file=sys.stderr)
                 return 3
-        print(f"worker {cluster[1]} done; worker 0 wrote the run", file=sys.stderr)
+        print(f"worker {worker} done; worker 0 wrote the run", file=sys.stderr)
         return 0
     try:
         card = train(config, run_dir, bus)

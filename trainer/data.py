@@ -57,6 +57,20 @@ class KeypointData:
         return ~np.isnan(self.keypoints).any(axis=(1, 2))
 
     @property
+    def people(self) -> np.ndarray:
+        """(N,) person ids; ValueError for a file without a person column (a split by person needs one)."""
+        if self.groups is None:
+            raise ValueError("this data has no person column (python -m trainer import-68 writes one)")
+        return self.groups
+
+    @property
+    def source_frames(self) -> np.ndarray:
+        """(N,) source frame names; ValueError for a file without a frame column."""
+        if self.frames is None:
+            raise ValueError("this data has no frame column (python -m trainer import-68 writes one)")
+        return self.frames
+
+    @property
     def is_copy(self) -> np.ndarray:
         """Boolean mask of rows that are extra crops of a frame another row already holds."""
         if self.frames is None:
@@ -64,8 +78,9 @@ class KeypointData:
         return np.char.find(self.frames.astype(str), COPY_MARK) >= 0
 
     def subset(self, index: np.ndarray) -> KeypointData:
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
-        return KeypointData(self.images[index], self.keypoints[index], pick(self.groups), pick(self.frames))
+        return KeypointData(self.images[index], self.keypoints[index],
+                            None if self.groups is None else self.groups[index],
+                            None if self.frames is None else self.frames[index])
 
     @staticmethod
     def concat(parts: list[KeypointData]) -> KeypointData:

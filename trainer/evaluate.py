@@ -59,15 +59,15 @@ def evaluate_frames(model_path: str | os.PathLike, frames: str | os.PathLike, pe
         crop_sq_errors.append(((face.crop.to_crop(face.keypoints_px) - face.crop.to_crop(truth)) ** 2).mean())
     if not errors:
         return {"frames": total, "detected": 0, "detection_rate": 0.0}
-    errors = np.array(errors)
+    point_errors = np.array(errors)
     return {
         "frames": total,
         "detected": found,
         "detection_rate": round(found / max(total, 1), 4),
-        "nme": round(float(errors.mean()), 4),
-        "nme_median_frame": round(float(np.median(errors.mean(1))), 4),
-        "frames_above_0.10": round(float((errors.mean(1) > FAILURE_NME).mean()), 4),
-        "per_keypoint_nme": {n: round(float(v), 4) for n, v in zip(KEYPOINT_NAMES, errors.mean(0))},
+        "nme": round(float(point_errors.mean()), 4),
+        "nme_median_frame": round(float(np.median(point_errors.mean(1))), 4),
+        "frames_above_0.10": round(float((point_errors.mean(1) > FAILURE_NME).mean()), 4),
+        "per_keypoint_nme": {n: round(float(v), 4) for n, v in zip(KEYPOINT_NAMES, point_errors.mean(0))},
         "crop_rmse_px": round(float(np.sqrt(np.mean(crop_sq_errors))), 3),
         "ms_per_face": round(1000 * seconds / found, 2),
         "flip_average": pipeline.flip_average,

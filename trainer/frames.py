@@ -10,6 +10,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -24,11 +25,11 @@ def person_of(frame_name: str) -> str:
     return re.sub(r"_\d+\.\w+$", "", Path(frame_name).name)
 
 
-def read_68_csv(path: str | os.PathLike | Path) -> tuple[list[str], np.ndarray]:
+def read_68_csv(path: str | os.PathLike | IO[bytes]) -> tuple[list[str], np.ndarray]:
     """File names and (N, 68, 2) points from a 68-point CSV (first column = file name)."""
     table = pd.read_csv(path)
     if table.shape[1] != 137:
-        raise DatasetError(f"{Path(path).name}: expected a file-name column and 136 coordinates, "
+        raise DatasetError(f"{Path(str(getattr(path, 'name', path))).name}: expected a file-name column and 136 coordinates, "
                            f"found {table.shape[1]} columns.")
     points = table.iloc[:, 1:].to_numpy(np.float64).reshape(-1, 68, 2)
     return table.iloc[:, 0].astype(str).tolist(), points

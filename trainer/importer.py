@@ -183,6 +183,7 @@ def import_68_dataset(
             report.no_face.append(name)
         else:
             gray = source.read_gray(name)
+            assert gray is not None  # the box was found on this frame
             report.imported += 1
             truth = ibug68_to_kaggle15(pts)
             for copy, crop in enumerate([crop_from_box(box), *jitter.crops(box, truth, rng)]):

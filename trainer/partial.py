@@ -49,7 +49,7 @@ def kaggle_shaped(data: KeypointData, train_rows: np.ndarray, fraction: float = 
     train_rows = np.sort(np.asarray(train_rows, int))
     blanked = train_rows[rng.random(len(train_rows)) < fraction]
     keypoints = data.keypoints.copy()
-    drop = [i for i, name in enumerate(KEYPOINT_NAMES) if name not in KAGGLE_ALWAYS]
+    drop = np.array([i for i, name in enumerate(KEYPOINT_NAMES) if name not in KAGGLE_ALWAYS])
     keypoints[np.ix_(blanked, drop)] = np.nan
     return KeypointData(data.images, keypoints, data.groups, data.frames), blanked
 
@@ -71,17 +71,17 @@ def write_kaggle_shaped(source: str | os.PathLike, out: str | os.PathLike, test_
                          "(python -m trainer import-68)")
     config = RecipeConfig(test_size=test_size, val_fraction=val_fraction, seed=split_seed)
     split = make_split(data, config)
-    held_out = set(split.val.groups) | set(split.test.groups)
-    shaped, blanked = kaggle_shaped(data, np.flatnonzero(~np.isin(data.groups, list(held_out))), fraction, seed)
+    held_out = set(split.val.people) | set(split.test.people)
+    shaped, blanked = kaggle_shaped(data, np.flatnonzero(~np.isin(data.people, list(held_out))), fraction, seed)
     after = make_split(shaped, config)
-    if set(after.val.groups) != set(split.val.groups) or set(after.test.groups) != set(split.test.groups):
+    if set(after.val.people) != set(split.val.people) or set(after.test.people) != set(split.test.people):
         raise RuntimeError("blanking labels changed the person split; nothing was written")
     out = Path(out)
     write_kaggle_csv(shaped, out)
-    train_rows = len(data) - int(np.isin(data.groups, list(held_out)).sum())
+    train_rows = len(data) - int(np.isin(data.people, list(held_out)).sum())
     report = PartialReport(rows=len(data), blanked_rows=len(blanked), train_rows=train_rows,
                            kept_points=KAGGLE_ALWAYS, fraction=fraction, seed=seed,
-                           val_people=sorted(set(split.val.groups)), test_people=sorted(set(split.test.groups)))
+                           val_people=sorted(set(split.val.people)), test_people=sorted(set(split.test.people)))
     write_json_atomic(out.with_name(out.name + ".report.json"), {**report.__dict__, "source": str(source),
                                                                   "kept_points": list(KAGGLE_ALWAYS)})
     return report

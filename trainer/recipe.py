@@ -77,16 +77,18 @@ def make_split(data: KeypointData, config: RecipeConfig) -> Split:
                                config.seed, full.groups)
     rest_data = full.subset(rest)
     train, val = split_indices(len(rest_data), float(config.val_fraction), config.seed + 1, rest_data.groups)
-    complete_of = lambda d: d.subset(np.flatnonzero(d.complete))  # noqa: E731
+    def complete_of(d: KeypointData) -> KeypointData:
+        return d.subset(np.flatnonzero(d.complete))
+
     train_data = complete_of(rest_data.subset(train))
     if len(copies):
-        sources = np.array([str(f).split(COPY_MARK)[0] for f in copies.frames])
-        train_frames = rest_data.subset(train).frames
+        sources = np.array([str(f).split(COPY_MARK)[0] for f in copies.source_frames])
+        train_frames = rest_data.subset(train).source_frames
         train_data = KeypointData.concat([train_data, copies.subset(np.flatnonzero(np.isin(sources, train_frames)))])
     incomplete = data.subset(np.flatnonzero(~data.complete))
     if grouped:
-        held_out = set(full.groups[test]) | set(rest_data.groups[val])
-        incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.groups, list(held_out))))
+        held_out = set(full.people[test]) | set(rest_data.people[val])
+        incomplete = incomplete.subset(np.flatnonzero(~np.isin(incomplete.people, list(held_out))))
     return Split(train_data, complete_of(rest_data.subset(val)), complete_of(full.subset(test)), incomplete)
 
 

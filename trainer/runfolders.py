@@ -109,7 +109,7 @@ def status(path: Path) -> str:
         return "broken"
     last = next((e["event"] for e in reversed(ev.read_events(path / "events.jsonl"))
                  if e["event"] in (ev.CANCELLED, ev.ERROR, ev.RUN_END)), None)
-    return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last, "stopped")
+    return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last or "", "stopped")
 
 
 #: An absolute path's folders (the file name after them stays): what a log shown in the page leaves out.

@@ -51,13 +51,13 @@ def held_out_people(card: ModelCard) -> tuple[list[str], list[str], float]:
     """(validation people, test people, train_offset_p99_px) of a run's card; older cards lack the first
     and the last: they are re-derived from the card's data and config."""
     data = card.data
-    if data.val_people is not None and card.train_offset_p99_px is not None:
+    if data.val_people is not None and data.test_people is not None and card.train_offset_p99_px is not None:
         return data.val_people, data.test_people, card.train_offset_p99_px
     config = RecipeConfig.from_dict(card.config)
     split = make_split(read_kaggle_csv(config.data), config)
-    if sorted(set(split.test.groups)) != sorted(data.test_people):
+    if sorted(set(split.test.people)) != sorted(data.test_people or []):
         raise ValueError(f"{config.data} no longer gives the card's split (its test people differ).")
-    return sorted(set(split.val.groups)), data.test_people, face_offset_p99(split.train)
+    return sorted(set(split.val.people)), sorted(set(split.test.people)), face_offset_p99(split.train)
 
 
 def model_of(run_or_file: str) -> Path:

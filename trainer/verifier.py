@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -238,7 +238,7 @@ def synthetic_negatives(n: int, rng: np.random.Generator) -> np.ndarray:
             a, f = rng.uniform(0, np.pi), rng.uniform(2, 20)
             img = np.sin(2 * np.pi * f * (np.cos(a) * xx + np.sin(a) * yy) + rng.uniform(0, 6.3))
         elif kind == 3:  # checkerboard / tiles
-            f = rng.integers(2, 12)
+            f = float(rng.integers(2, 12))
             img = ((np.floor(xx * f) + np.floor(yy * f)) % 2).astype(np.float32)
         else:  # blobs (ellipses of random grey)
             img = np.full((CROP_SIZE, CROP_SIZE), rng.uniform(0, 1), np.float32)
@@ -284,7 +284,7 @@ class VerifierSets:
         return {str(k): int(n) for k, n in zip(*np.unique(self.kinds, return_counts=True))}
 
 
-def sets_for(mined: MinedCrops, people: set[str] | None, exclude: set[str] = frozenset(),
+def sets_for(mined: MinedCrops, people: set[str] | None, exclude: Set[str] = frozenset(),
              synthetic: np.ndarray | None = None) -> VerifierSets:
     """The verifier's crops of `people` (None: everyone but `exclude`)."""
     mine_mask = np.isin(mined.people, list(people)) if people is not None else ~np.isin(mined.people, list(exclude))
@@ -506,7 +506,10 @@ def extra_box_sheets(report: PhantomReport, frames: str | os.PathLike, out_dir: 
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = []
     for i, (name, box) in enumerate(report.extra_boxes):
-        image = cv2.cvtColor(source.read_gray(name), cv2.COLOR_GRAY2BGR)
+        gray = source.read_gray(name)
+        if gray is None:
+            continue
+        image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
         x, y, w, h = box
         cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), 2)
         scale = cell / max(image.shape[:2])
