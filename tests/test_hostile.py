@@ -444,3 +444,23 @@ def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp
     with pytest.raises(RunStateError, match="is finished .* would replace them"):
         train(config, run)
     assert (run / "model.keras").read_bytes() == model and (run / "model.json").read_text() == card_text
+
+
+# ---------------------------------------------------------------- item 9: core annotate with a broken model
+
+@pytest.mark.parametrize("bias, message", [(np.nan, "predicts non-finite keypoints (NaN or infinity) on a test face"),
+                                           (100.0, "puts keypoints outside the 96x96 face crop")])
+def test_core_annotate_refuses_a_model_whose_keypoints_are_broken(tmp_path, photos, bias, message):
+    from core.model import build_model
+    from tests.conftest import REPO
+
+    model = build_model((4, 4, 8, 8, 8))
+    weights = model.get_weights()
+    weights[-2], weights[-1] = np.zeros_like(weights[-2]), np.full_like(weights[-1], bias)
+    model.set_weights(weights)
+    model.save(tmp_path / "broken.keras")
+    out = subprocess.run([sys.executable, "-m", "core", "annotate", str(photos / "james.jpg"), "--out",
+                          str(tmp_path / "out"), "--model", str(tmp_path / "broken.keras")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and f"error: broken.keras {message}" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists()  # nothing written: no empty keypoints.csv that looks like an answer
