@@ -12,15 +12,17 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from core.detector import DetectorSettings
 from core.export import faces_dataframe
 from core.images import ImageError, load_image
-from core.model import ModelError
+from core.model import ModelError, test_face_crops
 from core.overlays import EFFECTS
 from core.pipeline import FacePipeline, render
 from core.registry import active_model_path
+from core.schema import CROP_SIZE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -50,6 +52,19 @@ def _output_name(path: Path, taken: set[str]) -> str:
     return name
 
 
+def _predictor_problem(pipeline: FacePipeline) -> str | None:
+    """What core.model.validate_model refuses, through the pipeline's own ONNX twin (no Keras import): a model
+    whose keypoints on a test face are not finite or leave the crop would annotate every face with nothing."""
+    keypoints = pipeline.predictor.predict_crops(test_face_crops())
+    name = pipeline.predictor.keras_path.name
+    if not np.isfinite(keypoints).all():
+        return (f"{name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights are broken. "
+                "Choose another --model.")
+    if keypoints.min() < 0 or keypoints.max() > CROP_SIZE:
+        return f"{name} puts keypoints outside the 96x96 face crop on a test face. Choose another --model."
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = FacePipeline(args.model or active_model_path(), DetectorSettings(min_neighbors=args.min_neighbors))
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = _predictor_problem(pipeline)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():

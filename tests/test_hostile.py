@@ -379,3 +379,89 @@ def test_a_very_long_server_path_is_a_message_on_the_dataset_page(tmp_path, monk
         errors = " ".join(e.value for e in at.error)
         assert "There is no file" in errors or "Only files inside" in errors, errors
         assert len(errors) < 400 and str(tmp_path) not in errors
+
+
+# ---------------------------------------------------------------- item 8: resume points that cannot be trusted
+
+TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,), epochs_per_stage=2,
+            pseudo_stages=((1e-4, 16),), final_stages=((1e-5, 16),), test_size=8, val_fraction=0.2)
+
+
+def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp_path):
+    from trainer import events as ev
+    from trainer.recipe import Cancelled, train
+    from trainer.runs import RunStateError
+
+    config = RecipeConfig(data=str(write_synthetic_csv(tmp_path / "tiny.csv", n=48, incomplete_every=4, people=12)),
+                          **TINY)
+    run = tmp_path / "run"
+    cancel, seen = threading.Event(), []
+
+    def stop_after_three_epochs(e):
+        if e["event"] == ev.EPOCH_END:
+            seen.append(e)
+            if len(seen) == 3:
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        train(config, run, ev.EventBus([stop_after_three_epochs]), cancel_event=cancel)
+    time.sleep(1.0)  # a gap between the segments, which the card's wall time must count
+    state, checkpoint = (run / "state.json").read_text(), (run / "checkpoint.keras").read_bytes()
+    assert json.loads(state)["stage"] == 1
+
+    def refused(message: str, state_text: str | None = None, checkpoint_bytes: bytes | None = checkpoint) -> None:
+        (run / "state.json").write_text(state_text or state)
+        (run / "checkpoint.keras").unlink(missing_ok=True)
+        if checkpoint_bytes is not None:
+            (run / "checkpoint.keras").write_bytes(checkpoint_bytes)
+        with pytest.raises(RunStateError, match=message):
+            train(config, run)
+        assert not (run / "model.keras").exists()
+        assert (run / "state.json").read_text() == (state_text or state)  # nothing the resume needs was touched
+
+    refused("resumes at stage 1, epoch 1, but checkpoint.keras is missing, so its weights are lost",
+            checkpoint_bytes=None)
+    refused("resumes at stage 99, epoch 0, past the end of its recipe", '{"stage": 99, "epoch": 0}', None)
+    refused("resumes at stage 5, epoch 0, past the end of its recipe", '{"stage": 5, "epoch": 0}')
+    refused("resumes at stage 'x', epoch None; both must be whole numbers from 0", '{"stage": "x"}')
+    refused("resumes at stage 0, epoch -6; both must be whole numbers from 0", '{"stage": 0, "epoch": -6}')
+    refused(r"state.json is not a resume point \(a JSON object\)", "[1, 2]")
+    refused("checkpoint.keras is damaged", checkpoint_bytes=checkpoint[: len(checkpoint) // 2])
+
+    (run / "state.json").write_text(state)
+    (run / "checkpoint.keras").write_bytes(checkpoint)
+    card = train(config, run)
+    events = ev.read_events(run / "events.jsonl")
+    starts = [i for i, e in enumerate(events) if e["event"] == ev.RUN_START]
+    done = [(e["stage"], e["epoch"]) for e in events if e["event"] == ev.EPOCH_END]
+    assert done == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]  # nothing repeated or skipped
+    first_end = [e for e in events[: starts[1]] if e["event"] != ev.ERROR][-1]  # the refused resumes add ERRORs
+    assert first_end["event"] == ev.CANCELLED
+    first_segment = first_end["time"] - events[starts[0]]["time"]
+    last_segment = events[-1]["time"] - events[starts[-1]]["time"]
+    assert first_segment + last_segment - 0.5 <= card.wall_s < events[-1]["time"] - events[0]["time"] - 1.0
+
+    model, card_text = (run / "model.keras").read_bytes(), (run / "model.json").read_text()
+    with pytest.raises(RunStateError, match="is finished .* would replace them"):
+        train(config, run)
+    assert (run / "model.keras").read_bytes() == model and (run / "model.json").read_text() == card_text
+
+
+# ---------------------------------------------------------------- item 9: core annotate with a broken model
+
+@pytest.mark.parametrize("bias, message", [(np.nan, "predicts non-finite keypoints (NaN or infinity) on a test face"),
+                                           (100.0, "puts keypoints outside the 96x96 face crop")])
+def test_core_annotate_refuses_a_model_whose_keypoints_are_broken(tmp_path, photos, bias, message):
+    from core.model import build_model
+    from tests.conftest import REPO
+
+    model = build_model((4, 4, 8, 8, 8))
+    weights = model.get_weights()
+    weights[-2], weights[-1] = np.zeros_like(weights[-2]), np.full_like(weights[-1], bias)
+    model.set_weights(weights)
+    model.save(tmp_path / "broken.keras")
+    out = subprocess.run([sys.executable, "-m", "core", "annotate", str(photos / "james.jpg"), "--out",
+                          str(tmp_path / "out"), "--model", str(tmp_path / "broken.keras")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and f"error: broken.keras {message}" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists()  # nothing written: no empty keypoints.csv that looks like an answer

@@ -40,7 +40,7 @@ from trainer.evaluate import evaluate_frames
 from trainer.export import load_keras_model, save_model
 from trainer.losses import make_loss, masked_loss_class, masked_mse_metric, wing_loss_class
 from trainer.precision import resolve as resolve_precision
-from trainer.runs import Run
+from trainer.runs import Run, RunStateError
 from trainer.sampling import pose_balanced_probabilities
 
 # Keras/TF are imported inside functions: `python -m trainer --help` stays fast.
@@ -258,14 +258,19 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     if len(split.train) == 0:
         raise ValueError("No complete training rows left after the test/validation split.")
     stages = config.stages(has_incomplete=len(split.incomplete) > 0)
-    state = run.state()
+    state = run.resume_point(stages)
     strategy = distributed.make_strategy(config.strategy)
     multi_worker = config.strategy == "multi_worker"
     chief = distributed.is_chief()
     wing_loss_class(), masked_loss_class(), masked_mse_metric()  # registered before a checkpoint using them is loaded
     with strategy.scope():
         if run.checkpoint_path.is_file() and not multi_worker:
-            model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
+            try:
+                model = keras.models.load_model(run.checkpoint_path, safe_mode=True, compile=True)
+            except Exception as exc:  # keras raises many types (even FileNotFoundError) for a damaged file
+                raise RunStateError(f"Run '{run.path.name}': checkpoint.keras is damaged ({type(exc).__name__}), so "
+                                    f"the run cannot resume; delete runs/{run.path.name}/state.json and "
+                                    "checkpoint.keras to train it from the start, or use a new run name.") from None
         else:
             keras.utils.set_random_seed(config.seed)
             model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]))
@@ -329,9 +334,9 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     save_model(inference_copy(model), run.model_path)
     if config.frames and split.test.groups is not None and chief:
         metrics["end_to_end"] = evaluate_frames(run.model_path, config.frames, people=sorted(set(split.test.groups)))
-    card = run.finish(run_card(run.path.name, run.model_path.name, config, data, split, metrics,
-                               time.time() - started,
+    wall_s = run.wall_s(started, time.time())  # every segment, not only this one after a resume
+    card = run.finish(run_card(run.path.name, run.model_path.name, config, data, split, metrics, wall_s,
                                distribution={"strategy": config.strategy,
                                              "replicas_in_sync": strategy.num_replicas_in_sync, "workers": workers}))
-    bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(time.time() - started, 1))
+    bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(wall_s, 1))
     return card

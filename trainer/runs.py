@@ -35,6 +35,10 @@ class RunBusyError(RuntimeError):
     """Another process is training (writing) this run folder."""
 
 
+class RunStateError(ValueError):
+    """A run folder whose resume point cannot be trusted (the message says why and what to do)."""
+
+
 class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -70,6 +74,52 @@ class Run:
             return json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return {"stage": 0, "epoch": 0}
+
+    def resume_point(self, stages: list[dict]) -> dict:
+        """state.json checked against the recipe's `stages` and the checkpoint beside it, or RunStateError: a
+        resume point that is not two whole numbers, lies outside the recipe, names a checkpoint that is
+        missing (its weights would be random), or belongs to a finished run (resuming would rewrite its model)."""
+        name = self.path.name
+        if not self.state_path.exists():
+            return {"stage": 0, "epoch": 0}
+        fresh = f"delete runs/{name}/state.json and checkpoint.keras to train it from the start, or use a new run name"
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            raise RunStateError(f"Run '{name}': state.json is unreadable; {fresh}.") from None
+        if not isinstance(state, dict):
+            raise RunStateError(f"Run '{name}': state.json is not a resume point (a JSON object); {fresh}.")
+        if state.get("finished"):
+            raise RunStateError(f"Run '{name}' is finished (its model and card are written); training it again would "
+                                "replace them. Train a new run under another name.")
+        stage, epoch = state.get("stage"), state.get("epoch")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (stage, epoch)):
+            raise RunStateError(f"Run '{name}': state.json resumes at stage {stage!r}, epoch {epoch!r}; both must be "
+                                f"whole numbers from 0. {fresh[0].upper()}{fresh[1:]}.")
+        assert isinstance(stage, int) and isinstance(epoch, int)
+        if stage > len(stages) or (stage == len(stages) and epoch) or (stage < len(stages)
+                                                                       and epoch > stages[stage]["epochs"]):
+            raise RunStateError(f"Run '{name}': state.json resumes at stage {stage}, epoch {epoch}, past the end of "
+                                f"its recipe ({len(stages)} stages); {fresh}.")
+        if (stage, epoch) != (0, 0) and not self.checkpoint_path.is_file():
+            raise RunStateError(f"Run '{name}': state.json resumes at stage {stage}, epoch {epoch}, but "
+                                f"checkpoint.keras is missing, so its weights are lost; {fresh}.")
+        return {**state, "stage": stage, "epoch": epoch}
+
+    def wall_s(self, started: float, now: float) -> float:
+        """Training time over every segment of the run: the earlier ones (each start or resume until its last
+        event, from events.jsonl) plus this one, which started at `started`."""
+        from trainer import events as ev
+
+        segments: list[list[float]] = []
+        for event in ev.read_events(self.events_path):
+            t = event.get("time")
+            if isinstance(t, (int, float)) and event.get("event") == ev.RUN_START:
+                segments.append([t, t])
+            elif isinstance(t, (int, float)) and segments and event.get("event") != ev.ERROR:
+                segments[-1][1] = t  # not ERROR: a refused resume (state.json, lock) adds one without training
+        earlier = segments[:-1]  # the last RUN_START is this segment's
+        return sum(last - first for first, last in earlier) + (now - started)
 
     def cancel_requested(self) -> bool:
         return self.cancel_path.exists()
