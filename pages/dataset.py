@@ -47,7 +47,7 @@ with overview:
 with gallery:
     choice = st.selectbox("Show", ["all", "complete", "incomplete", *[f"missing {n}" for n in KEYPOINT_NAMES]])
     rows = explore.filter_rows(data, choice)
-    st.caption(f"{len(rows)} faces")
+    st.caption(f"{len(rows)} face{'' if len(rows) == 1 else 's'}")
     if len(rows):
         pages = explore.pages(rows, TILES_PER_PAGE)
         page = st.number_input("Page", 1, len(pages), 1, key=f"gallery-page-{choice}")  # a new filter starts on page 1
