@@ -29,6 +29,7 @@ from core.detector import FaceDetector
 from core.geometry import crop_from_box
 from core.model import KeypointPredictor, file_sha256, int8_path_for, onnx_path_for, to_model_input
 from core.paths import REPO_ROOT, SHIPPED_MODEL
+from core.twins import FasterTwin
 from trainer.export import load_keras_model, quantize_onnx
 
 VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.mp4"
@@ -95,6 +96,7 @@ def main() -> None:
         eight = np.repeat(crop, 8, axis=0)
         batch8 = {"today": median_ms(lambda: today.predict_crops(eight), args.calls),
                   "int8": median_ms(lambda: int8.predict_crops(eight), args.calls)}
+        chooser = FasterTwin(today, int8)  # what the webcam measures on first use
         diff = np.abs(today.predict_crops(crops) - int8.predict_crops(crops))
     fast, base = min(figures["int8"]), min(figures["today"])
     print(f"{Path(args.model).name}, one 96x96 face, median of {args.calls} calls (best of 2 rounds)")
@@ -110,7 +112,10 @@ def main() -> None:
               f"{', '.join(f'{v:.2f}' for v in figures['baseline'])}; this model / baseline: "
               f"{base / min(figures['baseline']):.2f}x")
     print(f"  speed-up int8 / float:        {base / fast:.1f}x")
+    print(f"  1 face:                       float {base:.2f} ms, int8 {fast:.2f} ms")
     print(f"  8 faces in one batch:         float {batch8['today']:.2f} ms, int8 {batch8['int8']:.2f} ms")
+    print(f"  the webcam's choice per batch (flip averaging doubles it: 1 face = 2 crops, 8 faces = 16): "
+          f"{chooser.summary()}")
     print(f"  int8 vs float keypoints on {len(crops)} calibration crops: mean |diff| {diff.mean():.2f} crop px, "
           f"max {diff.max():.2f}")
 

@@ -18,7 +18,7 @@ import pandas as pd
 from core.detector import DetectorSettings
 from core.export import faces_dataframe
 from core.images import ImageError, load_image
-from core.model import ModelError, test_face_crops
+from core.model import ModelError, probe_face_crops
 from core.overlays import EFFECTS
 from core.pipeline import FacePipeline, render
 from core.registry import active_model_path
@@ -55,7 +55,7 @@ def _output_name(path: Path, taken: set[str]) -> str:
 def _predictor_problem(pipeline: FacePipeline) -> str | None:
     """What core.model.validate_model refuses, through the pipeline's own ONNX twin (no Keras import): a model
     whose keypoints on a test face are not finite or leave the crop would annotate every face with nothing."""
-    keypoints = pipeline.predictor.predict_crops(test_face_crops())
+    keypoints = pipeline.predictor.predict_crops(probe_face_crops())
     name = pipeline.predictor.keras_path.name
     if not np.isfinite(keypoints).all():
         return (f"{name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights are broken. "

@@ -47,6 +47,14 @@ class SessionClip:
         """A finished recording is there to download."""
         return self.path.is_file()
 
+    @property
+    def finished_at(self) -> float | None:
+        """When the clip on offer was finished (its file's mtime), None without one: tells a new clip from the last."""
+        try:
+            return self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def start_recording(self) -> Path:
         """The path the recorder writes to; the finished clip stays offered until the new one replaces it."""
         _remove(self.recording_path)

@@ -21,6 +21,7 @@ from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
 from core.schema import CROP_SIZE, flip_keypoints
+from core.twins import FasterTwin
 from core.verifier import FaceVerifier, load_verifier
 
 
@@ -125,19 +126,20 @@ class FacePipeline:
         if self.recentre and self.recentre.locator:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
         self._model_path = Path(model_path)
-        self._live_predictor: KeypointPredictor | None = None
+        self._live_predictor: KeypointPredictor | FasterTwin | None = None
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
         self.refine_roll = refine_roll
 
     @property
-    def live_predictor(self) -> KeypointPredictor:
-        """The webcam's keypoint model: the int8 twin when the card says it keeps the validation NME
-        (trainer.ship measures it) and it was made from these weights, else the float one."""
+    def live_predictor(self) -> KeypointPredictor | FasterTwin:
+        """The webcam's keypoint model: when the card says the int8 twin keeps the validation NME
+        (trainer.ship measures it) and it was made from these weights, the int8 or float twin per
+        batch size, whichever this CPU runs faster (core.twins, measured on first use); else the float one."""
         if self._live_predictor is None:
-            live = self.predictor
+            live: KeypointPredictor | FasterTwin = self.predictor
             if self.predictor.card.inference.int8_live:
                 with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
-                    live = KeypointPredictor(self._model_path, int8=True)
+                    live = FasterTwin(self.predictor, KeypointPredictor(self._model_path, int8=True))
             self._live_predictor = live
         return self._live_predictor
 
@@ -241,7 +243,7 @@ class FacePipeline:
                 for c, s, k in zip(crops, shifted, located)]
 
     def keypoints_in_crops(self, gray: np.ndarray, crops: list[CropTransform],
-                           predictor: KeypointPredictor | None = None) -> list[np.ndarray]:
+                           predictor: KeypointPredictor | FasterTwin | None = None) -> list[np.ndarray]:
         """Image-pixel keypoints for each crop, all crops (and their mirrors) in one model call."""
         predictor = predictor or self.predictor
         images = np.stack([c.extract(gray) for c in crops])

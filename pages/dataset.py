@@ -57,8 +57,9 @@ with gallery:
     filters = ["all", "complete", "incomplete", *[f"missing {n}" for n in KEYPOINT_NAMES]]
     choice = st.selectbox("Show", (["pseudo-labelled"] if drawn else []) + filters)
     rows = np.array(sorted(drawn)) if choice == "pseudo-labelled" else explore.filter_rows(data, choice)
-    st.caption(f"{len(rows)} faces" + (f"; {len(drawn)} pseudo-labelled by run '{pseudo_run}': model-drawn points "
-                                       "magenta, real labels green" if drawn else ""))
+    shown = f"{len(rows)} face{'' if len(rows) == 1 else 's'}"
+    st.caption(shown + (f"; {len(drawn)} pseudo-labelled by run '{pseudo_run}': model-drawn points "
+                        "magenta, real labels green" if drawn else ""))
     if len(rows):
         pages = explore.pages(rows, TILES_PER_PAGE)
         page = st.number_input("Page", 1, len(pages), 1, key=f"gallery-page-{choice}")  # a new filter starts on page 1

@@ -93,7 +93,7 @@ else:
                                "picture, the table and the downloads.")
     faces, numbers = [faces[n - 1] for n in kept], kept
 
-hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=face_label, key=f"hide-{name}-{privacy}")
+hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=face_label, key=f"hide-{name}")
           if privacy != "off" and faces else [])
 result = render(image, faces, effect, hide=[numbers.index(n) for n in hidden], privacy=privacy)
 if show_rejected:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pages.ui import load_pipeline, page_setup  # isort: skip  (first: imports streamlit_webrtc before TensorFlow)
 
+import time
+
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
@@ -60,7 +62,7 @@ def live_readout() -> None:
         return
     s = current.live.stats()
     st.metric("Status", "Live")
-    st.metric("Processing", f"{s.ms_per_frame:.1f} ms/frame")
+    st.metric("ms/frame", f"{s.ms_per_frame:.1f}", help="Server time to process one frame (moving average).")
     st.metric("Frame rate", f"{s.fps:.0f} fps")
     st.metric("Faces", s.faces)
     st.caption(f"{s.frames} frames this stream, a face in {s.frames_with_face}")
@@ -71,15 +73,15 @@ with readout_column:
 
 
 @st.fragment(run_every=1.0)
-def clip_status(shown_ready: bool) -> None:
+def clip_status(shown: float | None) -> None:
     """Recording state, polled: the recorder starts just after START and closes its file just after STOP."""
     if ctx.video_processor is not None and clip.recording:
-        st.caption("Recording… press STOP to finish the clip.")
-    elif clip.ready != shown_ready:
+        st.caption("Recording… press STOP to finish the clip." + (" The last clip stays until then." if shown else ""))
+    elif clip.finished_at != shown:
         st.rerun()  # a clip was finished (or replaced): the whole page shows it with its download
     elif clip.recording:
         st.caption("Finishing the clip…")
-    elif not clip.ready:
+    elif shown is None:
         st.caption("Turn on **Record a clip**, then START and STOP.")
 
 
@@ -100,9 +102,11 @@ with snapshot_column:
                            on_click="ignore")
 with clip_column:
     st.subheader("Clip")
-    clip_ready = clip.ready
-    if clip_ready:
+    finished_at = clip.finished_at
+    if finished_at is not None:
         data = clip.path.read_bytes()
         st.video(data, format="video/mp4")
+        st.caption(f"Recorded at {time.strftime('%H:%M:%S', time.localtime(finished_at))}, "
+                   f"{len(data) / 1e6:.1f} MB. A new recording replaces it.")
         st.download_button("Download the clip (MP4)", data, "webcam-clip.mp4", "video/mp4", on_click="ignore")
-    clip_status(clip_ready)
+    clip_status(finished_at)

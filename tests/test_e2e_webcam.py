@@ -111,19 +111,23 @@ def _dark_on_eyes(frame_bgr: np.ndarray) -> float:
     return float((_gray_region(frame_bgr, EYE_BAND) < 40).mean())
 
 
-def _clip_frames(page: Page, path: Path) -> list[np.ndarray]:
-    clip_button = page.get_by_role("button", name="Download the clip (MP4)")
-    try:  # the recorder closes its file after STOP; on a busy machine that has taken over 30 s
-        expect(clip_button).to_be_visible(timeout=2 * STEP_MS)
-    except AssertionError:
-        page.screenshot(path=str(path.with_suffix(".png")), full_page=True)
-        raise AssertionError(f"no clip to download; the clip column says: "
-                             f"{page.get_by_text('clip', exact=False).all_inner_texts()}") from None
+def _clip_frames(page: Page, path: Path, previous: str | None = None) -> tuple[list[np.ndarray], str]:
+    """The clip on offer once it is a new one (its "Recorded at" caption differs from `previous`):
+    decoded frames and the caption."""
+    caption = page.get_by_text("Recorded at")
+    deadline = time.monotonic() + 2 * STEP_MS / 1000  # the recorder closes its file after STOP; on a busy
+    while not (caption.count() and caption.first.inner_text() != previous):  # machine that has taken over 30 s
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(path.with_suffix(".png")), full_page=True)
+            raise AssertionError(f"no new clip to download; the clip column says: "
+                                 f"{page.get_by_text('clip', exact=False).all_inner_texts()}")
+        page.wait_for_timeout(500)
     assert_no_exception(page)
+    shown = caption.first.inner_text()
     path.write_bytes(_download(page, "Download the clip (MP4)"))
     frames = video_frames(path, size=None, limit=100_000)
     assert len(frames) >= 30 and frames[0].shape[1] >= 320, (len(frames), frames[0].shape if frames else None)
-    return frames
+    return frames, shown
 
 
 def _record_one(page: Page, webrtc, at_least: int = 60) -> int:
@@ -168,7 +172,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         settle(page)
         choose(page, "Effect", "pixelate")
         _record_one(page, webrtc)
-        first = _clip_frames(page, tmp_path / "clip-pixelate.mp4")
+        first, first_caption = _clip_frames(page, tmp_path / "clip-pixelate.mp4")
         if has_face:
             distances = [_nearest_raw_distance(f, raw_faces) for f in first]
             shown = [i for i, d in enumerate(distances) if d < 8]
@@ -182,7 +186,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         linux = Path("/proc/self/stat").is_file()
         if linux:  # the stream's detection process ended with it
             assert _wait_for_detection_processes(server.proc.pid, 0) == []
-        second = _clip_frames(page, tmp_path / "clip-sunglasses.mp4")
+        second, _ = _clip_frames(page, tmp_path / "clip-sunglasses.mp4", previous=first_caption)
         if has_face:
             dark = [_dark_on_eyes(f) for f in second]
             bare = [i for i, d in enumerate(dark) if d < 0.12]
