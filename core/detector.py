@@ -141,6 +141,8 @@ class RollSearch:
     angles_deg: tuple[float, ...] = (-50.0, -25.0, 25.0, 50.0)
     copy_max_side: int = 400
     sensitivity_boost: int = 2
+    #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
+    scale_factor: float = 1.1
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
@@ -165,7 +167,7 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
         copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
         # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
         fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
-        inner = DetectorSettings(s.scale_factor, k, fraction, max(copy.shape))
+        inner = DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
         boxes = detector.detect(copy, inner).astype(np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             continue
