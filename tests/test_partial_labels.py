@@ -183,7 +183,8 @@ def test_the_pages_show_the_pseudo_label_stage_and_the_drawn_points(tmp_path, mo
     at.switch_page("pages/training.py").run()
     assert not at.exception, [e.value for e in at.exception]
     infos = [i.value for i in at.info]
-    assert any(i.startswith("Pseudo-labelling:") and "rows labelled" in i and "after stage 1" in i for i in infos), infos
+    assert any(i.startswith("Pseudo-labelling:") and "rows labelled" in i and "after stage 1" in i
+               for i in infos), infos
     assert any(c.value.startswith("Compute precision: ") for c in at.caption)
 
     at.switch_page("pages/dataset.py").run()
