@@ -4,7 +4,7 @@
 
 Prints, from one run, the median over `calls` single-face calls of: the float ONNX twin as the app
 loads it today (2 intra-op threads, no spinning), the same with one thread, the int8 twin (the one
-trainer.ship made beside the model, else core.model.quantize_onnx here, calibrated on detector crops
+trainer.ship made beside the model, else trainer.export.quantize_onnx here, calibrated on detector crops
 of ../shared/data/video, or on random crops without ../shared), and keras `model(x)`; with --baseline,
 another model's float twin in the same rounds (e.g. the previous shipped model: `git show
 REV:models/keypoints.keras`, and its .onnx). Goal (issue 15): one face <= 1 ms. The int8 twin's
@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 
 from core.detector import FaceDetector  # noqa: E402
 from core.geometry import crop_from_box  # noqa: E402
-from core.model import (KeypointPredictor, file_sha256, int8_path_for, load_keras_model, onnx_path_for,  # noqa: E402
-                        quantize_onnx, to_model_input)
+from core.model import KeypointPredictor, file_sha256, int8_path_for, onnx_path_for, to_model_input  # noqa: E402
 from core.paths import REPO_ROOT, SHIPPED_MODEL  # noqa: E402
+from trainer.export import load_keras_model, quantize_onnx  # noqa: E402
 
 VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.mp4"
 

@@ -24,11 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from core.card import read_card  # noqa: E402
-from core.model import load_keras_model, normalise_keypoints  # noqa: E402
+from core.model import normalise_keypoints  # noqa: E402
+from trainer.config import RecipeConfig, config_for  # noqa: E402
 from trainer.data import read_kaggle_csv  # noqa: E402
 from trainer.evaluate import evaluate_frames  # noqa: E402
 from trainer.events import EPOCH_END, PSEUDO_LABELS, RUN_START, read_events  # noqa: E402
-from trainer.recipe import RecipeConfig, config_for, make_split, predict_keypoints, train  # noqa: E402
+from trainer.export import load_keras_model  # noqa: E402
+from trainer.recipe import make_split, predict_keypoints, train  # noqa: E402
 
 #: bench_levers' short schedule: 2 stages x 6 epochs (--epochs) at batch 32, from random weights; the pseudo row
 #: adds the recipe's pseudo and final stages (as many epochs each).

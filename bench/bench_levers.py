@@ -24,7 +24,8 @@ from core.model import KeypointPredictor  # noqa: E402
 from trainer.augment import ROBUST_AUGMENTATION  # noqa: E402
 from trainer.evaluate import evaluate_frames  # noqa: E402
 from trainer.events import EPOCH_END, read_events  # noqa: E402
-from trainer.recipe import config_for, train  # noqa: E402
+from trainer.recipe import train  # noqa: E402
+from trainer.config import config_for  # noqa: E402
 
 #: The short schedule every lever trains on from random weights: 2 stages x 6 epochs at batch 32 (about 5 min
 #: each here), far from converged (the recipe reaches ~0.10 NME, its 135 epochs 0.062): it ranks how fast a

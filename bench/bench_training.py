@@ -25,11 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from core.model import build_model, normalise_keypoints, to_model_input  # noqa: E402
+from core.model import normalise_keypoints, to_model_input  # noqa: E402
+from trainer.architecture import build_model  # noqa: E402
 from trainer.augment import augment_batch  # noqa: E402
+from trainer.config import DEFAULT_PRESET, RecipeConfig, config_for  # noqa: E402
 from trainer.losses import make_loss  # noqa: E402
 from trainer.precision import choose_precision  # noqa: E402
-from trainer.recipe import DEFAULT_PRESET, RecipeConfig, augmented_batches, config_for  # noqa: E402
+from trainer.recipe import augmented_batches  # noqa: E402
 from trainer.synthetic import synthetic_faces  # noqa: E402
 
 PRECISIONS = ("float32", "bfloat16")

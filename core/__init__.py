@@ -1,6 +1,6 @@
 """Facial keypoint core: schema, detector, crop geometry, model, overlays and the pipeline.
 
-No core module imports Streamlit, `trainer` or `pages`, not even inside a function (tests/test_layering.py
-imports every core module and calls the functions that import lazily); Keras/TensorFlow load only when a
-model is built, read or exported, ONNX Runtime when one is run.
+Inference only: no core module imports Streamlit, `trainer`, `pages`, Keras or TensorFlow, not even inside
+a function (tests/test_layering.py reads every import and runs them). Models run as ONNX twins through ONNX
+Runtime; the trainer builds, trains and exports them (trainer.architecture, trainer.export).
 """

@@ -113,7 +113,7 @@ class Inference:
     #: core.pipeline.Recentring's fields, or None for no re-centring.
     recentre: dict | None = None
     chosen_on: str | None = None
-    #: The int8 twin (core.model.quantize_onnx) with the chosen option on the validation people: "nme",
+    #: The int8 twin (trainer.export.quantize_onnx) with the chosen option on the validation people: "nme",
     #: "float_nme", "frames_above_0.10", and "live" (true when it keeps the float NME, trainer.ship's
     #: INT8_NME_TOLERANCE): then the webcam runs it (core.pipeline.FacePipeline.live_predictor).
     int8: dict | None = None

@@ -83,7 +83,7 @@ class FacePipeline:
     the mean shape defaults to the card's (trainer.ship passes a model's before its card is written).
     `verifier`: a FaceVerifier, a path to one, False for none; default: the shipped one
     (core.verifier.load_verifier), or none with a log message when its files are missing.
-    `int8`: run the keypoint model's int8 twin (core.model.quantize_onnx; it must exist beside the model).
+    `int8`: run the keypoint model's int8 twin (trainer.export.quantize_onnx; it must exist beside the model).
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,

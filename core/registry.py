@@ -2,7 +2,7 @@
 the active-model pointer (runs/active_model.txt), shared by the pages, `python -m trainer` and `python -m core`.
 
 Switching writes the pointer atomically; pages re-read it on every run, so a switch takes effect
-without a restart. Nothing here imports Streamlit, `trainer` or (until a model is checked) Keras.
+without a restart. Nothing here imports Streamlit, `trainer` or Keras: a model is checked through its ONNX twin.
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def active_model_path() -> Path:
 
 def activate(run_name: str) -> Path:
     """Make runs/<run_name>/model.keras (or the shipped model, for 'shipped') active, after checking
-    that it loads and gives finite keypoints inside the crop (core.model.validate_model)."""
+    that its ONNX twin is current and gives finite keypoints inside the crop (core.model.validate_model).
+    `python -m trainer activate` makes a missing or stale twin first."""
     root = runs_dir()
     target = SHIPPED_MODEL if run_name == SHIPPED_NAME else safe_run_dir(run_name, root) / "model.keras"
     validate_model(target)  # raises ModelError with a clear message when missing, unreadable or unusable

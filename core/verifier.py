@@ -6,8 +6,8 @@ draws a face on them. The verifier reads the same crop the keypoint model would 
 rejected. The threshold was chosen on validation people to keep >= 99.7% of true faces
 (trainer.verifier, which trains it; its card beside the model records precision and recall).
 
-Runs through ONNX Runtime like the keypoint model (core.model.OnnxModel); it costs well under
-1 ms a box (bench/bench_verifier.py). When the verifier files are missing the app works without it.
+Runs through ONNX Runtime like the keypoint model (core.model.OnnxModel); bench/bench_verifier.py
+measures its cost per box. When the verifier files are missing the app works without it.
 """
 from __future__ import annotations
 

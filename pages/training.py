@@ -17,8 +17,8 @@ from core.registry import activate, active_model_path, safe_run_dir
 from trainer import archive as model_archive
 from trainer import events as ev
 from trainer import explore, form, jobs, runfolders
+from trainer.config import config_for
 from trainer.precision import choose_precision
-from trainer.recipe import config_for
 
 page_setup("Training")
 st.title("Training")
@@ -235,10 +235,14 @@ if exportable:
                                format_func=lambda r: "the shipped model" if r == "shipped" else r)
     # Bytes, not a deferred callable: the live view's fragment reruns drop deferred files before the click.
     archive_of = st.cache_data(model_archive.archive_bytes, max_entries=2, show_spinner="Packing the model...")
-    packed = archive_of(to_export, model_archive.model_for(to_export).stat().st_mtime)
-    down.download_button("Download model archive", packed, file_name=f"{to_export}.zip", mime="application/zip",
-                         on_click="ignore")
-    down.caption(f"{to_export}.zip, {len(packed) / 2**20:.1f} MB")
+    try:
+        packed = archive_of(to_export, model_archive.model_for(to_export).stat().st_mtime)
+    except ModelError as exc:  # its ONNX twin is missing or stale: the message names the command that makes it
+        down.warning(str(exc))
+    else:
+        down.download_button("Download model archive", packed, file_name=f"{to_export}.zip", mime="application/zip",
+                             on_click="ignore")
+        down.caption(f"{to_export}.zip, {len(packed) / 2**20:.1f} MB")
 with up.form("import-model", border=False):  # one run when the person clicks Import, not one per widget
     uploaded = st.file_uploader("Model archive (.zip)", type=["zip"], key="import-archive")
     import_name = st.text_input("Name of the new run", key="import-name",

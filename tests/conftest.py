@@ -42,7 +42,8 @@ def photos(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A small untrained keypoint model saved (with its ONNX twin) by the test session itself."""
-    from core.model import build_model, save_model
+    from trainer.architecture import build_model
+    from trainer.export import save_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     save_model(build_model(widths=(8, 16, 32, 64, 128)), path)

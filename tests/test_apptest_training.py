@@ -34,7 +34,7 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
     from streamlit.testing.v1 import AppTest
 
     from trainer import form
-    from trainer.recipe import config_for
+    from trainer.config import config_for
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("pages/training.py").run()

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from core.card import ModelCard
-from core.model import KeypointPredictor, build_model, load_keras_model, save_model
+from core.model import KeypointPredictor
 from core.pipeline import FacePipeline
 from core.registry import active_model_path
 from trainer import runfolders
+from trainer.architecture import build_model
 from trainer.archive import ArchiveError, export_archive, import_archive
 from trainer.cli import main
+from trainer.export import load_keras_model, save_model
 
 WIDTHS = (4, 8, 8, 16, 16)
 

@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.model import ModelError, build_model, model_file_problem, validate_model
+from core.model import ModelError, model_file_problem, onnx_path_for, validate_model
 from core.registry import POINTER_NAME, activate, safe_run_dir
 from core.userfiles import PathNotAllowed, prune_uploads, resolve_server_path, save_upload, stored_name
 from tests.conftest import REPO
 from tests.helpers import synthetic_faces, write_synthetic_csv
 from trainer import jobs, runfolders
+from trainer.architecture import build_model
+from trainer.config import RecipeConfig, config_for
 from trainer.data import DatasetError, read_kaggle_csv, write_kaggle_csv
-from trainer.recipe import RecipeConfig, config_for, train
+from trainer.export import save_model
+from trainer.recipe import train
 from trainer.runs import Run, RunBusyError
 
 TINY_WIDTHS = (4, 4, 8, 8, 8)
@@ -56,6 +59,7 @@ def runs(tmp_path, monkeypatch, tiny_model_path):
     good = root / "good"
     good.mkdir(parents=True)
     (good / "model.keras").write_bytes(tiny_model_path.read_bytes())
+    (good / "model.onnx").write_bytes(onnx_path_for(tiny_model_path).read_bytes())
     (good / "config.json").write_text(json.dumps(RecipeConfig(widths=(8, 16, 32, 64, 128)).to_dict()))
     (good / "model.json").write_text(json.dumps({"metrics": {"test_rmse_px": 3.0}, "data": {}, "wall_s": 60}))
     activate("good")
@@ -77,9 +81,7 @@ def save_broken_model(path: Path, bias: float) -> Path:
     weights[-2] = np.zeros_like(weights[-2])
     weights[-1] = np.full_like(weights[-1], bias)
     model.set_weights(weights)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    return path
+    return save_model(model, path)  # with its ONNX twin, which the app would run
 
 
 # ---------------------------------------------------------------- models: never activate or ship a broken one

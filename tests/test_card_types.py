@@ -10,7 +10,8 @@ from core.card import ModelCard, VerifierCard, read_card
 from core.paths import SHIPPED_VERIFIER
 from core.schema import KEYPOINT_NAMES
 from trainer.cards import command_line, run_card
-from trainer.recipe import RecipeConfig, make_split
+from trainer.config import RecipeConfig
+from trainer.recipe import make_split
 from trainer.runs import Run
 from trainer.synthetic import synthetic_faces
 

@@ -8,8 +8,9 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from core.model import build_model, load_keras_model, save_model
 from core.paths import SHIPPED_MODEL
+from trainer.architecture import build_model
+from trainer.export import load_keras_model, save_model
 
 WIDTHS = (4, 8, 8, 16, 16)
 

@@ -9,10 +9,11 @@ import sys
 
 from playwright.sync_api import expect
 
-from core.model import load_keras_model
+from core.model import onnx_path_for
 from tests.conftest import REPO
 from tests.e2e import screenshot, settle
 from tests.helpers import write_synthetic_csv
+from trainer.export import load_keras_model
 
 SCREENSHOT = "/tmp/fks-training.png"
 expect.set_options(timeout=30_000)  # a shared 2-core machine can take more than the 5 s default to rerun
@@ -23,6 +24,7 @@ def _setup(tmp_path, tiny_model_path):
     (runs / "previous").mkdir(parents=True)
     previous = runs / "previous" / "model.keras"
     shutil.copy(tiny_model_path, previous)
+    shutil.copy(onnx_path_for(tiny_model_path), onnx_path_for(previous))  # its twin: the app never exports one
     (runs / "active_model.txt").write_text(str(previous))
     data = write_synthetic_csv(tmp_path / "faces.csv", n=40, incomplete_every=5, people=10)
     return runs, previous, data

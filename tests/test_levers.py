@@ -7,11 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from core.model import HEADS, KeypointPredictor, build_model, inference_copy, load_keras_model, validate_model
+from core.model import KeypointPredictor, validate_model
 from tests.helpers import write_synthetic_csv
 from trainer import events as ev
+from trainer.architecture import HEADS, build_model, inference_copy
 from trainer.augment import ROBUST_AUGMENTATION, AugmentConfig, augment_batch, augment_one, blur, occlude
-from trainer.recipe import Cancelled, RecipeConfig, train
+from trainer.config import RecipeConfig
+from trainer.export import load_keras_model
+from trainer.recipe import Cancelled, train
 
 TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,), epochs_per_stage=2,
             pseudo_label=False, test_size=8, val_fraction=0.2)
@@ -136,8 +139,8 @@ def test_strong_augmentation_keeps_labelled_points_inside_the_crop():
 
 
 def test_an_ensemble_is_one_finished_run_whose_output_is_its_members_mean(tmp_path, monkeypatch):
-    from core.model import average_models
     from trainer import runfolders
+    from trainer.architecture import average_models
     from trainer.cli import main
     from trainer.ensemble import ensemble
 

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from core.model import (KeypointPredictor, ModelError, build_model, denormalise_keypoints, load_keras_model,
-                        normalise_keypoints, onnx_path_for, to_model_input)
+from core.model import (
+    KeypointPredictor,
+    ModelError,
+    denormalise_keypoints,
+    normalise_keypoints,
+    onnx_path_for,
+    to_model_input,
+    twin_problem,
+)
+from trainer.architecture import build_model
+from trainer.export import load_keras_model
 
 
 def test_architecture_follows_the_recipe():
@@ -28,7 +37,7 @@ def test_onnx_inference_matches_keras(tiny_model_path):
     for layer in model.layers:
         if layer.__class__.__name__ == "BatchNormalization":
             layer.moving_mean.assign(np.random.default_rng(1).normal(0, 0.1, layer.moving_mean.shape))
-    from core.model import save_model
+    from trainer.export import save_model
 
     path = save_model(model, tiny_model_path.parent / "stats.keras")
     predictor = KeypointPredictor(path)
@@ -40,26 +49,52 @@ def test_onnx_inference_matches_keras(tiny_model_path):
     np.testing.assert_allclose(one[0], denormalise_keypoints(keras_out[0]), atol=1e-2)
 
 
-def test_stale_or_missing_onnx_is_re_exported(tiny_model_path, tmp_path):
+def test_a_missing_or_stale_twin_is_refused_with_the_command_and_the_trainer_makes_it(tiny_model_path, tmp_path):
     import os
     import shutil
 
+    from trainer.export import ensure_onnx_twin, export_onnx
+
     copy = tmp_path / "copy.keras"
     shutil.copy(tiny_model_path, copy)
+    assert twin_problem(copy) == "missing"
+    with pytest.raises(ModelError, match=f"copy.onnx is missing.*python -m trainer twin {copy}"):
+        KeypointPredictor(copy)  # core never exports: it says what to run
     assert not onnx_path_for(copy).exists()
-    KeypointPredictor(copy)
+    assert ensure_onnx_twin(copy) is True
     exported = onnx_path_for(copy).read_bytes()
     os.utime(onnx_path_for(copy), (1, 1))  # older than the .keras, as after a git checkout: still current
-    KeypointPredictor(copy)
+    assert twin_problem(copy) is None and ensure_onnx_twin(copy) is False
     assert onnx_path_for(copy).read_bytes() == exported
-    other = build_model(widths=(4, 4, 4, 4, 4))  # an ONNX file of other weights is replaced
-    from core.model import export_onnx
-
-    export_onnx(other, onnx_path_for(copy), source_sha256="something else")
-    predictor = KeypointPredictor(copy)
+    export_onnx(build_model(widths=(4, 4, 4, 4, 4)), onnx_path_for(copy), source_sha256="something else")
+    assert twin_problem(copy) == "stale"
+    with pytest.raises(ModelError, match="copy.onnx is stale"):
+        KeypointPredictor(copy)
+    onnx_path_for(copy).write_bytes(b"not onnx")
+    assert twin_problem(copy) == "unreadable"
+    assert ensure_onnx_twin(copy) is True  # the trainer replaces it with the export of these weights
     keras_model = load_keras_model(copy)
     x = to_model_input(np.zeros((1, 96, 96), np.uint8))
-    np.testing.assert_allclose(predictor.predict_normalised(x), keras_model(x, training=False).numpy(), atol=1e-4)
+    np.testing.assert_allclose(KeypointPredictor(copy).predict_normalised(x), keras_model(x, training=False).numpy(),
+                               atol=1e-4)
+
+
+def test_twin_command_makes_the_twin_the_app_asks_for(tiny_model_path, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    copy = tmp_path / "cli.keras"
+    shutil.copy(tiny_model_path, copy)
+    with pytest.raises(ModelError) as refused:
+        KeypointPredictor(copy)
+    command = str(refused.value).split("Make it with: ")[1].split()
+    out = subprocess.run([sys.executable, *command[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "exported" in out.stdout and twin_problem(copy) is None
+    assert KeypointPredictor(copy).predict_crops(np.zeros((96, 96), np.uint8)).shape == (1, 15, 2)
 
 
 def test_missing_and_corrupt_model_files_raise_model_error(tmp_path):
@@ -74,13 +109,15 @@ def test_missing_and_corrupt_model_files_raise_model_error(tmp_path):
 def test_int8_twin_is_close_to_the_float_model_and_tied_to_its_weights(tiny_model_path, tmp_path):
     import shutil
 
-    from core.model import file_sha256, int8_path_for, quantize_onnx
+    from core.model import file_sha256, int8_path_for
+    from trainer.export import quantize_onnx
 
     copy = tmp_path / "int8.keras"
     shutil.copy(tiny_model_path, copy)
     with pytest.raises(ModelError, match="no int8 twin"):
         KeypointPredictor(copy, int8=True)
-    float_predictor = KeypointPredictor(copy)  # exports the float twin
+    shutil.copy(onnx_path_for(tiny_model_path), onnx_path_for(copy))
+    float_predictor = KeypointPredictor(copy)
     crops = np.random.default_rng(5).integers(0, 256, (16, 96, 96), dtype=np.uint8)
     quantize_onnx(onnx_path_for(copy), crops, int8_path_for(copy), file_sha256(copy))
     int8 = KeypointPredictor(copy, int8=True)

@@ -57,7 +57,7 @@ def test_the_default_preset_decides_per_cpu_and_the_run_records_it(tmp_path, mon
     assert recorded["mixed_precision"] == "auto" and recorded["precision"]["compute"] == "float32"
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in recorded["precision"]["reason"] or "no bf16" in recorded["precision"]["reason"]
     assert card.config["precision"] == recorded["precision"]
-    from core.model import load_keras_model
+    from trainer.export import load_keras_model
 
     assert load_keras_model(tmp_path / "run" / "checkpoint.keras").get_layer("conv2").compute_dtype == "float32"
     # resumed elsewhere (another cap), the run keeps the choice it started with

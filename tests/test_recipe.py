@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from core.card import read_card
-from core.model import KeypointPredictor, load_keras_model
+from core.model import KeypointPredictor
 from tests.helpers import write_synthetic_csv
 from trainer import events as ev
-from trainer.recipe import Cancelled, RecipeConfig, train
+from trainer.config import RecipeConfig
+from trainer.export import load_keras_model
+from trainer.recipe import Cancelled, train
 
 TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,), epochs_per_stage=1,
             pseudo_stages=((1e-4, 16),), final_stages=((1e-5, 16),), test_size=8, val_fraction=0.2)
@@ -58,7 +60,7 @@ def test_every_stage_runs_and_yields_a_loadable_model_with_ordered_events(tiny_c
 
 def test_pseudo_labels_fill_only_missing_values():
     from tests.helpers import synthetic_faces
-    from core.model import build_model
+    from trainer.architecture import build_model
     from trainer.recipe import fill_pseudo_labels
 
     data = synthetic_faces(8, incomplete_every=2)
@@ -100,7 +102,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import sys
-from trainer.recipe import RecipeConfig, train
+from trainer.recipe import train
+from trainer.config import RecipeConfig
 config = RecipeConfig(data=sys.argv[1], strategy="mirrored", widths=(4, 8, 8, 16, 16), learning_rates=(1e-3,),
                       batch_sizes=(16,), epochs_per_stage=1, pseudo_label=False, test_size=8, val_fraction=0.2)
 train(config, sys.argv[2])
@@ -121,7 +124,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_csv, tmp_path):
 
 
 def test_config_for_merges_preset_fields_and_augmentation():
-    from trainer.recipe import config_for
+    from trainer.config import config_for
 
     c = config_for("quick", {"max_rotation_deg": 5}, data="x.csv", epochs_per_stage=None, test_size=8)
     assert c.widths == (8, 16, 32, 64, 128) and c.epochs_per_stage == 1  # preset kept where None
@@ -149,7 +152,7 @@ def test_jitter_copies_follow_their_frame_into_training_only():
 
 
 def test_fine_tuning_starts_from_the_parent_weights_and_refuses_a_leaky_split(tiny_csv, tmp_path):
-    from core.model import build_model
+    from trainer.architecture import build_model
     from trainer.data import read_kaggle_csv
     from trainer.recipe import make_split, start_from_weights
 

@@ -9,7 +9,7 @@ import pytest
 from trainer import jobs
 from trainer.cards import command_line
 from trainer.cli import _parser, config_from_args
-from trainer.recipe import RecipeConfig, config_for
+from trainer.config import RecipeConfig, config_for
 
 
 def test_a_page_run_records_a_command_that_trains_the_same_config(tmp_path, monkeypatch):

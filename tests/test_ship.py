@@ -8,7 +8,8 @@ from core.card import DataSummary, ModelCard
 from core.pipeline import FacePipeline
 from tests.helpers import write_synthetic_csv
 from trainer import ship as ship_module
-from trainer.recipe import RecipeConfig, train
+from trainer.config import RecipeConfig
+from trainer.recipe import train
 from trainer.ship import LOCATOR_NAME, choose_option, inference_options, ship
 
 TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3,), batch_sizes=(16,), epochs_per_stage=1,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from core.card import card_path_for
-from core.model import ModelError, save_model
+from core.model import ModelError
+from trainer.export import save_model
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.images import load_image
 from core.pipeline import FacePipeline

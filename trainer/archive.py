@@ -8,7 +8,7 @@ and registered back as a run folder.
 
 An archive comes from people, so import checks everything before anything lands in runs/: the zip's
 size and members (no zip bombs, no paths, nothing missing or extra), then each model with
-core.model.validate_model (safe_mode load, shapes, a finite test inference inside the crop). The run
+trainer.export.validate_keras_model (safe_mode load, shapes, a finite test inference inside the crop). The run
 is staged in a hidden folder and renamed into place; an existing run is never overwritten, and an
 imported run never becomes the active model by itself.
 """
@@ -26,14 +26,13 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-import onnx
-
 from core.card import ModelCard, card_path_for
 from core.files import atomic_path, write_json_atomic
-from core.model import SOURCE_KEY, ModelError, export_onnx, file_sha256, load_keras_model, onnx_path_for, validate_model
+from core.model import ModelError, file_sha256, onnx_path_for, twin_command, twin_problem
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import SHIPPED_NAME, safe_run_dir
-from trainer.recipe import RecipeConfig
+from trainer.config import RecipeConfig
+from trainer.export import export_onnx, load_keras_model, validate_keras_model
 
 MODEL, ONNX, CARD = "model.keras", "model.onnx", "model.json"
 #: A locator file named by a card: a plain file name, never a path.
@@ -101,25 +100,23 @@ def archive_bytes(run: str, model_mtime: float = 0.0) -> bytes:
 
 
 def _write_zip(stream: BinaryIO, files: dict[str, Path], card: ModelCard) -> list[str]:
-    # Models are stored as they are: deflating the shipped pair saves 8% (24.4 -> 22.4 MB) at 9x the time (0.8 s).
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as zf:
+    # Models are stored as they are: deflating them saves little and costs several times the time.
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as zf:
         for name, keras_path in files.items():
             zf.write(keras_path, name)
-            zf.write(_current_onnx(keras_path, Path(tmp) / name), onnx_path_for(name).name)
+            zf.write(_current_onnx(keras_path), onnx_path_for(name).name)
         zf.writestr(CARD, json.dumps(card.to_dict(), indent=1), compress_type=zipfile.ZIP_DEFLATED)
         return zf.namelist()
 
 
-def _current_onnx(keras_path: Path, fallback: Path) -> Path:
-    """The ONNX twin beside `keras_path` when it was exported from these weights, else a fresh export at `fallback`."""
-    sha, twin = file_sha256(keras_path), onnx_path_for(keras_path)
-    try:
-        props = {p.key: p.value for p in onnx.load(twin, load_external_data=False).metadata_props}
-        if props.get(SOURCE_KEY) == sha:
-            return twin
-    except Exception:  # missing or unreadable twin: export it
-        pass
-    return export_onnx(load_keras_model(keras_path), onnx_path_for(fallback), source_sha256=sha)
+def _current_onnx(keras_path: Path) -> Path:
+    """The ONNX twin beside `keras_path`, which must have been exported from these weights: packing an archive
+    (also on the Training page, in the server) never exports one."""
+    problem = twin_problem(keras_path)
+    if problem:
+        raise ModelError(f"The ONNX twin of {keras_path.name} is {problem}; make it with: "
+                         f"{twin_command(keras_path)}, then export again.")
+    return onnx_path_for(keras_path)
 
 
 def import_archive(source: str | os.PathLike | BinaryIO, run_name: str | None = None,
@@ -215,7 +212,7 @@ def _stage(zf: zipfile.ZipFile, card: ModelCard, staging: Path, name: str) -> No
         path = staging / member
         path.write_bytes(_read_member(zf, member, MAX_MEMBER_BYTES))
         try:
-            validate_model(path)
+            validate_keras_model(path)
         except ModelError as exc:
             reason = str(exc).replace(f"{staging}{os.sep}", "").replace(str(staging), "")  # no server paths
             raise ArchiveError(f"The archive's {member} was refused: {reason}") from None

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from core.card import read_card
+from core.model import onnx_path_for
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, SHIPPED_VERIFIER, runs_dir
-from core.model import HEADS
-from core.registry import activate, active_model_path, safe_run_dir
+from core.registry import SHIPPED_NAME, activate, active_model_path, safe_run_dir
+from trainer.architecture import HEADS
 from trainer.losses import LOSSES
 from trainer.presets import DEFAULT_PRESET, PRESET_NAMES
 
@@ -67,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--init-from", help="start from this .keras model's weights (fine-tune) instead of random ones")
     tr.add_argument("--no-pseudo", action="store_true", help="skip pseudo-labeling and the final cycle")
     tr.add_argument("--loss", choices=LOSSES, help="mse (the recipe), l1 or wing (trainer.losses)")
-    tr.add_argument("--head", choices=HEADS, help="gap (the recipe), flatten or softargmax (core.model.build_model)")
+    tr.add_argument("--head", choices=HEADS,
+                    help="gap (the recipe), flatten or softargmax (trainer.architecture.build_model)")
     tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                     help="force bfloat16 compute (or float32 with --no-mixed-precision); default: the preset's "
                          "(studio: bfloat16 only where the CPU has bf16 instructions); the saved model is float32")
@@ -128,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
 
     act = sub.add_parser("activate", help="make a run's model (or 'shipped') the one the app uses")
     act.add_argument("run", help="run name, or 'shipped'")
+
+    tw = sub.add_parser("twin", help="make (or refresh) the ONNX twin the app runs beside .keras files")
+    tw.add_argument("models", nargs="+", help=".keras files (a keypoint model, a locator or the face verifier)")
     return p
 
 
@@ -137,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "train": _train, "evaluate": _evaluate,
                     "activate": _activate, "ship": _ship,
                     "train-verifier": _train_verifier, "phantoms": _phantoms,
-                    "export": _export, "import-model": _import_model, "ensemble": _ensemble}
+                    "export": _export, "import-model": _import_model, "ensemble": _ensemble,
+                    "twin": _twin}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; the run can be resumed with the same command", file=sys.stderr)
@@ -185,7 +191,7 @@ def _kaggle_shape(args) -> int:
 
 def config_from_args(args):
     """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
-    from trainer.recipe import config_for
+    from trainer.config import config_for
 
     try:
         fields = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -209,7 +215,8 @@ def config_from_args(args):
 def _train(args) -> int:
     from trainer import distributed
     from trainer import events as ev
-    from trainer.recipe import Cancelled, RecipeConfig, train
+    from trainer.recipe import Cancelled, train
+    from trainer.config import RecipeConfig
 
     if (args.workers is None) != (args.worker_index is None):
         raise ValueError("--workers and --worker-index go together (or set TF_CONFIG).")
@@ -264,9 +271,8 @@ def _evaluate(args) -> int:
 
 
 def _ship(args) -> int:
-    from trainer.ship import ship
-
     from core.paths import SHIPPED_MODEL
+    from trainer.ship import ship
 
     card = ship(args.run, args.frames, target=Path(args.to) if args.to else SHIPPED_MODEL, locator_run=args.locator)
     print(json.dumps({"inference": card.to_dict().get("inference"), "end_to_end": card.end_to_end}, indent=1))
@@ -334,8 +340,20 @@ def _ensemble(args) -> int:
 
 
 def _activate(args) -> int:
+    from trainer.export import ensure_onnx_twin
+
+    ensure_onnx_twin(SHIPPED_MODEL if args.run == SHIPPED_NAME else safe_run_dir(args.run) / "model.keras")
     path = activate(args.run)
     print(f"active model: {path}")
+    return 0
+
+
+def _twin(args) -> int:
+    from trainer.export import ensure_onnx_twin
+
+    for model in map(Path, args.models):
+        made = ensure_onnx_twin(model)
+        print(f"{onnx_path_for(model)}: {'exported' if made else 'already made from these weights'}")
     return 0
 
 

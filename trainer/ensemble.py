@@ -1,6 +1,6 @@
 """Average finished runs into one model (`python -m trainer ensemble A B --run NAME`).
 
-The ensemble is an ordinary finished run: one `.keras` file (core.model.average_models) with its
+The ensemble is an ordinary finished run: one `.keras` file (trainer.architecture.average_models) with its
 ONNX twin and card, so evaluation, shipping, the pages and archives treat it like any model. Its
 members must share the split (the same test and validation people), or the ensemble would be
 tested on people one of its members trained on.
@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 
 from core.card import ModelCard
-from core.model import average_models, file_sha256, load_keras_model, save_model, validate_model
+from core.model import file_sha256
 from core.paths import runs_dir
 from core.registry import safe_run_dir
+from trainer.architecture import average_models
 from trainer.archive import write_finished_run_files
 from trainer.cards import command_line
+from trainer.export import load_keras_model, save_model, validate_keras_model
 from trainer.runs import MODEL_FILE
 from trainer.ship import model_of
 
@@ -48,7 +50,7 @@ def ensemble(members: list[str], run_name: str, root: str | os.PathLike | None =
     staging = Path(tempfile.mkdtemp(prefix=".ensemble-", dir=root))
     try:
         save_model(average_models([load_keras_model(p) for p in paths]), staging / MODEL_FILE)
-        validate_model(staging / MODEL_FILE)
+        validate_keras_model(staging / MODEL_FILE)
         card.write(staging / MODEL_FILE)
         os.rename(staging, target)
     finally:

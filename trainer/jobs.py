@@ -20,9 +20,10 @@ from pathlib import Path
 from core.files import write_json_atomic
 from core.paths import REPO_ROOT, runs_dir
 from core.registry import safe_run_dir
-from trainer.recipe import RecipeConfig
+from trainer.config import RecipeConfig
 from trainer.runfolders import job_of, pid_alive, status
 from trainer.runs import Run
+
 
 class BusyError(RuntimeError):
     """Another training run is in progress."""

@@ -60,7 +60,8 @@ def write_kaggle_shaped(source: str | os.PathLike, out: str | os.PathLike, test_
     """Read a complete imported file, blank the training people's rows (kaggle_shaped) and write it with
     `<out>.report.json`. The split is the recipe's for `test_size`, `val_fraction` and `split_seed`
     (train's --test-size and seed), and is checked to be the same on the written file."""
-    from trainer.recipe import RecipeConfig, make_split  # keras stays unimported: recipe imports it lazily
+    from trainer.config import RecipeConfig
+    from trainer.recipe import make_split  # keras stays unimported: recipe imports it lazily
 
     data = read_kaggle_csv(source)
     if data.groups is None:

@@ -17,7 +17,7 @@ import pandas as pd
 from core.card import DataSummary, ModelCard, card_path_for, read_card
 from core.paths import runs_dir
 from trainer import events as ev
-from trainer.recipe import RecipeConfig
+from trainer.config import RecipeConfig
 from trainer.runs import MODEL_FILE
 
 

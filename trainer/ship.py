@@ -26,15 +26,17 @@ import numpy as np
 
 from core.card import Inference, ModelCard, card_path_for
 from core.files import atomic_path
-from core.model import (file_sha256, inference_copy, int8_path_for, load_keras_model, onnx_path_for, quantize_onnx,
-                        save_model, validate_model)
+from core.model import file_sha256, int8_path_for, onnx_path_for
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, runs_dir
 from core.pipeline import Recentring
 from core.registry import safe_run_dir
+from trainer.architecture import inference_copy
 from trainer.cards import face_offset_p99
+from trainer.config import RecipeConfig
 from trainer.data import read_kaggle_csv
 from trainer.evaluate import evaluate_frames
-from trainer.recipe import RecipeConfig, make_split
+from trainer.export import load_keras_model, quantize_onnx, save_model, validate_keras_model
+from trainer.recipe import make_split
 
 LOCATOR_NAME = "keypoints-locator.keras"
 #: Re-centring thresholds tried on the validation people, as multiples of the card's train_offset_p99_px.
@@ -77,7 +79,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
          locator_run: str | None = None) -> ModelCard:
     """Copy a run's model (or a .keras file with its card) to `target`, measured on `frames` when given."""
     model_path = model_of(run_name)
-    validate_model(model_path)  # a model with broken output is never shipped
+    validate_keras_model(model_path)  # a model with broken output is never shipped
     card = ModelCard.read(model_path)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model.keras"
@@ -113,7 +115,7 @@ def _stage_locator(locator_run: str, card: ModelCard, staged: Path) -> dict:
     locator_card = ModelCard.read(locator_path)
     if sorted(locator_card.data.test_people or []) != sorted(card.data.test_people or []):
         raise ValueError(f"run {locator_run} was tested on other people than the model; it cannot be its locator.")
-    validate_model(locator_path)
+    validate_keras_model(locator_path)
     save_model(inference_copy(load_keras_model(locator_path)), staged)
     report = _import_report(locator_card.data.source) or locator_card.data.import_report or {}
     locator_card.model = staged.name

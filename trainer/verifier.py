@@ -29,9 +29,11 @@ from core.card import VerifierCard, read_card
 from core.detector import DetectorSettings, FaceDetector
 from core.files import atomic_path
 from core.geometry import box_iou, crop_from_box
-from core.model import conv_blocks, inference_copy, save_model, to_model_input
+from core.model import to_model_input
 from core.schema import CROP_SHAPE, CROP_SIZE
+from trainer.architecture import conv_blocks, inference_copy
 from trainer.augment import AugmentConfig, augment_batch
+from trainer.export import save_model
 from trainer.frames import FrameSource, person_of
 
 #: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI

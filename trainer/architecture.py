@@ -1,0 +1,119 @@
+"""The keypoint CNN the recipe trains: the trunk, its heads, ensembles and the float32 inference copy.
+
+Training code only: the app runs the ONNX twin of a saved model (core.model), so nothing here is
+imported by core or the pages. Keras is imported inside each function, so importing this module
+(e.g. for `HEADS` in the CLI's help) stays cheap.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.schema import CROP_SHAPE, NUM_KEYPOINTS
+
+if TYPE_CHECKING:
+    import keras
+
+DEFAULT_WIDTHS: tuple[int, ...] = (32, 64, 128, 256, 512)
+DROPOUT_RATE = 0.2
+DROPOUT_BLOCKS = 3
+
+
+#: Heads on the trunk. "gap" is the recipe's (global average pooling: position is left for the
+#: channels to encode); "flatten" keeps the last feature map's 3x3 layout; "softargmax" reads each
+#: keypoint as the expected position under a softmax heatmap on the trunk's last map, pooled once
+#: less (6x6), built from stock layers only so safe_mode loading and the ONNX export need nothing custom.
+HEADS: tuple[str, ...] = ("gap", "flatten", "softargmax")
+
+
+def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT_RATE, head: str = "gap",
+                mixed_precision: bool = False) -> keras.Model:
+    """The recipe's loosely-VGG16 CNN: one 3x3 conv + batch norm + ReLU + max-pool per width,
+    dropout in the first three blocks, then a head (HEADS) to 30 outputs.
+
+    mixed_precision: the trunk computes in bfloat16 (faster on CPUs with AMX/AVX-512 bf16); the
+    outputs stay float32, and `inference_copy` turns the trained model into a plain float32 one."""
+    import keras
+    from keras import layers
+
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)} (got {head!r})")
+    policy = "mixed_bfloat16" if mixed_precision else None
+    inputs = keras.Input(CROP_SHAPE, name="face")
+    x = conv_blocks(inputs, widths, dropout, dtype=policy, pool_last=head != "softargmax")
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap", dtype=policy)(x)
+        outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints", dtype="float32")(x)
+    elif head == "flatten":
+        x = layers.Flatten(name="flatten", dtype=policy)(x)
+        outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints", dtype="float32")(x)
+    else:
+        outputs = _softargmax_head(x)
+    return keras.Model(inputs, outputs, name="facial_keypoints")
+
+
+def _softargmax_head(features: Any) -> Any:
+    """One heatmap per keypoint (1x1 conv), softmax over its cells, then the expected (x, y) in the
+    normalised output units: a frozen Dense whose kernel holds each cell centre's coordinates."""
+    import keras
+    from keras import layers
+
+    side = int(features.shape[1])
+    heatmaps = layers.Conv2D(NUM_KEYPOINTS, 1, name="heatmaps", dtype="float32")(features)
+    flat = layers.Reshape((side * side, NUM_KEYPOINTS), name="cells")(heatmaps)
+    probabilities = layers.Softmax(axis=1, name="softmax")(flat)
+    per_keypoint = layers.Permute((2, 1), name="per_keypoint")(probabilities)  # (15, cells)
+    centres = (np.arange(side, dtype=np.float32) + 0.5) / side * 2 - 1  # cell centres in [-1, 1]
+    grid_y, grid_x = np.meshgrid(centres, centres, indexing="ij")
+    expect = layers.Dense(2, use_bias=False, trainable=False, name="expected_xy",
+                          kernel_initializer=keras.initializers.Constant(np.stack([grid_x.ravel(), grid_y.ravel()], 1)))
+    return layers.Flatten(name="keypoints")(expect(per_keypoint))  # x, y per keypoint in schema order
+
+
+def average_models(models: Sequence[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of `models`' outputs: an ensemble that saves as one `.keras` file
+    and runs as one ONNX graph, so every caller of a keypoint model runs it unchanged."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(CROP_SHAPE, name="face")
+    members = [keras.Model(m.inputs[0], m.outputs[0], name=f"member{i + 1}")(inputs) for i, m in enumerate(models)]
+    return keras.Model(inputs, layers.Average(name="keypoints_mean")(members), name="facial_keypoints_ensemble")
+
+
+def conv_blocks(x: Any, widths: Sequence[int], dropout: float = 0.0, dropout_blocks: int = DROPOUT_BLOCKS,
+                dtype: str | None = None, pool_last: bool = True) -> Any:
+    """One 3x3 conv + batch norm + ReLU + 2x2 max-pool per width (dropout after the first
+    `dropout_blocks`; no pool after the last block when `pool_last` is False): the trunk of the
+    keypoint model and of the face verifier (trainer.verifier).
+    `dtype`: a Keras dtype policy such as "mixed_bfloat16"."""
+    from keras import layers
+
+    for block, width in enumerate(widths):
+        x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"conv{block + 1}", dtype=dtype)(x)
+        x = layers.BatchNormalization(name=f"bn{block + 1}", dtype=dtype)(x)
+        x = layers.ReLU(name=f"relu{block + 1}", dtype=dtype)(x)
+        if pool_last or block < len(widths) - 1:
+            x = layers.MaxPooling2D(name=f"pool{block + 1}", dtype=dtype)(x)
+        if block < dropout_blocks and dropout > 0:
+            x = layers.Dropout(dropout, name=f"dropout{block + 1}", dtype=dtype)(x)
+    return x
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The same architecture and weights without optimizer state (a third of the file size), computing in
+    float32 (a mixed-precision model's inference twin)."""
+    import keras
+
+    def plain(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node.get("config", {}), "name": "float32"}}
+            return {k: plain(v) for k, v in node.items()}
+        return [plain(v) for v in node] if isinstance(node, list) else node
+
+    copy = keras.Model.from_config(plain(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
