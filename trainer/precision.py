@@ -9,6 +9,7 @@ that has them). The decision and its reason go into the run's config and card.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,11 +49,11 @@ class PrecisionChoice:
         return {**asdict(self), "cpu_flags": list(self.cpu_flags)}
 
 
-def choose_precision(flags: frozenset[str] | None = None, environ: dict | None = None) -> PrecisionChoice:
+def choose_precision(flags: frozenset[str] | None = None, environ: Mapping[str, str] | None = None) -> PrecisionChoice:
     """bfloat16 where the CPU computes it natively (BF16_FLAGS, and oneDNN not capped below them), else float32."""
     flags = cpu_flags() if flags is None else flags
-    environ = os.environ if environ is None else environ
-    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or None
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    cap = env.get("ONEDNN_MAX_CPU_ISA") or env.get("DNNL_MAX_CPU_ISA") or None
     native = [f for f in BF16_FLAGS if f in flags]
     shown = tuple(f for f in SHOWN_FLAGS if f in flags)
     if not native:
