@@ -25,11 +25,12 @@ import numpy as np
 
 from core.card import read_card
 from core.model import normalise_keypoints
+from trainer.config import RecipeConfig, config_for
 from trainer.data import read_kaggle_csv
 from trainer.evaluate import evaluate_frames
 from trainer.events import EPOCH_END, PSEUDO_LABELS, RUN_START, read_events
 from trainer.export import load_keras_model
-from trainer.recipe import RecipeConfig, config_for, make_split, predict_keypoints, train
+from trainer.recipe import make_split, predict_keypoints, train
 
 #: bench_levers' short schedule: 2 stages x 6 epochs (--epochs) at batch 32, from random weights; the pseudo row
 #: adds the recipe's pseudo and final stages (as many epochs each).

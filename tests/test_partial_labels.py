@@ -106,9 +106,9 @@ def test_masked_loss_gradient_is_zero_at_missing_points():
 
 def _partial_data(tmp_path):
     complete = write_kaggle_csv(synthetic_faces(60, people=12), tmp_path / "complete.csv")
-    write_kaggle_shaped(complete, tmp_path / "partial.csv", test_size=TINY["test_size"],
+    write_kaggle_shaped(complete, tmp_path / "partial.csv.gz", test_size=TINY["test_size"],
                         val_fraction=TINY["val_fraction"], fraction=0.6)
-    return tmp_path / "partial.csv"
+    return tmp_path / "partial.csv.gz"
 
 
 def test_masked_training_uses_incomplete_rows_in_every_stage(tmp_path):
@@ -145,8 +145,9 @@ def test_the_pseudo_label_stage_says_what_it_labelled_and_with_which_model(tmp_p
 def test_pseudo_label_pictures_tell_drawn_points_from_real_ones(tmp_path):
     from trainer import explore
 
-    data = read_kaggle_csv(_partial_data(tmp_path))
-    train(RecipeConfig(data=str(tmp_path / "partial.csv"), **TINY), tmp_path / "run")
+    path = _partial_data(tmp_path)
+    data = read_kaggle_csv(path)
+    train(RecipeConfig(data=str(path), **TINY), tmp_path / "run")
     drawn = explore.pseudo_labels(data, tmp_path / "run" / "pseudo_labels.npz")
     rows = np.array(sorted(drawn))
     assert len(rows) > 0 and not data.complete[rows].any()  # each maps back to an incomplete row of the file
@@ -158,3 +159,39 @@ def test_pseudo_label_pictures_tell_drawn_points_from_real_ones(tmp_path):
     other = KeypointData(data.images[:3] // 2, data.keypoints[:3])  # another file: nothing matches
     assert explore.pseudo_labels(other, tmp_path / "run" / "pseudo_labels.npz") == {}
     assert explore.runs_with_pseudo_labels(tmp_path) == ["run"]
+
+
+def test_the_pages_show_the_pseudo_label_stage_and_the_drawn_points(tmp_path, monkeypatch, app_model_path):
+    """Training: what the pseudo-label stage labelled with which model, and the precision; Dataset: the
+    run's pseudo-labelled rows, their drawn points apart from the real ones."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.paths import DEFAULT_DATASET_NAME
+    from tests.conftest import REPO
+
+    runs, data_dir = tmp_path / "runs", tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("FKS_RUNS_DIR", str(runs))
+    monkeypatch.setenv("FKS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("FKS_MODEL", str(app_model_path))
+    partial = shutil.copy(_partial_data(tmp_path), data_dir / DEFAULT_DATASET_NAME)
+    train(RecipeConfig(data=str(partial), **TINY), runs / "labelled")
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    infos = [i.value for i in at.info]
+    assert any(i.startswith("Pseudo-labelling:") and "rows labelled" in i and "after stage 1" in i
+               for i in infos), infos
+    assert any(c.value.startswith("Compute precision: ") for c in at.caption)
+
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="pseudo-run").set_value("labelled").run()
+    show = next(s for s in at.selectbox if s.label == "Show")
+    assert show.options[0] == "pseudo-labelled"
+    show.set_value("pseudo-labelled").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("pseudo-labelled by run 'labelled'" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -54,6 +54,10 @@ def kaggle_shaped(data: KeypointData, train_rows: np.ndarray, fraction: float = 
     return KeypointData(data.images, keypoints, data.groups, data.frames), blanked
 
 
+def _people(data: KeypointData) -> set[str]:
+    return set() if data.groups is None else {str(g) for g in data.groups}
+
+
 def write_kaggle_shaped(source: str | os.PathLike, out: str | os.PathLike, test_size: float = 0.1,
                         val_fraction: float = 0.1, split_seed: int = 0, fraction: float = KAGGLE_INCOMPLETE_FRACTION,
                         seed: int = 0) -> PartialReport:
@@ -64,24 +68,26 @@ def write_kaggle_shaped(source: str | os.PathLike, out: str | os.PathLike, test_
     from trainer.recipe import make_split  # keras stays unimported: recipe imports it lazily
 
     data = read_kaggle_csv(source)
-    if data.groups is None:
+    groups = data.groups
+    if groups is None:
         raise ValueError(f"{source} has no person column; the split by person needs one (python -m trainer import-68)")
     if not data.complete.all():
         raise ValueError(f"{source} already has incomplete rows; start from a complete file "
                          "(python -m trainer import-68)")
     config = RecipeConfig(test_size=test_size, val_fraction=val_fraction, seed=split_seed)
     split = make_split(data, config)
-    held_out = set(split.val.people) | set(split.test.people)
-    shaped, blanked = kaggle_shaped(data, np.flatnonzero(~np.isin(data.people, list(held_out))), fraction, seed)
+    val_people, test_people = _people(split.val), _people(split.test)
+    held_out = np.isin(groups, sorted(val_people | test_people))
+    shaped, blanked = kaggle_shaped(data, np.flatnonzero(~held_out), fraction, seed)
     after = make_split(shaped, config)
-    if set(after.val.people) != set(split.val.people) or set(after.test.people) != set(split.test.people):
+    if _people(after.val) != val_people or _people(after.test) != test_people:
         raise RuntimeError("blanking labels changed the person split; nothing was written")
     out = Path(out)
     write_kaggle_csv(shaped, out)
-    train_rows = len(data) - int(np.isin(data.people, list(held_out)).sum())
+    train_rows = len(data) - int(held_out.sum())
     report = PartialReport(rows=len(data), blanked_rows=len(blanked), train_rows=train_rows,
                            kept_points=KAGGLE_ALWAYS, fraction=fraction, seed=seed,
-                           val_people=sorted(set(split.val.people)), test_people=sorted(set(split.test.people)))
+                           val_people=sorted(val_people), test_people=sorted(test_people))
     write_json_atomic(out.with_name(out.name + ".report.json"), {**report.__dict__, "source": str(source),
                                                                   "kept_points": list(KAGGLE_ALWAYS)})
     return report

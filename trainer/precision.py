@@ -49,8 +49,7 @@ class PrecisionChoice:
         return {**asdict(self), "cpu_flags": list(self.cpu_flags)}
 
 
-def choose_precision(flags: frozenset[str] | None = None,
-                     environ: Mapping[str, str] | None = None) -> PrecisionChoice:
+def choose_precision(flags: frozenset[str] | None = None, environ: Mapping[str, str] | None = None) -> PrecisionChoice:
     """bfloat16 where the CPU computes it natively (BF16_FLAGS, and oneDNN not capped below them), else float32."""
     flags = cpu_flags() if flags is None else flags
     env: Mapping[str, str] = os.environ if environ is None else environ
