@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,6 +62,7 @@ def test_chunked_reading_keeps_every_row_label_person_and_frame(tmp_path, monkey
     back = read_kaggle_csv(path)
     assert np.array_equal(back.images, faces.images)
     np.testing.assert_allclose(back.keypoints, faces.keypoints, atol=1e-3)
+    assert back.groups is not None and back.frames is not None and faces.groups is not None
     assert list(back.groups) == list(faces.groups) and list(back.frames) == list(faces.frames)
     bad = synthetic_faces(12)
     bad.keypoints[10, 3, 0] = 1e9  # row 11, in the third chunk of 5
@@ -383,8 +385,9 @@ def test_a_very_long_server_path_is_a_message_on_the_dataset_page(tmp_path, monk
 
 # ---------------------------------------------------------------- item 8: resume points that cannot be trusted
 
-TINY = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,), epochs_per_stage=2,
-            pseudo_stages=((1e-4, 16),), final_stages=((1e-5, 16),), test_size=8, val_fraction=0.2)
+TINY: dict[str, Any] = dict(widths=(4, 8, 8, 16, 16), learning_rates=(1e-3, 1e-4), batch_sizes=(16,),
+                            epochs_per_stage=2, pseudo_stages=((1e-4, 16),), final_stages=((1e-5, 16),), test_size=8,
+                            val_fraction=0.2)
 
 
 def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp_path):
