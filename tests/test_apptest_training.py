@@ -60,3 +60,24 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
     at.radio(key="preset").set_value(label).run()
     assert not at.exception, [e.value for e in at.exception]
     assert widgets() == ("gap", "mse", 0.0, False)
+
+
+def test_a_small_file_defaults_to_a_fraction_and_a_hold_out_that_leaves_nothing_is_refused_before_starting(runs):
+    from streamlit.testing.v1 import AppTest
+
+    from trainer.synthetic import write_synthetic_csv
+
+    data = write_synthetic_csv(runs.parent / "data" / "small.csv", n=30)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    at.radio(key="train-src").set_value("Path on the server").run()
+    at.text_input(key="train-path").set_value(str(data)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    held_out = at.text_input(key=f"test-{data}")
+    assert held_out.value == "0.1"  # not the recipe's 500 rows: 30 rows would leave nothing to train on
+    held_out.set_value("500").run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Held-out test rows: 500 of the 30 complete rows leaves none to train on")
+               for e in errors), errors
+    assert not [p for p in runs.iterdir() if p.is_dir()]  # nothing started
