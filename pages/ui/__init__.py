@@ -156,16 +156,27 @@ def choose_dataset(key: str) -> Path | None:
     from core.paths import DEFAULT_DATASET_NAME, SHARED_68_DATASET, data_dir
     from core.userfiles import PathNotAllowed, resolve_server_path, save_upload
 
-    source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True, key=f"{key}-src")
+    # The stored upload's name rides in the page's URL, so a browser reload (a new session) keeps the file.
+    param = f"{key}-upload"
+    kept = _kept_upload(st.query_params.get(param))
+    source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True,
+                      key=f"{key}-src", index=1 if kept else 0)
     if source == "Upload":
         upload = st.file_uploader("Kaggle-format training file (.csv, .csv.gz or .zip)", type=["csv", "gz", "zip"],
                                   key=f"{key}-upload")
         if upload is None:
+            if kept is not None and f"{key}-stored" not in st.session_state:
+                st.caption(f"Using `{kept.name[13:]}`, uploaded before the page was reloaded. "
+                           "Upload another file to replace it.")
+                return kept
+            st.session_state.pop(f"{key}-stored", None)  # the person removed the file: forget it
+            st.query_params.pop(param, None)
             return None
         file_id, stored = st.session_state.get(f"{key}-stored", (None, None))
         if file_id != upload.file_id or not Path(stored).is_file():  # hash a file once, not on every rerun
             stored = str(save_upload(upload.getvalue(), upload.name))
             st.session_state[f"{key}-stored"] = (upload.file_id, stored)
+        st.query_params[param] = Path(stored).name
         return Path(stored)
     if source == "Path on the server":
         text = st.text_input("Path to a .csv, .csv.gz or .zip file on the server", key=f"{key}-path")
@@ -189,6 +200,16 @@ def choose_dataset(key: str) -> Path | None:
     return None
 
 
+def _kept_upload(name: str | None) -> Path | None:
+    """The upload a page URL names (core.userfiles.stored_name), if it is still in the uploads folder."""
+    from core.userfiles import uploads_dir
+
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    path = uploads_dir() / name
+    return path if path.is_file() else None
+
+
 def _offer_import(frames: Path, out: Path, key: str) -> None:
     """The "no imported data yet" box and its button, in a placeholder that is cleared once the import is done."""
     import time
@@ -198,7 +219,9 @@ def _offer_import(frames: Path, out: Path, key: str) -> None:
     box = st.empty()
     with box.container():
         st.info("No imported data yet. The YouTube-faces frames (3462 video frames of 347 people) are beside the "
-                f"app: import them (face detection + cropping, about {IMPORT_ESTIMATE_S} s on 2 cores).")
+                f"app: import them (face detection + cropping). On 2 idle cores this takes about {IMPORT_ESTIMATE_S} s "
+                "(bench/bench_import.py); a busy machine takes longer, and the progress bar then counts down "
+                "from the pace it measures.")
         if not st.button("Import YouTube-faces now", key=f"{key}-import"):
             return
         bar = st.progress(0.0, text="Importing frames…")
