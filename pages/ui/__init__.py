@@ -101,9 +101,8 @@ def model_summary(path: Path) -> dict:
     card = read_card(path)
     metrics = card.metrics
     e2e = card.end_to_end
-    root = SHIPPED_MODEL.parent.parent
     summary = {
-        "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
+        "file": model_place(path),
         "trained on": card.data.describe(),
         "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
         "head": form.HEAD_LABELS.get(card.config.get("head", "gap")) if card.config else None,
@@ -118,6 +117,40 @@ def model_summary(path: Path) -> dict:
         "webcam": _webcam_model(card.inference),
     }
     return {k: "—" if v is None else v for k, v in summary.items()}
+
+
+def model_place(path: Path) -> str:
+    """Where a model file is, as a person names it: a run by its name, else its path in the repository."""
+    from core.paths import runs_dir
+
+    path = Path(path).resolve()
+    runs = runs_dir().resolve()
+    if path.parent.parent == runs:
+        return f"run '{path.parent.name}' (runs/{path.parent.name}/{path.name})"
+    root = SHIPPED_MODEL.parent.parent.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+
+def display_command(command: str) -> str:
+    """A card's command as a person can run it here: paths inside the repository or the runs folder
+    made relative to the repository (runs/...), any other server path (e.g. a /tmp config) cut to its name."""
+    import shlex
+
+    from core.paths import runs_dir
+
+    root, runs = SHIPPED_MODEL.parent.parent.resolve(), runs_dir().resolve()
+    words = []
+    for word in command.split(" "):
+        if word.startswith("/"):
+            where = Path(word)
+            if where.is_relative_to(runs):
+                word = str(Path("runs") / where.relative_to(runs))
+            elif where.is_relative_to(root):
+                word = str(where.relative_to(root))
+            else:
+                word = shlex.quote(where.name)
+        words.append(word)
+    return " ".join(words)
 
 
 def _parent_time(parent: dict | None) -> str:
