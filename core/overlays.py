@@ -223,9 +223,9 @@ def face_closeup(image: np.ndarray, box_xywh: Sequence[float], keypoints_px: np.
 
 
 def _tag_scale(image: np.ndarray) -> tuple[float, int]:
-    """Font scale and stroke for tags on a whole picture: about 1/45 of its long side tall, so a tag
+    """Font scale and stroke for tags on a whole picture: about 1/30 of its long side tall, so a tag
     stays readable when a large photo is shown a few hundred pixels wide."""
-    scale = max(0.5, max(image.shape[:2]) / 1100)
+    scale = max(0.6, max(image.shape[:2]) / 700)
     return scale, max(1, int(round(scale * 1.6)))
 
 

@@ -114,8 +114,10 @@ right.image(shrink_to(shown, DISPLAY_MAX_SIDE), channels="BGR", width="stretch",
             caption="result (each face's number on a blue tag)" if faces else "result")
 if effect == "labelled keypoints" and faces:
     st.caption("Close-ups, so the numbers can be read:")
+    hidden_only = render(image, faces, "none", hide=[numbers.index(n) for n in hidden], privacy=privacy)
     for column, n, face in zip(st.columns(len(faces)), numbers, faces, strict=True):
-        column.image(face_closeup(image, face.box_xywh, face.keypoints_px), channels="BGR", caption=face_label(n))
+        column.image(face_closeup(hidden_only, face.box_xywh, face.keypoints_px), channels="BGR",
+                     caption=face_label(n))
     st.caption("Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND) + ". A number is left out where it would not fit.")
 
 stem = name.rsplit(".", 1)[0]
