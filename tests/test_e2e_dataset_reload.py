@@ -25,7 +25,8 @@ def test_an_upload_survives_a_reload_and_goes_when_removed(streamlit_app, page, 
 
     page.reload()
     settle(page)
-    expect(page.get_by_text("Using `mine.csv`, uploaded before the page was reloaded.")).to_be_visible()
+    expect(page.get_by_text("uploaded before the page was reloaded")).to_be_visible()
+    expect(page.locator("code").filter(has_text="mine.csv")).to_be_visible()  # its own name, not the stored one
     expect(_rows(page)).to_contain_text("30")
 
     page.locator("input[type=file]").first.set_input_files(str(write_synthetic_csv(tmp_path / "other.csv", n=24)))

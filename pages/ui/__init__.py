@@ -27,6 +27,8 @@ PAGES = [
 def page_setup(title: str) -> None:
     """Page config and the sidebar navigation; the first Streamlit call of every page."""
     st.set_page_config(page_title=f"{title} · Facial Keypoints Studio", page_icon="🙂", layout="wide")
+    st.session_state["previous_page"] = st.session_state.get("this_page")  # the page of the last full run
+    st.session_state["this_page"] = title
     with st.sidebar:
         for script, label in PAGES:
             st.page_link(script, label=label)
@@ -211,6 +213,7 @@ def choose_dataset(key: str) -> Path | None:
             st.session_state[f"{key}-stored"] = (upload.file_id, stored)
         st.query_params[param] = Path(stored).name
         return Path(stored)
+    st.query_params.pop(param, None)  # another source: a reload shows that one
     if source == "Path on the server":
         text = st.text_input("Path to a .csv, .csv.gz or .zip file on the server", key=f"{key}-path")
         if not text:
