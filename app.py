@@ -1,6 +1,6 @@
 """Facial Keypoints Studio: `streamlit run app.py`. This file is the home page: what the app does,
 where to go, and which model is active. The other pages are pages/*.py."""
-from pages.ui import model_problem_message, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
+from pages.ui import display_command, model_problem_message, model_summary, page_setup  # isort: skip  (imports streamlit_webrtc first)
 import json
 
 import pandas as pd
@@ -17,6 +17,13 @@ st.write(
     "overlays, blur or pixelation to hide identities, live on a webcam. You can also explore the training "
     "data and train a new model while watching its loss curves."
 )
+
+st.subheader("Start here")
+start = st.columns(3)
+start[0].page_link("pages/photo.py", label="**1. Try a photo**: a sample or your own, with sunglasses or keypoints",
+                   icon="🖼️")
+start[1].page_link("pages/webcam.py", label="**2. Go live**: the same effects on your webcam", icon="🎥")
+start[2].page_link("pages/training.py", label="**3. Train your own model** and make it the app's", icon="🏋️")
 
 st.subheader("Pages")
 st.markdown(
@@ -46,7 +53,7 @@ else:
         commands = card.reproduce or ([card.command] if card.command else [])
         if commands:
             st.caption("Made by (the card's `reproduce` commands, in order):")
-            st.code("\n".join(commands), language="bash", wrap_lines=True)
+            st.code("\n".join(display_command(c) for c in commands), language="bash", wrap_lines=True)
         st.download_button("Download the model card (JSON)", json.dumps(card.to_dict(), indent=1), f"{path.stem}.json",
                            "application/json", on_click="ignore")
         with st.expander("Model card (JSON)"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -95,7 +96,9 @@ class DataSummary:
                     f"{self.rows or imported.get('rows')} faces of {self.people or imported.get('people')} "
                     f"people from {imported['frames']} frames")
         elif self.rows is not None or self.source:
-            what = f"{self.rows if self.rows is not None else '?'} rows of {Path(self.source or 'a Kaggle-format file').name}"
+            name = Path(self.source or "a Kaggle-format file").name
+            name = re.sub(r"^[0-9a-f]{12}-", "", name)  # an upload is stored under its hash (core.userfiles)
+            what = f"{self.rows if self.rows is not None else '?'} rows of {name}"
         else:
             return "unknown"
         if self.train_rows:

@@ -219,14 +219,59 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float] | np.ndar
     return image
 
 
+def face_closeup(image: np.ndarray, box_xywh: Sequence[float], keypoints_px: np.ndarray,
+                 width: int = 360) -> np.ndarray:
+    """The face's box (and a quarter more around it) scaled to `width` px with its numbered keypoints
+    drawn at that size: numbers drawn on a whole photo are specks once the photo is shown shrunk."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    margin = 0.25 * max(w, h)
+    x0, y0 = max(int(x - margin), 0), max(int(y - margin), 0)
+    x1, y1 = min(int(x + w + margin) + 1, image.shape[1]), min(int(y + h + margin) + 1, image.shape[0])
+    factor = width / max(x1 - x0, 1)
+    crop = cv2.resize(image[y0:y1, x0:x1], (width, max(1, int(round((y1 - y0) * factor)))),
+                      interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    points = (np.asarray(keypoints_px, np.float64) - (x0, y0)) * factor
+    return draw_keypoints(crop, points, labels=True)
+
+
+def _tag_scale(image: np.ndarray) -> tuple[float, int]:
+    """Font scale and stroke for tags on a whole picture: about 1/30 of its long side tall, so a tag
+    stays readable when a large photo is shown a few hundred pixels wide."""
+    scale = max(0.6, max(image.shape[:2]) / 700)
+    return scale, max(1, int(round(scale * 1.6)))
+
+
+def draw_tag(image: np.ndarray, text: str, anchor_xy: tuple[float, float],
+             colour: tuple[int, int, int] = (255, 255, 255),
+             background: tuple[int, int, int] = (40, 40, 40)) -> np.ndarray:
+    """`text` on a filled box whose bottom-left corner is at `anchor_xy` (moved inside the image): a face
+    number or a verifier score that reads on light and dark photos alike."""
+    scale, thickness = _tag_scale(image)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(2, thickness * 2)
+    x = int(np.clip(anchor_xy[0], 0, max(0, image.shape[1] - tw - 2 * pad)))
+    y = int(np.clip(anchor_xy[1], th + base + 2 * pad, image.shape[0]))
+    cv2.rectangle(image, (x, y - th - base - 2 * pad), (x + tw + 2 * pad, y), background, -1)
+    cv2.putText(image, text, (x + pad, y - base - pad), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return image
+
+
+def draw_face_number(image: np.ndarray, box_xywh: Sequence[float], number: int,
+                     score: float | None = None) -> np.ndarray:
+    """The number a page picks a face by (and the face verifier's score, when given) above its box."""
+    x, y = float(box_xywh[0]), float(box_xywh[1])
+    return draw_tag(image, f"{number}" if score is None else f"{number}: {score:.2f}", (x, y - 2),
+                    background=(150, 90, 0))
+
+
 def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float | None = None,
-                      colour: tuple[int, int, int] = (200, 200, 200), angle_deg: float = 0.0) -> np.ndarray:
-    """A dashed grey box (dark-edged, so it shows on light and dark parts) with the face verifier's score:
-    a detection the verifier did not accept, turned about its centre by `angle_deg` (counter-clockwise as
-    shown) like the face it was found as. Line width and text follow the image size, not the box's,
-    so small rejected boxes stay visible when a large photo is shown shrunk."""
+                      colour: tuple[int, int, int] = (230, 230, 230), angle_deg: float = 0.0) -> np.ndarray:
+    """A dashed light-grey box (dark-edged, so it shows on light and dark parts) with the face verifier's
+    score on a dark tag: a detection the verifier did not accept, turned about its centre by `angle_deg`
+    (counter-clockwise as shown) like the face it was found as. Line width and text follow the image size,
+    not the box's, so small rejected boxes stay visible when a large photo is shown shrunk."""
     x, y, w, h = (int(round(v)) for v in box_xywh)
-    thickness = max(1, int(round(max(image.shape[:2]) / 500)))
+    thickness = max(2, int(round(max(image.shape[:2]) / 400)))
     dash = max(4, int(round(max(w, h) / 10)))
     corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
     if angle_deg != 0:
@@ -240,14 +285,10 @@ def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float
             end = min(start + dash, length)
             p0 = (x0 + (x1 - x0) * start // length, y0 + (y1 - y0) * start // length)
             p1 = (x0 + (x1 - x0) * end // length, y0 + (y1 - y0) * end // length)
-            cv2.line(image, p0, p1, (40, 40, 40), thickness + 2, cv2.LINE_AA)
+            cv2.line(image, p0, p1, (30, 30, 30), thickness + 2, cv2.LINE_AA)
             cv2.line(image, p0, p1, colour, thickness, cv2.LINE_AA)
     if score is not None:
-        font_scale = max(0.4, max(image.shape[:2]) / 1500)
-        origin = (x + 2, max(y - 2 * thickness - 2, int(14 * font_scale) + 2))
-        cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (40, 40, 40), thickness + 2,
-                    cv2.LINE_AA)
-        cv2.putText(image, f"{score:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
+        draw_tag(image, f"{score:.2f}", (x, y - thickness - 1), colour=colour)
     return image
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 from core.detector import DetectorSettings
 from core.export import faces_dataframe, faces_json
 from core.images import ImageError, load_image, shrink_to
-from core.overlays import EFFECTS, KEYPOINT_LEGEND, draw_rejected_box
+from core.overlays import EFFECTS, KEYPOINT_LEGEND, draw_face_number, draw_rejected_box, face_closeup
 from core.pipeline import render
 
 DISPLAY_MAX_SIDE = 1600  # what the browser gets; downloads keep full resolution
@@ -96,19 +96,30 @@ else:
 hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=face_label, key=f"hide-{name}")
           if privacy != "off" and faces else [])
 result = render(image, faces, effect, hide=[numbers.index(n) for n in hidden], privacy=privacy)
+shown = result.copy()  # what the page shows: the download stays without numbers and rejected boxes
 if show_rejected:
     for box, score, angle in zip(detections.rejected_xywh, detections.rejected_scores, detections.rejected_angles_deg,
                                  strict=True):
-        draw_rejected_box(result, box, score, angle_deg=angle)
+        draw_rejected_box(shown, box, score, angle_deg=angle)
     st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier "
-               f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score.")
+               f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score. Each face kept "
+               "shows its number and score: remove one kept by mistake under **Faces in the result**.")
+scores = detections.scores if show_rejected and detections.scores is not None else None
+for n, face in zip(numbers, faces, strict=True):  # the numbers the pickers, the table and the downloads use
+    draw_face_number(shown, face.box_xywh, n, None if scores is None else float(scores[n - 1]))
 
 
 left, right = st.columns(2)
 left.image(shrink_to(image, DISPLAY_MAX_SIDE), channels="BGR", caption=f"{name} ({image.shape[1]}x{image.shape[0]})",
            width="stretch")
-right.image(shrink_to(result, DISPLAY_MAX_SIDE), channels="BGR", caption="result", width="stretch")
+right.image(shrink_to(shown, DISPLAY_MAX_SIDE), channels="BGR", width="stretch",
+            caption="result (each face's number on a blue tag)" if faces else "result")
 if effect == "labelled keypoints" and faces:
+    st.caption("Close-ups, so the numbers can be read:")
+    hidden_only = render(image, faces, "none", hide=[numbers.index(n) for n in hidden], privacy=privacy)
+    for column, n, face in zip(st.columns(len(faces)), numbers, faces, strict=True):
+        column.image(face_closeup(hidden_only, face.box_xywh, face.keypoints_px), channels="BGR",
+                     caption=face_label(n))
     st.caption("Keypoint numbers: " + " · ".join(KEYPOINT_LEGEND) + ". A number is left out where it would not fit.")
 
 stem = name.rsplit(".", 1)[0]

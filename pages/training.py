@@ -19,6 +19,7 @@ from trainer import events as ev
 from trainer import explore, form, jobs, runfolders
 from trainer.config import config_for
 from trainer.precision import choose_precision
+from trainer.recipe import make_split
 
 page_setup("Training")
 st.title("Training")
@@ -39,7 +40,9 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     c1, c2, c3 = st.columns(3)
     widths_text = c1.text_input("Model widths", ",".join(map(str, base.widths)), key=f"w-{preset_label}")
     epochs = c2.number_input("Epochs per stage", 1, 200, base.epochs_per_stage, key=f"e-{preset_label}")
-    test_text = c3.text_input("Held-out test rows (or fraction < 1)", f"{base.test_size:g}", key="test",
+    complete_rows = int(data.complete.sum()) if data is not None else 0
+    test_text = c3.text_input("Held-out test rows (or fraction < 1)", form.default_test_size(complete_rows),
+                              key=f"test-{data_path}",  # a new file starts from its own default
                               help="Whole people are held out until this many rows (e.g. 500) or this fraction "
                                    "(e.g. 0.1) of the complete rows is reached.")
     lrs = c1.multiselect("Learning rates", [1e-3, 1e-4, 1e-5], list(base.learning_rates), key=f"lr-{preset_label}")
@@ -83,7 +86,12 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
                                 learning_rates=learning_rates, batch_sizes=batch_sizes,
                                 test_size=form.parse_test_size(test_text), pseudo_label=pseudo, pose_balance=balance,
                                 init_from=str(active_model_path()) if fine_tune else "")
+            if data is not None and len(make_split(data, config).train) == 0:
+                raise ValueError(f"Held-out test rows: {test_text.strip()} of the {complete_rows} complete rows "
+                                 "leaves none to train on (after validation takes its share). Hold out a fraction "
+                                 "(e.g. 0.1) or fewer rows.")
             jobs.start(name, config.to_dict(), root)
+            st.session_state.pop("import-outcome", None)  # an old import message is not about this
             st.session_state["watch"] = name
             st.success(f"Started run '{name}'.")
         except jobs.BusyError as exc:
@@ -157,9 +165,15 @@ def live(run_name: str) -> None:
     if (path / "log.txt").is_file():
         with st.expander("Log (last lines)"):
             st.code(runfolders.log_tail(path) or "(empty)")
-    if state == "running" and st.button("Cancel run", key=f"cancel-{run_name}"):
+    cancelling = st.session_state.get("cancelling") == run_name
+    if state == "running" and not cancelling and st.button("Cancel run", key=f"cancel-{run_name}"):
         jobs.cancel(run_name, root)
-        st.info("Cancelling: the run stops after the current batch; its checkpoints stay.")
+        st.session_state["cancelling"] = cancelling = run_name
+    if state == "running" and cancelling:  # until the run has stopped, which can take a batch or a save
+        st.info("⏳ Cancelling: the run stops after the current batch (this can take several seconds); "
+                "its checkpoints stay.")
+    elif cancelling:
+        st.session_state.pop("cancelling")
     # When the run ends, refresh the whole page once so the registry below lists its model.
     previous = st.session_state.get(f"state-{run_name}")
     st.session_state[f"state-{run_name}"] = state
@@ -208,8 +222,14 @@ if finished:
         st.caption("Held-out faces: green = true keypoints, red = predicted.")
     with st.expander("Card (JSON)"):
         st.json(card.to_dict())
-    if st.button(f"Use this model ({chosen})", type="primary", disabled=chosen == active_run):
+    worse = form.much_worse(card, read_card(active) if active.is_file() else None)
+    if worse and chosen != active_run:
+        st.warning(f"'{chosen}' is much less accurate than the active model: {worse}. The Photo and Webcam "
+                   "pages would place keypoints worse with it.")
+    if st.button(f"Use this model ({chosen})" + (" anyway" if worse else ""), type="primary",
+                 disabled=chosen == active_run):
         try:
+            st.session_state.pop("import-outcome", None)
             activate(chosen)
             st.session_state["activated"] = (f"'{chosen}' is now the active model; the Photo and Webcam pages "
                                              "use it from their next run.")
@@ -225,7 +245,12 @@ if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL
         st.error(str(exc))
 compare = st.multiselect("Compare runs' curves", list(runs.loc[runs["status"] != "broken", "run"]), max_selections=2)
 if len(compare) == 2:
-    st.plotly_chart(curves_figure(compare), key="compare")
+    empty = [r for r in compare if runfolders.curves(safe_run_dir(r, root)).empty]
+    if empty:
+        st.warning(f"Nothing to compare: {' and '.join(repr(r) for r in empty)} has no finished epoch "
+                   f"({', '.join(str(runs.set_index('run').loc[r, 'status']) for r in empty)}).")
+    else:
+        st.plotly_chart(curves_figure(compare), key="compare")
 
 # ---------------------------------------------------------------- models in and out (trainer.archive)
 st.header("Models in and out")

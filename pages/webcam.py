@@ -27,6 +27,15 @@ if "webcam_clip" not in st.session_state:
     st.session_state["webcam_clip"] = SessionClip()
 clip: SessionClip = st.session_state["webcam_clip"]
 
+# streamlit-webrtc 0.79 stops the stream of a component it believes skipped a script run (the person was on
+# another page), judged by the session's run count. Streamlit counts a run when its end is *sent*, so a run
+# that starts before the previous run's end went out reads a stale count, and the run after it looks like a
+# return from another page: the stream stops with STOP still shown (seen after an effect change). When the
+# last full run was this page, nothing was skipped, so that check is left out; coming from another page keeps it.
+_live_context = st.session_state.get("live")
+if st.session_state.get("previous_page") == "Webcam" and hasattr(_live_context, "_last_rendered_run_count"):
+    _live_context._last_rendered_run_count = None
+
 controls, readout_column = st.columns([3, 1])
 with controls:
     c1, c2, c3 = st.columns(3)

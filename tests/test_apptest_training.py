@@ -60,3 +60,65 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
     at.radio(key="preset").set_value(label).run()
     assert not at.exception, [e.value for e in at.exception]
     assert widgets() == ("gap", "mse", 0.0, False)
+
+
+def test_a_small_file_defaults_to_a_fraction_and_a_hold_out_that_leaves_nothing_is_refused_before_starting(runs):
+    from streamlit.testing.v1 import AppTest
+
+    from trainer.synthetic import write_synthetic_csv
+
+    data = write_synthetic_csv(runs.parent / "data" / "small.csv", n=30)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    at.radio(key="train-src").set_value("Path on the server").run()
+    at.text_input(key="train-path").set_value(str(data)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    held_out = at.text_input(key=f"test-{data}")
+    assert held_out.value == "0.1"  # not the recipe's 500 rows: 30 rows would leave nothing to train on
+    held_out.set_value("500").run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Held-out test rows: 500 of the 30 complete rows leaves none to train on")
+               for e in errors), errors
+    assert not [p for p in runs.iterdir() if p.is_dir()]  # nothing started
+
+
+def test_a_much_worse_model_is_named_before_use_and_an_empty_run_is_not_compared_silently(runs, app_model_path):
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.card import ModelCard
+    from core.model import onnx_path_for
+    from trainer.recipe import RecipeConfig
+
+    active = ModelCard.read(app_model_path)
+    if not active.end_to_end.get("nme"):
+        pytest.skip("the app's model card has no held-out NME to compare with")
+    config = json.dumps(RecipeConfig().to_dict())
+    for name in ("worse", "cancelled-early"):
+        (runs / name).mkdir()
+        (runs / name / "config.json").write_text(config)
+    (runs / "cancelled-early" / "events.jsonl").write_text(json.dumps({"event": "cancelled", "message": "x"}) + "\n")
+    model = runs / "worse" / "model.keras"
+    shutil.copy(app_model_path, model)
+    shutil.copy(onnx_path_for(app_model_path), onnx_path_for(model))
+    (runs / "worse" / "events.jsonl").write_text("".join(json.dumps(
+        {"event": "epoch_end", "stage": 0, "epoch": e, "loss": 0.5 / (e + 1), "val_loss": 0.6 / (e + 1),
+         "rmse_px": 9.0, "val_rmse_px": 9.5, "lr": 1e-3, "batch_size": 32}) + "\n" for e in range(3)))
+    ModelCard.from_dict({"run": "worse", "metrics": {"test_rmse_px": 18.0, "end_to_end": {"nme": 0.3}}}).write(model)
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    nme = active.end_to_end["nme"]
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith(f"'worse' is much less accurate than the active model: held-out NME 0.3000 against "
+                            f"{nme:.4f}") for w in warnings), warnings
+    assert any(b.label == "Use this model (worse) anyway" for b in at.button)
+    compare = next(m for m in at.multiselect if m.label == "Compare runs' curves")
+    compare.set_value(["worse", "cancelled-early"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    assert "Nothing to compare: 'cancelled-early' has no finished epoch (cancelled)." in warnings, warnings

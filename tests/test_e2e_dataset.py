@@ -106,7 +106,11 @@ def test_default_data_and_upload_survive_twenty_changes_switches_and_a_reload(st
     _tab(page, "Distributions")
     expect(page.get_by_text("0.0% of faces are turned past 0.5")).to_be_visible()  # synthetic faces look ahead
 
-    page.reload()  # a new session; the parsed files come from the process cache
+    page.reload()  # a new session that keeps the uploaded file; the parsed files come from the process cache
+    settle(page)
+    expect(page.get_by_text("uploaded before the page was reloaded")).to_be_visible()
+    expect(_metric(page, "Rows")).to_contain_text("30")
+    page.get_by_text("Default data", exact=True).click()
     settle(page)
     expect(_metric(page, "Rows")).to_contain_text("60")
     _twenty_changes(page)

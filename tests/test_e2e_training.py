@@ -62,7 +62,8 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     settle(page)
     page.get_by_text("Quick check (seconds)", exact=True).click()
     settle(page)
-    expect(page.get_by_label("Held-out test rows (or fraction < 1)", exact=True)).to_have_value("500")  # a count, not "500.00"
+    # a small file: a tenth, not the recipe's 500 rows that would leave nothing to train on
+    expect(page.get_by_label("Held-out test rows (or fraction < 1)", exact=True)).to_have_value("0.1")
     _fill(page, "Held-out test rows (or fraction < 1)", "8")
     for label, choice in (("Model head", "Heatmaps + soft-argmax"), ("Loss", "Wing")):
         page.get_by_label(label, exact=True).click()
@@ -123,7 +124,11 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     expect(page.get_by_text("Epochs done")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Cancel run").click()
     settle(page)
+    cancelling = page.get_by_text("Cancelling: the run stops after the current batch")
+    expect(cancelling).to_be_visible()  # said at once, and until the run has stopped
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     expect(page.get_by_text("Run 'long-run': cancelled")).to_be_visible(timeout=60_000)
+    expect(cancelling).to_have_count(0)
     settle(page)
     assert (runs / "long-run" / "checkpoint.keras").is_file()
     assert not (runs / "long-run" / "model.keras").exists()

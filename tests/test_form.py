@@ -29,11 +29,35 @@ def test_registry_marks_the_active_run_and_shows_no_none(tmp_path):
     assert list(table["active"]) == ["✔ active", ""]
     assert table.loc[0, "train rows"] == "120" and table.loc[0, "test RMSE px"] == "2.35"
     assert not table.isin(["None", "nan"]).any().any() and table.loc[1, "NME"] == form.MISSING
+    with_problems = form.registry_table(runs.assign(problem=[None, "config.json is not JSON"]), tmp_path,
+                                        tmp_path / "a" / "model.keras")
+    assert list(with_problems["problem"]) == ["", "config.json is not JSON"]
+
+
+def test_the_held_out_default_leaves_a_small_file_rows_to_train_on():
+    assert form.default_test_size(30) == "0.1" and form.default_test_size(4999) == "0.1"
+    assert form.default_test_size(5000) == "500" and form.default_test_size(7049) == "500"
 
 
 def test_loss_axes_fit_the_numbers():
     assert form.loss_axis(pd.Series([0.9, 0.6])) == {"type": "linear"}  # under a decade: no crowded log ticks
     assert form.loss_axis(pd.Series([1.0, 0.01]))["type"] == "log"
+    assert form.loss_axis(pd.Series([0.2, 5.0])) == {"type": "log", "dtick": "D2"}  # 1.2 decades: 0.2, 0.5, 1, 2, 5
+    assert form.loss_axis(pd.Series([1e-4, 1.0])) == {"type": "log", "dtick": 1}  # four decades: one tick each
     one = form.epoch_axis(1)
     assert one["range"] == [0.5, 1.5] and one["dtick"] == 1  # one epoch: one point in the middle, tick "1"
     assert form.epoch_axis(135)["dtick"] >= 10
+
+
+def test_use_this_model_names_a_much_worse_model():
+    from core.card import ModelCard
+
+    def card(nme=None, rmse=None):
+        metrics = ({"end_to_end": {"nme": nme}} if nme else {}) | ({"test_rmse_px": rmse} if rmse else {})
+        return ModelCard.from_dict({"metrics": metrics})
+
+    shipped = card(nme=0.0509, rmse=2.1)
+    assert form.much_worse(card(nme=0.12, rmse=18.0), shipped) == "held-out NME 0.1200 against 0.0509 (2.4x)"
+    assert form.much_worse(card(rmse=18.0), shipped) == "test error 18.00 px against 2.10 px (8.6x)"
+    assert form.much_worse(card(nme=0.052, rmse=2.2), shipped) is None  # about as good
+    assert form.much_worse(card(), shipped) is None and form.much_worse(card(nme=0.2), None) is None

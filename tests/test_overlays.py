@@ -127,3 +127,25 @@ def test_overlays_near_the_border_do_not_crash():
     drawn = overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), k, labels=True)
     assert drawn.any() and not drawn[:3, :3].any()
     assert not overlays.draw_keypoints(np.zeros((50, 50, 3), np.uint8), np.full((15, 2), np.nan)).any()
+
+
+def test_face_numbers_and_scores_stay_readable_on_a_large_photo_shown_small():
+    photo = np.full((3000, 4000, 3), 235, np.uint8)
+    overlays.draw_face_number(photo, (3950, 5, 40, 40), 3, 0.47)  # at the corner: the tag moves inside
+    dark = np.argwhere(photo.max(axis=2) < 200)
+    (y0, x0), (y1, x1) = dark.min(axis=0), dark.max(axis=0)
+    assert x1 < 4000 and y0 >= 0 and (y1 - y0) / 3000 * 460 > 8  # over 8 px tall at 460 px wide
+    rejected = overlays.draw_rejected_box(np.full((3000, 4000, 3), 235, np.uint8), (1000, 1000, 200, 200), 0.12)
+    assert (rejected[800:1000, 1000:1400].max(axis=2) < 60).sum() > 2000  # the score's dark tag
+
+
+def test_a_close_up_draws_numbers_big_enough_to_read():
+    k = _face_keypoints(cx=1500.0, cy=1000.0, s=1.3)  # a face about 200 px wide in a 3000 px photo
+    photo = np.full((2000, 3000, 3), 128, np.uint8)
+    close = overlays.face_closeup(photo, (1400, 900, 200, 200), k, width=360)
+    assert close.shape[1] == 360
+    scaled = (k - (1350, 850)) * 360 / 300
+    boxes = overlays.label_boxes(scaled, (360, close.shape[0]))
+    assert len(boxes) >= 12 and min(y1 - y0 for _, y0, _, y1 in boxes.values()) >= 12  # most numbers, 12+ px tall
+    greens = (close[..., 1] > 200) & (close[..., 0] < 80)
+    assert greens.sum() > 1000  # dots and numbers drawn at close-up size

@@ -74,16 +74,25 @@ def registry_table(runs: pd.DataFrame, root: Path, active_model: Path) -> pd.Dat
         if column in table:
             table[column] = [fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else MISSING
                              for v in table[column]]
+    if "problem" in table:  # most runs have none: an empty cell, not the word "None"
+        table["problem"] = [p if isinstance(p, str) else "" for p in table["problem"]]
     return table
 
 
+def default_test_size(complete_rows: int, recipe_rows: int = 500) -> str:
+    """The held-out field's default: the recipe's row count where it is at most a tenth of the complete
+    rows, else a tenth (a small file keeps rows to train on)."""
+    return f"{recipe_rows}" if complete_rows >= 10 * recipe_rows else "0.1"
+
+
 def loss_axis(losses: pd.Series) -> dict:
-    """Plotly y-axis settings for loss curves: log with one tick per decade when the losses span more
-    than one, else linear (a log axis over less than a decade only crowds its tick labels)."""
+    """Plotly y-axis settings for loss curves: log when the losses span more than a decade, else linear
+    (a log axis over less than a decade only crowds its tick labels). Over three decades or more one
+    tick per decade; over fewer, ticks at 1, 2 and 5 of each decade, so the axis never shows a single tick."""
     values = pd.to_numeric(losses, errors="coerce")
     values = values[values > 0]
     if len(values) and values.max() / values.min() > 10:
-        return dict(type="log", dtick=1)
+        return dict(type="log", dtick=1 if values.max() / values.min() >= 1000 else "D2")
     return dict(type="linear")
 
 
@@ -91,3 +100,23 @@ def epoch_axis(epochs: int) -> dict:
     """Plotly x-axis settings: whole epochs from 1, a little room either side, so one epoch is one visible point."""
     step = max(1, math.ceil(epochs / 12))
     return dict(range=[0.5, max(epochs, 1) + 0.5], tickmode="linear", tick0=1, dtick=step, title="epoch")
+
+
+#: "Use this model" warns when a run's error is this many times the active model's.
+MUCH_WORSE_RATIO = 1.25
+
+
+def much_worse(card, active_card) -> str | None:
+    """Why `card`'s model is much less accurate than the active model's (the same measure on both: held-out
+    NME when both cards have it, else test RMSE on the crop), or None when it is not, or they cannot be compared."""
+    measures = (("held-out NME", lambda c: c.end_to_end.get("nme"), "{:.4f}"),
+                ("test error", lambda c: c.metrics.get("test_rmse_px"), "{:.2f} px"))
+    if active_card is None:
+        return None
+    for label, read, fmt in measures:
+        mine, theirs = read(card), read(active_card)
+        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and theirs > 0:
+            if mine > MUCH_WORSE_RATIO * theirs:
+                return f"{label} {fmt.format(mine)} against {fmt.format(theirs)} ({mine / theirs:.1f}x)"
+            return None
+    return None

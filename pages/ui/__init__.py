@@ -33,6 +33,8 @@ PAGES = [
 def page_setup(title: str) -> None:
     """Page config and the sidebar navigation; the first Streamlit call of every page."""
     st.set_page_config(page_title=f"{title} · Facial Keypoints Studio", page_icon="🙂", layout="wide")
+    st.session_state["previous_page"] = st.session_state.get("this_page")  # the page of the last full run
+    st.session_state["this_page"] = title
     with st.sidebar:
         for script, label in PAGES:
             st.page_link(script, label=label)
@@ -101,9 +103,8 @@ def model_summary(path: Path) -> dict:
     card = read_card(path)
     metrics = card.metrics
     e2e = card.end_to_end
-    root = SHIPPED_MODEL.parent.parent
     summary = {
-        "file": str(path.relative_to(root)) if path.is_relative_to(root) else path.name,
+        "file": model_place(path),
         "trained on": card.data.describe(),
         "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
         "head": form.HEAD_LABELS.get(card.config.get("head", "gap")) if card.config else None,
@@ -118,6 +119,40 @@ def model_summary(path: Path) -> dict:
         "webcam": _webcam_model(card.inference),
     }
     return {k: "—" if v is None else v for k, v in summary.items()}
+
+
+def model_place(path: Path) -> str:
+    """Where a model file is, as a person names it: a run by its name, else its path in the repository."""
+    from core.paths import runs_dir
+
+    path = Path(path).resolve()
+    runs = runs_dir().resolve()
+    if path.parent.parent == runs:
+        return f"run '{path.parent.name}' (runs/{path.parent.name}/{path.name})"
+    root = SHIPPED_MODEL.parent.parent.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+
+def display_command(command: str) -> str:
+    """A card's command as a person can run it here: paths inside the repository or the runs folder
+    made relative to the repository (runs/...), any other server path (e.g. a /tmp config) cut to its name."""
+    import shlex
+
+    from core.paths import runs_dir
+
+    root, runs = SHIPPED_MODEL.parent.parent.resolve(), runs_dir().resolve()
+    words = []
+    for word in command.split(" "):
+        if word.startswith("/"):
+            where = Path(word)
+            if where.is_relative_to(runs):
+                word = str(Path("runs") / where.relative_to(runs))
+            elif where.is_relative_to(root):
+                word = str(where.relative_to(root))
+            else:
+                word = shlex.quote(where.name)
+        words.append(word)
+    return " ".join(words)
 
 
 def _parent_time(parent: dict | None) -> str:
@@ -156,17 +191,29 @@ def choose_dataset(key: str) -> Path | None:
     from core.paths import DEFAULT_DATASET_NAME, SHARED_68_DATASET, data_dir
     from core.userfiles import PathNotAllowed, resolve_server_path, save_upload
 
-    source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True, key=f"{key}-src")
+    # The stored upload's name rides in the page's URL, so a browser reload (a new session) keeps the file.
+    param = f"{key}-upload"
+    kept = _kept_upload(st.query_params.get(param))
+    source = st.radio("Data source", ["Default data", "Upload", "Path on the server"], horizontal=True,
+                      key=f"{key}-src", index=1 if kept else 0)
     if source == "Upload":
         upload = st.file_uploader("Kaggle-format training file (.csv, .csv.gz or .zip)", type=["csv", "gz", "zip"],
                                   key=f"{key}-upload")
         if upload is None:
+            if kept is not None and f"{key}-stored" not in st.session_state:
+                st.caption(f"Using `{kept.name[13:]}`, uploaded before the page was reloaded. "
+                           "Upload another file to replace it.")
+                return kept
+            st.session_state.pop(f"{key}-stored", None)  # the person removed the file: forget it
+            st.query_params.pop(param, None)
             return None
         file_id, stored = st.session_state.get(f"{key}-stored", (None, None))
         if file_id != upload.file_id or not Path(stored).is_file():  # hash a file once, not on every rerun
             stored = str(save_upload(upload.getvalue(), upload.name))
             st.session_state[f"{key}-stored"] = (upload.file_id, stored)
+        st.query_params[param] = Path(stored).name
         return Path(stored)
+    st.query_params.pop(param, None)  # another source: a reload shows that one
     if source == "Path on the server":
         text = st.text_input("Path to a .csv, .csv.gz or .zip file on the server", key=f"{key}-path")
         if not text:
@@ -189,6 +236,16 @@ def choose_dataset(key: str) -> Path | None:
     return None
 
 
+def _kept_upload(name: str | None) -> Path | None:
+    """The upload a page URL names (core.userfiles.stored_name), if it is still in the uploads folder."""
+    from core.userfiles import uploads_dir
+
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    path = uploads_dir() / name
+    return path if path.is_file() else None
+
+
 def _offer_import(frames: Path, out: Path, key: str) -> None:
     """The "no imported data yet" box and its button, in a placeholder that is cleared once the import is done."""
     import time
@@ -198,7 +255,9 @@ def _offer_import(frames: Path, out: Path, key: str) -> None:
     box = st.empty()
     with box.container():
         st.info("No imported data yet. The YouTube-faces frames (3462 video frames of 347 people) are beside the "
-                f"app: import them (face detection + cropping, about {IMPORT_ESTIMATE_S} s on 2 cores).")
+                f"app: import them (face detection + cropping). On 2 idle cores this takes about {IMPORT_ESTIMATE_S} s "
+                "(bench/bench_import.py); a busy machine takes longer, and the progress bar then counts down "
+                "from the pace it measures.")
         if not st.button("Import YouTube-faces now", key=f"{key}-import"):
             return
         bar = st.progress(0.0, text="Importing frames…")
