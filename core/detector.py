@@ -138,16 +138,16 @@ class RollSearch:
     cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
     at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
 
-    angles_deg: tuple[float, ...] = (-50.0, -25.0, 25.0, 50.0)
-    copy_max_side: int = 400
+    angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
+    copy_max_side: int = 256
     sensitivity_boost: int = 2
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
-    scale_factor: float = 1.1
+    scale_factor: float = 1.2
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
                     roll: RollSearch | None = None) -> np.ndarray:
-    """Candidate face boxes at any roll in `roll.angles_deg` (+- about 12 deg each), as an (N, 5) float array
+    """Candidate face boxes at any roll within about 10 deg of 0 or of `roll.angles_deg`, as an (N, 5) float array
     (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
 
     The upright image goes through `detector.detect` with `settings` unchanged (its boxes, angle 0, are

@@ -97,14 +97,15 @@ class FacePipeline:
     (core.verifier.load_verifier), or none with a log message when its files are missing.
     `int8`: run the keypoint model's int8 twin (trainer.export.quantize_onnx; it must exist beside the model).
     `roll`: also search for tilted faces (core.detector.RollSearch; default: its defaults; False: upright only).
-    `refine_roll`: turn each face's crop by the eye line of a first prediction before the final one.
+    `refine_roll`: turn the crop of each face found on a turned copy by the eye line of a first prediction
+    before the final one (`refine_upright`: also faces found upright).
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
                  verifier: FaceVerifier | str | os.PathLike | bool | None = None,
                  mean_shape_crop: np.ndarray | list | None = None, int8: bool = False,
-                 roll: RollSearch | bool | None = None, refine_roll: bool = True):
+                 roll: RollSearch | bool | None = None, refine_roll: bool = True, refine_upright: bool = False):
         self.predictor = KeypointPredictor(model_path, int8=int8)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
@@ -128,7 +129,7 @@ class FacePipeline:
         self._model_path = Path(model_path)
         self._live_predictor: KeypointPredictor | FasterTwin | None = None
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
-        self.refine_roll = refine_roll
+        self.refine_roll, self.refine_upright = refine_roll, refine_upright
 
     @property
     def live_predictor(self) -> KeypointPredictor | FasterTwin:
@@ -226,8 +227,8 @@ class FacePipeline:
         (refine_roll) turned by the eye line of a first prediction on turned boxes, then Recentring if enabled."""
         angles = np.zeros(len(boxes_xywh)) if angles_deg is None else np.asarray(angles_deg, dtype=np.float64)
         crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles, strict=True)]
-        if self.refine_roll and self.mean_shape is not None and (angles != 0).any():
-            turned = [i for i, a in enumerate(angles) if a != 0]
+        turned = [i for i, a in enumerate(angles) if a != 0 or self.refine_upright]
+        if self.refine_roll and self.mean_shape is not None and turned:
             first = self.keypoints_in_crops(gray, [crops[i] for i in turned])
             for i, k in zip(turned, first, strict=True):
                 crops[i] = upright_on_eyes(crops[i], k, np.asarray(self.mean_shape))
