@@ -58,7 +58,7 @@ def main() -> None:
     p.add_argument("--preset", default="studio")
     p.add_argument("--epochs", type=int, default=6, help="epochs per stage (default %(default)s)")
     p.add_argument("--widths", type=lambda v: tuple(int(w) for w in v.split(",")),
-                   help="override the preset's widths, e.g. 16,32,64,128,256 (runs go to runs/labels-<epochs>ep-w<first>)")
+                   help="override the preset's widths, e.g. 16,32,64,128,256 (runs: runs/labels-<epochs>ep-w<first>)")
     p.add_argument("--runs", help="where the runs go (default runs/labels-<epochs>ep)")
     p.add_argument("--only", help="comma-separated row names (default: all)")
     args = p.parse_args()
