@@ -32,7 +32,8 @@ def test_bfloat16_only_where_the_cpu_computes_it(flags, environ, compute):
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    (tmp_path / "cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n")
+    cpuinfo = "processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n"
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
     assert cpu_flags(tmp_path / "cpuinfo") == {"fpu", "avx2", "avx512_bf16"}
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
