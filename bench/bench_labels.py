@@ -57,12 +57,14 @@ def main() -> None:
     p.add_argument("--partial", default="data/yt68-kaggle.csv.gz", help="its Kaggle-shaped twin (trainer kaggle-shape)")
     p.add_argument("--preset", default="studio")
     p.add_argument("--epochs", type=int, default=6, help="epochs per stage (default %(default)s)")
+    p.add_argument("--widths", type=lambda v: tuple(int(w) for w in v.split(",")),
+                   help="override the preset's widths, e.g. 16,32,64,128,256 (runs: runs/labels-<epochs>ep-w<first>)")
     p.add_argument("--runs", help="where the runs go (default runs/labels-<epochs>ep)")
     p.add_argument("--only", help="comma-separated row names (default: all)")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(ROWS)
-    schedule = dict(SHORT, epochs_per_stage=args.epochs)
-    runs = Path(args.runs or f"runs/labels-{args.epochs}ep")
+    schedule = dict(SHORT, epochs_per_stage=args.epochs, **({"widths": args.widths} if args.widths else {}))
+    runs = Path(args.runs or f"runs/labels-{args.epochs}ep" + (f"-w{args.widths[0]}" if args.widths else ""))
     rows = {}
     for name in names:
         source, fields = ROWS[name]

@@ -1,10 +1,11 @@
 """Which precision training computes in on this CPU: bfloat16 only where the CPU has bf16 instructions.
 
 bfloat16 compute is faster only where the hardware does bf16 arithmetic (Intel AMX, AVX-512 BF16);
-elsewhere TensorFlow's oneDNN emulates it, several times slower than float32. So RecipeConfig's
+elsewhere TensorFlow emulates it, several times slower than float32. So RecipeConfig's
 `mixed_precision="auto"` (the studio preset) decides per machine from the CPU flags, also honouring
-ONEDNN_MAX_CPU_ISA (a cap below the bf16 instruction sets makes oneDNN emulate them even on a CPU
-that has them). The decision and its reason go into the run's config and card.
+ONEDNN_MAX_CPU_ISA (oneDNN capped below its bf16 kernels has no bf16 convolution at all) and
+TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's own kernels emulate bf16). The decision and its reason go into
+the run's config and card.
 """
 from __future__ import annotations
 
@@ -60,9 +61,13 @@ def choose_precision(flags: frozenset[str] | None = None, environ: Mapping[str, 
         reason = ("float32: this CPU has no bf16 instructions (no amx_bf16 or avx512_bf16), so bfloat16 would be "
                   "emulated, several times slower")
         return PrecisionChoice(False, "float32", reason, shown, cap)
+    if env.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false"):
+        reason = (f"float32: the CPU has {native[0]}, but TF_ENABLE_ONEDNN_OPTS=0 leaves TensorFlow's own kernels, "
+                  "which emulate bfloat16")
+        return PrecisionChoice(False, "float32", reason, shown, cap)
     if cap is not None and cap.upper() not in BF16_ISAS:
-        reason = (f"float32: the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from using it, "
-                  "so bfloat16 would be emulated")
+        reason = (f"float32: the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below its bf16 "
+                  "kernels, where bfloat16 convolutions do not run")
         return PrecisionChoice(False, "float32", reason, shown, cap)
     reason = f"bfloat16: this CPU computes it natively ({', '.join(native)})"
     return PrecisionChoice(True, "bfloat16", reason, shown, cap)
