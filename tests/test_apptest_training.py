@@ -33,7 +33,7 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
     under one preset applies to it while it is shown, and switching away and back starts from the preset again."""
     from streamlit.testing.v1 import AppTest
 
-    from trainer import form
+    from pages.ui import form
     from trainer.config import config_for
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()

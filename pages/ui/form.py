@@ -4,7 +4,6 @@ the loss chart's axes chosen from the numbers it shows."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 
@@ -57,19 +56,30 @@ def stage_grid(learning_rates: list[float], batch_sizes: list[int]) -> tuple[tup
     return tuple(sorted(learning_rates, reverse=True)), tuple(sorted(batch_sizes))
 
 
-def registry_table(runs: pd.DataFrame, root: Path, active_model: Path) -> pd.DataFrame:
-    """runfolders.list_runs as a person reads it: an "active" mark on the run whose model the app uses,
+def registry_table(runs: pd.DataFrame, active_run: str | None) -> pd.DataFrame:
+    """runfolders.list_runs as a person reads it: an "active" mark on `active_run` (core.registry.active_run),
     numbers rounded, and "—" where a run has no value yet (not None or NaN)."""
     table = runs.copy()
-    active = Path(active_model).resolve()
-    table.insert(0, "active", ["✔ active" if (Path(root) / r / "model.keras").resolve() == active else ""
-                               for r in table["run"]])
+    table.insert(0, "active", ["✔ active" if r == active_run else "" for r in table["run"]])
     formats = {"train rows": "{:.0f}", "test RMSE px": "{:.2f}", "NME": "{:.4f}", "wall s": "{:.0f}"}
     for column, fmt in formats.items():
         if column in table:
             table[column] = [fmt.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else MISSING
                              for v in table[column]]
     return table
+
+
+#: What each loss's numbers are (trainer.losses): the chart's y-axis title.
+LOSS_UNITS = {"mse": "MSE (normalised coordinates)", "l1": "mean absolute error (normalised coordinates)",
+              "wing": "wing loss (crop px)"}
+
+
+def loss_axis_title(loss_names: list[str]) -> str:
+    """The y-axis title for runs trained with these losses; runs with different losses share no unit."""
+    names = sorted(set(loss_names))
+    if len(names) == 1:
+        return LOSS_UNITS.get(names[0], names[0])
+    return "loss (" + " / ".join(names) + ", each in its own unit)"
 
 
 def loss_axis(losses: pd.Series) -> dict:
