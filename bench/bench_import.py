@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.paths import SHARED_68_DATASET
-from trainer.importer import default_workers, full_scan_box, import_68_dataset, matching_box
+from trainer.importer import best_box, default_workers, import_68_dataset, matching_box
 
 GOAL_S = 45.0
 
@@ -43,6 +43,11 @@ def timed_import(frames: Path, out: Path, workers: int, find=matching_box) -> tu
 
     report = import_68_dataset(frames, out, workers=workers, progress=progress, find=find)
     return time.perf_counter() - t0, detected[0], cpu_s() - c0, report
+
+
+def full_scan_box(detector, gray, points):
+    """The baseline: best_box over a scan at every window size (what matching_box skips)."""
+    return best_box(detector.detect(gray), points)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
+from core.card import Int8Verdict
 from core.detector import DetectorSettings
 from core.live import LiveProcessor, LiveSettings, LiveStats
 from core.overlays import EFFECTS
@@ -120,9 +121,9 @@ def main() -> None:
         faces = pipeline.find_faces(f, naive)
         render(f, faces, "sunglasses")
         naive_times.append(time.perf_counter() - t)
-    approved = pipeline.predictor.card.inference.int8 or {}
+    approved = pipeline.predictor.card.inference.int8 or Int8Verdict()
     print(f"default's keypoint model: {'the int8 twin' if pipeline.live_predictor is not pipeline.predictor else 'float'} "
-          f"(card: int8 validation NME {approved.get('nme')} against float {approved.get('float_nme')}, "
+          f"(card: int8 validation NME {approved.nme} against float {approved.float_nme}, "
           f"live {approved.get('live')})")
     print(f"{len(frames)} frames 640x480 ({'real video, one face' if VIDEO.is_file() else 'synthetic'}) fed at {FPS} fps, "
           f"{args.rounds} rounds each")

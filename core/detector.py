@@ -6,7 +6,7 @@ pixels. Defaults were chosen on ../shared/data/photos and the YouTube-faces fram
 neighbours find every labelled face there.
 
 The cascade's own grouping merges only boxes of similar position *and* size, so one face can come
-back twice at two scales (7 of 770 held-out frames had such a pair). `one_box_per_face` removes
+back twice at two scales (README, "One box per face"). `one_box_per_face` removes
 them here, so every caller (photo, CLI, webcam, import) gets one box per face: non-maximum
 suppression (cv2.dnn.NMSBoxes, scored by the cascade's neighbour count), then a containment rule.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.geometry import turn_image
+from core.geometry import box_intersection, turn_image
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -64,13 +64,7 @@ def one_box_per_face(boxes_xywh: np.ndarray, scores: np.ndarray | None = None,
     kept = kept[np.argsort(-areas[kept], kind="stable")]
     out: list[int] = []
     for i in kept:
-        x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 0] + boxes[i, 2], boxes[i, 1] + boxes[i, 3]
-        inside = any(
-            max(0.0, min(x1, boxes[j, 0] + boxes[j, 2]) - max(x0, boxes[j, 0]))
-            * max(0.0, min(y1, boxes[j, 1] + boxes[j, 3]) - max(y0, boxes[j, 1])) >= contained_fraction * areas[i]
-            for j in out
-        )
-        if not inside:
+        if not any(box_intersection(boxes[i], boxes[j]) >= contained_fraction * areas[i] for j in out):
             out.append(int(i))
     return np.asarray(out, dtype=int)
 
@@ -218,9 +212,14 @@ class DetectorProcess:
     Why a process: Haar detection spreads over OpenCV's worker threads, which a niced *thread* cannot
     take down with it, so on 2 cores every detection slowed the frames drawn meanwhile (the webcam's
     p95). A process niced as a whole yields both cores to the frame path. The child is a fresh
-    interpreter (subprocess, not multiprocessing, so the caller's main script is never re-run in it)
-    that imports only this module; requests and answers travel as multiprocessing.connection
+    interpreter that imports only this module; requests and answers travel as multiprocessing.connection
     messages over two pipes. Not thread-safe by itself: one caller at a time (core.live's detection thread).
+
+    Why not a spawn-context ProcessPoolExecutor, as trainer.importer uses for its batch of frames: a
+    spawned child re-imports the parent's `__main__`, which in the app is Streamlit's runner (the
+    whole server stack, in a process meant to hold only OpenCV), and a pool hands each call through a
+    feeder thread and a queue, where this path sends one frame at a time and waits for its answer.
+    The importer runs under `python -m trainer`, whose `__main__` is guarded and cheap, on batches.
     """
 
     def __init__(self, niceness: int = 10):

@@ -103,7 +103,7 @@ class CropTransform:
         interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         if self.scale < 0.5:
             # INTER_AREA is not honoured by warpAffine: shrink the crop's own region (not the whole
-            # image: a 12 MP photo would cost ~20 ms a crop), then warp. Parts of the square outside
+            # image, whose cost grows with the photo's pixels), then warp. Parts of the square outside
             # the image are clipped here and repeated by the warp's BORDER_REPLICATE, as below.
             factor = self.scale * 2
             pad = int(np.ceil(2 / factor))  # room for the warp's interpolation at the region's edges
@@ -220,9 +220,14 @@ def moved_px(before: CropTransform, after: CropTransform) -> float:
     return float(np.hypot(dx, dy) * before.scale)
 
 
-def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
+def box_intersection(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
+    """The area two (x, y, w, h) boxes share."""
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return float(max(0.0, x1 - x0) * max(0.0, y1 - y0))
+
+
+def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = box_intersection(a, b)
     return float(inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9))

@@ -1,12 +1,13 @@
 """Real-time face effects for video frames (the webcam page's engine; no Streamlit here).
 
-Per frame, on a 2-core CPU (bench/bench_live.py):
+Per frame (bench/bench_live.py measures each path):
 - faces are detected (the same detection step as photos: Haar cascade, then the face verifier, on a
   copy scaled to `detect_width`) every `detect_every` frames, on a background thread (DetectionWorker)
   fed the newest frame, so no frame after a stream's first waits for the Haar cascade; tracks are
   updated when it answers. The cascade itself runs in a niced child process (core.detector.DetectorProcess,
   `detection_process`), so its OpenCV threads cannot slow the frames drawn meanwhile;
-  `background_detection=False` detects on the frame path instead (the old path, kept as the bench's baseline);
+  `background_detection=False` detects on the frame path instead (synchronous: what the tests use to make
+  every frame's result deterministic, and the bench's baseline; a stream's first frame always does);
 - between detections each face is *tracked by its own keypoints*: the next crop is the one that puts
   the last smoothed keypoints where the model's mean training shape sits (core.geometry), so no
   separate tracker is needed and the crops look like the training crops;
@@ -42,9 +43,9 @@ from core.pipeline import Detections, Face, FacePipeline, render
 from core.schema import FLIP_PERMUTATION
 from core.smoothing import OneEuroFilter
 
-#: One Euro parameters, chosen on the recorded video (shipped model): on a still face with camera
-#: noise the nose tip's jitter drops from 0.61 px to 0.05 px for every setting tried; during head
-#: motion the smoothed point trails the raw one by 0.77 px on average with these, 1.15 px with (1.0, 0.05).
+#: One Euro parameters, chosen on the recorded video with the shipped model: steady on a still face with
+#: camera noise, and the least lag behind the raw point during head motion of the settings tried
+#: (bench/bench_live.py prints the jitter).
 SMOOTHING_MIN_CUTOFF_HZ = 0.2
 SMOOTHING_BETA = 0.3
 
@@ -114,8 +115,7 @@ def _swap_sides(face: Face) -> Face:
 def _lower_this_threads_priority(niceness: int = 10) -> None:
     """Let the frame path win the 2 cores when both want them: detection can wait a few ms, a frame
     cannot. Linux schedules each thread on its own, so this nices only the calling thread; elsewhere
-    it does nothing. bench_live's background-path p95 over five quiet runs: 7.7, 7.4, 8.9 ms niced, 8.5, 8.0 ms
-    not: a small gain, no larger than the run-to-run noise."""
+    it does nothing. Its gain on bench_live's p95 is within the run-to-run noise."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             me = threading.get_native_id()

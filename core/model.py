@@ -205,11 +205,16 @@ def validate_model(keras_path: str | os.PathLike) -> None:
     current ONNX twin, of the wrong shape, or whose keypoints on a test face are non-finite or outside the
     96x96 crop. Runs the twin, as the app will (trainer.export.validate_keras_model checks the Keras side)."""
     path = Path(keras_path)
-    outputs = KeypointPredictor(path, threads=1).predict_normalised(to_model_input(probe_face_crops()))
+    check_probe_outputs(path.name, KeypointPredictor(path, threads=1).predict_normalised(
+        to_model_input(probe_face_crops())))
+
+
+def check_probe_outputs(name: str, outputs: np.ndarray) -> None:
+    """Refuse (ModelError) a model's outputs on probe_face_crops that are non-finite or outside the crop."""
     if not np.isfinite(outputs).all():
-        raise ModelError(f"{path.name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights "
+        raise ModelError(f"{name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights "
                          "are broken (did the training diverge?). It cannot be used.")
     keypoints = denormalise_keypoints(outputs)
     if keypoints.min() < 0 or keypoints.max() > CROP_SIZE:
-        raise ModelError(f"{path.name} puts keypoints outside the 96x96 face crop on a test face (from "
+        raise ModelError(f"{name} puts keypoints outside the 96x96 face crop on a test face (from "
                          f"{keypoints.min():.3g} to {keypoints.max():.3g} px): it cannot be used.")

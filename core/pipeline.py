@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from core import overlays
-from core.card import Inference
+from core.card import Recentring
 from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
@@ -34,33 +34,6 @@ class Face:
     keypoints_px: np.ndarray
     crop: CropTransform = field(repr=False)
     angle_deg: float = 0.0
-
-
-@dataclass(frozen=True)
-class Recentring:
-    """Move a detector crop onto the face before the keypoint model reads it.
-
-    The Haar box of a turned head centres on the head, not the face, so the face can sit 20-30 crop
-    px off-centre, where the model (trained on detector crops) falls back to a frontal layout.
-    A locator model (fine-tuned on crops jittered around the detection, trainer.importer) runs
-    `passes` times, the crop shifted onto its prediction between passes. Only a face whose crop
-    moved more than `min_offset_px` (crop px) in total is re-framed, around the last prediction,
-    the way training crops are framed (core.geometry.crop_around_points): re-framing a
-    well-centred face costs accuracy, and the total move over several passes tells a badly
-    framed face from the locator's noise better than one pass does. `locator` is a model file
-    beside the keypoint model ("" = the keypoint model itself).
-    """
-
-    locator: str = ""
-    passes: int = 3
-    #: Default: how far the detector put the 99th-percentile YouTube-faces training face off the
-    #: mean position (a card's train_offset_p99_px); trainer.ship chooses a card's own threshold.
-    min_offset_px: float = 8.9
-
-    @classmethod
-    def from_card(cls, inference: Inference) -> Recentring | None:
-        """The card's `inference.recentre`; None when the card chose no re-centring."""
-        return cls(**inference.recentre) if inference.recentre else None
 
 
 @dataclass

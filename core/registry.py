@@ -18,10 +18,9 @@ from core.paths import SHIPPED_MODEL, runs_dir
 POINTER_NAME = "active_model.txt"
 #: `activate` and `python -m trainer activate` take this name to mean the shipped model.
 SHIPPED_NAME = "shipped"
-#: Names the registry gives its own meaning (or its own files, the ".tmp" one from before core.files) in the
-#: runs folder: never run names. The pointer's temporary name now starts with "." (core.files.atomic_path),
-#: which no run name can.
-RESERVED_RUN_NAMES = frozenset({SHIPPED_NAME, POINTER_NAME, POINTER_NAME + ".tmp"})
+#: Names the registry gives its own meaning in the runs folder: never run names. The pointer's temporary
+#: name starts with "." (core.files.atomic_path), which no run name can.
+RESERVED_RUN_NAMES = frozenset({SHIPPED_NAME, POINTER_NAME})
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -51,6 +50,14 @@ def active_model_path() -> Path:
     except (OSError, UnicodeDecodeError):  # unreadable or garbled pointer: fall back, never crash a page
         pass
     return SHIPPED_MODEL
+
+
+def active_run(root: str | os.PathLike | None = None, active: str | os.PathLike | None = None) -> str | None:
+    """The name of the run in `root` whose model is `active` (default: the model the app uses), or None (the
+    shipped model, or a file elsewhere)."""
+    root = Path(root or runs_dir()).resolve()
+    active = Path(active or active_model_path()).resolve()
+    return active.parent.name if active.parent.parent == root and active.name == "model.keras" else None
 
 
 def activate(run_name: str) -> Path:

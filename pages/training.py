@@ -14,9 +14,10 @@ from core.card import read_card
 from core.model import ModelError
 from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
+from core.registry import active_run as registry_active_run
+from pages.ui import form
 from trainer import archive as model_archive
-from trainer import events as ev
-from trainer import explore, form, jobs, runfolders
+from trainer import explore, jobs, runfolders
 from trainer.config import config_for
 from trainer.precision import choose_precision
 from trainer.recipe import make_split
@@ -105,11 +106,11 @@ names = list(runs["run"])
 default = jobs.running_run(root) or st.session_state.get("watch") or (names[0] if names else None)
 
 
-def curves_figure(run_names: list[str]) -> go.Figure:
+def curves_figure(views: list[runfolders.RunView]) -> go.Figure:
     """Train and validation loss per epoch; one run also shows its stage boundaries, two runs are told
     apart by line style (solid: the first, dashed: the second)."""
     fig = go.Figure()
-    tables = [runfolders.curves(root / run_name) for run_name in run_names]  # names of listed, readable runs
+    run_names, tables = [v.name for v in views], [v.curves for v in views]
     for n, (run_name, table) in enumerate(zip(run_names, tables)):
         suffix = f" ({run_name})" if len(run_names) > 1 else ""
         line = dict(dash="dash" if n else "solid")
@@ -127,7 +128,7 @@ def curves_figure(run_names: list[str]) -> go.Figure:
     else:
         title += f": {run_names[0]} solid, {run_names[1]} dashed"
     losses = pd.concat([pd.concat([t["loss"], t["val_loss"]]) for t in tables])
-    fig.update_yaxes(title="MSE (normalised coordinates)", **form.loss_axis(losses))
+    fig.update_yaxes(title=form.loss_axis_title([v.loss for v in views]), **form.loss_axis(losses))
     fig.update_xaxes(**form.epoch_axis(max(len(t) for t in tables)))
     fig.update_layout(height=380, title=title)
     return fig
@@ -136,12 +137,13 @@ def curves_figure(run_names: list[str]) -> go.Figure:
 @st.fragment(run_every=2.0)
 def live(run_name: str) -> None:
     path = root / run_name  # a name from the listing: a broken one (a name no run may have) is shown as broken
-    state = runfolders.status(path)
+    view = runfolders.read_run(path)  # one read of the run's files per refresh
+    state = view.status
     st.subheader(f"Run '{run_name}': {state}")
     if state == "broken":
-        st.warning(f"This run cannot be shown: {runfolders.run_problem(path)}")
+        st.warning(f"This run cannot be shown: {view.problem}")
         return
-    p = runfolders.progress(path)
+    p = view.progress
     if p is not None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
@@ -151,17 +153,16 @@ def live(run_name: str) -> None:
         st.info(pseudo_labels)
     if precision:
         st.caption(f"Compute precision: {precision}.")
-    table = runfolders.curves(path)
+    table = view.curves
     if not table.empty:
         last = table.iloc[-1]
         m1, m2, m3 = st.columns(3)
         m1.metric("Validation RMSE", f"{last['val_rmse_px']:.2f} px")
         m2.metric("Train RMSE", f"{last['rmse_px']:.2f} px")
         m3.metric("Epochs done", len(table))
-        st.plotly_chart(curves_figure([run_name]), key=f"curves-{run_name}-{len(table)}")
-    errors = [e for e in ev.read_events(path / "events.jsonl") if e["event"] == ev.ERROR]
-    if state == "failed" and errors:
-        st.error(f"The run failed: {errors[-1]['message']}")
+        st.plotly_chart(curves_figure([view]), key=f"curves-{run_name}-{len(table)}")
+    if state == "failed" and view.error:
+        st.error(f"The run failed: {view.error}")
     if (path / "log.txt").is_file():
         with st.expander("Log (last lines)"):
             st.code(runfolders.log_tail(path) or "(empty)")
@@ -190,11 +191,11 @@ st.header("Runs and models")
 if "activated" in st.session_state:  # said after the rerun that shows the new active model everywhere
     st.success(st.session_state.pop("activated"))
 active = active_model_path()
-active_run = active.parent.name if active.parent.parent.resolve() == root.resolve() else None
+active_run = registry_active_run(root)
 st.caption(f"Active model: run **{active_run}**" if active_run
            else f"Active model: the shipped model (`{active.name}`)" if active.resolve() == SHIPPED_MODEL.resolve()
            else f"Active model: `{active.name}`")
-st.dataframe(form.registry_table(runs, root, active), hide_index=True)
+st.dataframe(form.registry_table(runs, active_run), hide_index=True)
 finished = [r for r, s in zip(runs["run"], runs["status"]) if s == "finished"]
 if finished:
     watched_run = st.session_state.get("watch")
@@ -203,11 +204,11 @@ if finished:
     card = read_card(path / "model.keras")
     m = card.metrics
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test RMSE (96 px crop)", f"{m.get('test_rmse_px', float('nan')):.2f} px")
-    c2.metric("Held-out NME", card.end_to_end.get("nme") or form.MISSING)
+    c1.metric("Test RMSE (96 px crop)", f"{m.test_rmse_px if m.test_rmse_px is not None else float('nan'):.2f} px")
+    c2.metric("Held-out NME", card.end_to_end.nme or form.MISSING)
     c3.metric("Wall time", f"{(card.wall_s or 0) / 60:.1f} min")
     c4.metric("Train rows", card.data.train_rows or form.MISSING)
-    per_kp = m.get("per_keypoint_rmse_px", {})
+    per_kp = m.per_keypoint_rmse_px or {}
     if per_kp:
         st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
                                title="Test error per keypoint"), key=f"perkp-{chosen}")
@@ -245,12 +246,13 @@ if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL
         st.error(str(exc))
 compare = st.multiselect("Compare runs' curves", list(runs.loc[runs["status"] != "broken", "run"]), max_selections=2)
 if len(compare) == 2:
-    empty = [r for r in compare if runfolders.curves(safe_run_dir(r, root)).empty]
+    views = [runfolders.read_run(safe_run_dir(r, root)) for r in compare]
+    empty = [v for v in views if v.curves.empty]
     if empty:
-        st.warning(f"Nothing to compare: {' and '.join(repr(r) for r in empty)} has no finished epoch "
-                   f"({', '.join(str(runs.set_index('run').loc[r, 'status']) for r in empty)}).")
+        st.warning(f"Nothing to compare: {' and '.join(repr(v.name) for v in empty)} has no finished epoch "
+                   f"({', '.join(v.status for v in empty)}).")
     else:
-        st.plotly_chart(curves_figure(compare), key="compare")
+        st.plotly_chart(curves_figure(views), key="compare")
 
 # ---------------------------------------------------------------- models in and out (trainer.archive)
 st.header("Models in and out")

@@ -33,7 +33,7 @@ def test_each_preset_fills_the_lever_widgets_with_its_own_values(runs):
     under one preset applies to it while it is shown, and switching away and back starts from the preset again."""
     from streamlit.testing.v1 import AppTest
 
-    from trainer import form
+    from pages.ui import form
     from trainer.config import config_for
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
@@ -94,7 +94,7 @@ def test_a_much_worse_model_is_named_before_use_and_an_empty_run_is_not_compared
     from trainer.recipe import RecipeConfig
 
     active = ModelCard.read(app_model_path)
-    if not active.end_to_end.get("nme"):
+    if not active.end_to_end.nme:
         pytest.skip("the app's model card has no held-out NME to compare with")
     config = json.dumps(RecipeConfig().to_dict())
     for name in ("worse", "cancelled-early"):

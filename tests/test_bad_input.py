@@ -252,7 +252,7 @@ def test_old_and_excess_uploads_are_pruned_and_the_new_one_kept(tmp_path):
 
 # ---------------------------------------------------------------- runs
 
-@pytest.mark.parametrize("name", ["shipped", "Shipped", "active_model.txt", "active_model.txt.tmp"])
+@pytest.mark.parametrize("name", ["shipped", "Shipped", "active_model.txt", "Active_Model.TXT"])
 def test_reserved_names_cannot_be_runs(runs, name):
     before = snapshot(runs)
     with pytest.raises(ValueError, match="reserved"):

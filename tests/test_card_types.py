@@ -16,6 +16,7 @@ from trainer.runs import Run
 from trainer.synthetic import synthetic_faces
 
 
+@pytest.mark.shipped_model
 def test_the_shipped_verifier_card_round_trips_typed():
     raw = json.loads(SHIPPED_VERIFIER.with_suffix(".json").read_text())
     card = VerifierCard.from_dict(raw)

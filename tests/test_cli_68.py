@@ -57,7 +57,7 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     test_people = first.data.test_people
     again = _trainer(["train", "--run", "r68", "--data", csv, "--quiet"], tmp_path)  # the run's own config wins
     assert again.returncode == 0 and "resuming r68 from" in again.stderr, again.stderr[-2000:]
-    assert json.loads(again.stdout)["test_rmse_px"] == first.metrics["test_rmse_px"]  # no epoch trained again
+    assert json.loads(again.stdout)["test_rmse_px"] == first.metrics.test_rmse_px  # no epoch trained again
     assert read_card(model).config == first.config and read_card(model).data.test_people == test_people
     assert len(test_people) == 1  # split by person, never by frame
 

@@ -89,16 +89,18 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
 
     page.get_by_role("button", name="Use this model (page-run)").click()
     settle(page)
-    # activation checks the model with Keras: the page process's first TensorFlow import (~11 s on a busy 2-core machine)
+    # activation checks the model through its ONNX twin (core.model.validate_model)
     expect(page.get_by_text("'page-run' is now the active model")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Active model: run page-run")).to_be_visible()  # at once, not after a reload
     expect(page.get_by_role("button", name="Use this model (page-run)")).to_be_disabled()
     active = (runs / "active_model.txt").read_text().strip()
     assert active.endswith("page-run/model.keras") and active != str(previous)
     load_keras_model(active)
-    from trainer import form, runfolders
+    from core.registry import active_run
+    from pages.ui import form
+    from trainer import runfolders
 
-    marked = form.registry_table(runfolders.list_runs(runs), runs, active)  # what the page's table shows
+    marked = form.registry_table(runfolders.list_runs(runs), active_run(runs, active))  # what the page's table shows
     assert list(marked.loc[marked["active"] != "", "run"]) == ["page-run"]
     screenshot(page, SCREENSHOT)
 

@@ -15,6 +15,7 @@ def frames(shared_data):
     return shared_data / "youtube-faces-68" / "training.zip"
 
 
+@pytest.mark.shipped_model
 def test_recentring_rescues_a_turned_head_the_detector_framed_badly(frames):
     """Re-centring (here by the keypoint model itself, core.pipeline.Recentring with no locator file) moves
     the crop onto a face the Haar box put off-centre. The shipped card does not choose it: on the validation
@@ -29,6 +30,7 @@ def test_recentring_rescues_a_turned_head_the_detector_framed_badly(frames):
     assert recentred["recentre"]["locator"] == ""  # the model itself
 
 
+@pytest.mark.shipped_model
 def test_a_frontal_person_is_left_as_it_was(frames):
     """Re-centring must not move well-framed faces: same NME with and without it."""
     people = ["Laura_Bush"]

@@ -1,9 +1,9 @@
-"""The training page's fields and tables as plain functions (trainer.form)."""
+"""The training page's fields and tables as plain functions (pages.ui.form)."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from trainer import form
+from pages.ui import form
 
 
 def test_widths_and_held_out_rows_parse_or_say_what_is_wrong():
@@ -21,12 +21,21 @@ def test_widths_and_held_out_rows_parse_or_say_what_is_wrong():
         form.stage_grid([], [32])
 
 
-def test_registry_marks_the_active_run_and_shows_no_none(tmp_path):
+def test_registry_marks_the_active_run_and_shows_no_none(tmp_path, monkeypatch):
     runs = pd.DataFrame({"run": ["a", "b"], "status": ["finished", "cancelled"], "started": ["x", "y"],
                          "train rows": [120, None], "test RMSE px": [2.345, None], "NME": [None, np.nan],
                          "wall s": [61.2, None]})
-    table = form.registry_table(runs, tmp_path, tmp_path / "a" / "model.keras")
+    from core.registry import active_run
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "model.keras").write_bytes(b"")
+    monkeypatch.setenv("FKS_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("FKS_MODEL", str(tmp_path / "a" / "model.keras"))
+    assert active_run() == "a"
+    table = form.registry_table(runs, active_run())
     assert list(table["active"]) == ["✔ active", ""]
+    monkeypatch.setenv("FKS_MODEL", str(tmp_path / "elsewhere.keras"))
+    assert active_run() is None and list(form.registry_table(runs, active_run())["active"]) == ["", ""]
     assert table.loc[0, "train rows"] == "120" and table.loc[0, "test RMSE px"] == "2.35"
     assert not table.isin(["None", "nan"]).any().any() and table.loc[1, "NME"] == form.MISSING
     with_problems = form.registry_table(runs.assign(problem=[None, "config.json is not JSON"]), tmp_path,
@@ -61,3 +70,9 @@ def test_use_this_model_names_a_much_worse_model():
     assert form.much_worse(card(rmse=18.0), shipped) == "test error 18.00 px against 2.10 px (8.6x)"
     assert form.much_worse(card(nme=0.052, rmse=2.2), shipped) is None  # about as good
     assert form.much_worse(card(), shipped) is None and form.much_worse(card(nme=0.2), None) is None
+
+
+def test_the_loss_axis_names_the_unit_of_the_loss_the_runs_trained_with():
+    assert form.loss_axis_title(["wing"]) == "wing loss (crop px)"  # not MSE: the studio preset's loss
+    assert form.loss_axis_title(["mse", "mse"]) == "MSE (normalised coordinates)"
+    assert form.loss_axis_title(["wing", "mse"]) == "loss (mse / wing, each in its own unit)"

@@ -30,4 +30,10 @@ def test_one_job_at_a_time_and_cancel(tmp_path):
     p = runfolders.progress(root / "first")
     assert p.stages == 9 and 0 < p.fraction < 0.1
     jobs.start("second", config, root)  # free again
-    jobs.cancel("second", root)
+    second_pid = runfolders.job_of(root / "second")["pid"]
+    jobs.cancel("second", root)  # at once: it may not have reached its first epoch, or even its SIGTERM handler
+    wait_until(lambda: runfolders.status(root / "second") != "running", 60, "the second job to stop",
+               detail=lambda: (root / "second" / "log.txt").read_text()[-2000:])
+    assert not runfolders.pid_alive(second_pid)  # the process is gone, not left training its 200 epochs
+    assert runfolders.status(root / "second") in ("cancelled", "stopped")  # resumable either way
+    assert not (root / "second" / "model.keras").exists()

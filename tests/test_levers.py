@@ -74,7 +74,7 @@ def test_a_bf16_wing_softargmax_run_resumes_and_saves_a_usable_float32_model(tmp
     cancel = threading.Event()
 
     def stop_after_two_epochs(e):
-        if e["event"] == ev.EPOCH_END and e["stage"] == 0 and e["epoch"] == 1:
+        if isinstance(e, ev.EpochEnd) and e.stage == 0 and e.epoch == 1:
             cancel.set()
 
     with pytest.raises(Cancelled):

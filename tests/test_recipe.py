@@ -53,8 +53,9 @@ def test_every_stage_runs_and_yields_a_loadable_model_with_ordered_events(tiny_c
     test_people = card.data.test_people
     complete_rows_of_test_people = sum(1 for g, c in zip(groups, read_kaggle_csv(tiny_csv).complete) if c and g in test_people)
     assert complete_rows_of_test_people == card.data.test_rows  # whole people held out
-    assert 0 < card.metrics["test_rmse_px"] < 100
-    assert json.loads((run / "model.json").read_text())["metrics"] == card.metrics
+    assert 0 < card.metrics.test_rmse_px < 100
+    assert json.loads((run / "model.json").read_text())["metrics"] == card.metrics.to_dict()
+    assert card.architecture.head == config.head  # the card says which head, beside the widths
     assert json.loads((run / "config.json").read_text())["widths"] == list(TINY["widths"])
 
 
@@ -78,8 +79,8 @@ def test_resume_after_interruption_continues_where_it_stopped(tiny_csv, tmp_path
     epochs_seen = []
 
     def stop_after_three_epochs(e):
-        if e["event"] == ev.EPOCH_END:
-            epochs_seen.append((e["stage"], e["epoch"]))
+        if isinstance(e, ev.EpochEnd):
+            epochs_seen.append((e.stage, e.epoch))
             if len(epochs_seen) == 3:
                 cancel.set()
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from core.card import DataSummary, ModelCard
+from core.card import DataSummary, ModelCard, Recentring
 from core.pipeline import FacePipeline
 from tests.helpers import write_synthetic_csv
 from trainer import ship as ship_module
@@ -32,10 +32,10 @@ def test_ship_with_a_locator_then_without(two_runs):
     for name in ("keypoints.keras", "keypoints.onnx", "keypoints.json", LOCATOR_NAME, "keypoints-locator.onnx",
                  "keypoints-locator.json"):
         assert (target.parent / name).is_file(), name
-    assert card.locator["run"] == "locator" and card.locator["parent"]["run"] == "main"
+    assert card.locator.run == "locator" and card.locator.parent["run"] == "main"
     # the shipped locator keeps its own card, so the next model can be shipped with it as it is
     again = ship("main", target=two_runs / "next" / "keypoints.keras", locator_run=str(target.parent / LOCATOR_NAME))
-    assert again.locator["run"] == "locator" and again.locator["command"] == card.locator["command"]
+    assert again.locator.run == "locator" and again.locator.command == card.locator.command
     assert json.loads(target.with_suffix(".json").read_text())["shipped_from_run"] == "main"
     assert any("--locator locator" in step for step in card.reproduce)
     # training is reproduced from the shipped card's own config (train --config takes a card)
@@ -114,13 +114,14 @@ def test_ship_chooses_on_validation_people_and_reports_test_people(monkeypatch, 
 
     assert options[3]["recentre"].min_offset_px == 12.0
     assert card.inference.chosen_on == "validation people" and card.inference.flip_average is True
-    assert card.inference.recentre == {"locator": LOCATOR_NAME, "passes": 3, "min_offset_px": 12.0}
+    assert card.inference.recentre == Recentring(LOCATOR_NAME, 3, 12.0)
     assert sorted(i for people, i in calls if people == ("t1",)) == [0, 1, 3]  # test people: chosen + the two plain
     assert [i for people, i in calls if people == ("v1", "v2")] == list(range(len(options)))
-    assert card.metrics == {"test_rmse_px": 3.0, "end_to_end": {"nme": 0.10, "flip_average": True}}
-    tested = [e for e in card.evaluations if e["people"] == "test"]
-    assert [e["nme"] for e in tested] == [0.04, 0.05, 0.10]
-    assert len([e for e in card.evaluations if e["people"] == "validation"]) == len(options)
+    assert card.metrics.to_dict() == {"test_rmse_px": 3.0, "end_to_end": {"nme": 0.10, "flip_average": True,
+                                                                         "recentre": None}}
+    tested = [e for e in card.evaluations if e.people == "test"]
+    assert [e.nme for e in tested] == [0.04, 0.05, 0.10]
+    assert len([e for e in card.evaluations if e.people == "validation"]) == len(options)
 
 
 def test_the_ship_command_writes_where_it_is_told_and_refuses_clearly(two_runs):
@@ -157,8 +158,8 @@ def test_the_int8_twin_is_shipped_and_runs_live_only_if_it_keeps_the_validation_
     target = two_runs / "models" / "keypoints.keras"
     card = ship("main", frames="frames.zip", target=target)
     assert card.inference.flip_average is True
-    assert card.inference.int8 == {"nme": int8_nme, "float_nme": 0.05, "frames_above_0.10": 0.01, "live": live,
-                                   "measured_on": "validation people"}
+    assert card.inference.int8.to_dict() == {"nme": int8_nme, "float_nme": 0.05, "frames_above_0.10": 0.01,
+                                             "live": live, "measured_on": "validation people"}
     assert target.with_suffix(".int8.onnx").is_file()
     pipeline = FacePipeline(target)
     assert (pipeline.live_predictor is not pipeline.predictor) == live

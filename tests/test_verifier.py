@@ -3,6 +3,7 @@
 The shipped verifier's tests use the held-out TEST people of the keypoint model's card (never used to
 train or choose anything) and the sample photos; they skip cleanly when ../shared/data is absent.
 """
+import io
 import json
 import logging
 
@@ -16,6 +17,7 @@ from core.model import ModelError
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
 from core.pipeline import FacePipeline
 from core.verifier import FaceVerifier, load_verifier
+from trainer import events as ev
 from trainer import verifier as v
 from trainer.export import save_model
 
@@ -101,9 +103,18 @@ def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_p
     mined.save(tmp_path / "mined.npz")
     keypoint_card = tmp_path / "kp.keras"
     card_path_for(keypoint_card).write_text(json.dumps({"data": {"val_people": ["p0", "p1"], "test_people": ["p2"]}}))
-    config = v.VerifierConfig(widths=(4, 8), epochs=1, synthetic=20)
+    config = v.VerifierConfig(widths=(4, 8), epochs=2, synthetic=20)
+    events, bar = [], io.StringIO()
     card = v.train_verifier("unused.zip", keypoint_card, tmp_path / "face-verifier.keras", tmp_path / "mined.npz",
-                            config, log=lambda line: None)
+                            config, log=lambda line: None, bus=ev.EventBus([events.append, ev.ProgressBar(bar)]))
+    kinds = [e.NAME for e in events if not isinstance(e, ev.BatchProgress)]
+    assert kinds == [ev.RUN_START, ev.STAGE_START, ev.EPOCH_END, ev.EPOCH_END, ev.STAGE_END, ev.RUN_END]
+    epochs = [e for e in events if isinstance(e, ev.EpochEnd)]
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert all(np.isfinite(e.val_loss) and "val_auc" in e.metrics for e in epochs)
+    assert epochs[1].lr < epochs[0].lr < config.learning_rate  # the cosine schedule runs inside the one fit
+    assert sum(isinstance(e, ev.BatchProgress) for e in events) == 2 * epochs[0].steps
+    assert "stage 1/1 verifier epoch 2/2" in bar.getvalue() and "val_auc" in bar.getvalue()
     assert (tmp_path / "face-verifier.onnx").is_file()
     written = json.loads((tmp_path / "face-verifier.json").read_text())
     assert written["threshold"] == card.threshold and written["split"]["test_people"] == ["p2"]
@@ -128,6 +139,7 @@ def frames(shared_data):
     return shared_data / "youtube-faces-68" / "training.zip"
 
 
+@pytest.mark.shipped_model
 def test_card_records_threshold_precision_and_recall(shipped_pipeline):
     card = shipped_pipeline.verifier.card
     assert card.split["test_people"] == sorted(shipped_pipeline.predictor.card.data.test_people)
@@ -137,6 +149,7 @@ def test_card_records_threshold_precision_and_recall(shipped_pipeline):
         assert {"recall", "precision_all_sensitivities", "precision_default_sensitivity"} <= set(card.metrics[split])
 
 
+@pytest.mark.shipped_model
 def test_held_out_test_people_one_box_per_face_no_phantoms_faces_kept(shipped_pipeline, frames):
     """Every extra box on these frames was looked at (trainer.verifier.HELD_OUT_BACKGROUND_FACES: none is a
     real face). Faces kept: of the labelled faces the detector boxes (it misses 2 of 348 frames on its own)."""
@@ -153,6 +166,7 @@ def test_held_out_test_people_one_box_per_face_no_phantoms_faces_kept(shipped_pi
     assert summary["faces_kept"] >= 0.99
 
 
+@pytest.mark.shipped_model
 @pytest.mark.parametrize("name, count", [("obamas4.jpg", 2), ("james.jpg", 1), ("mona_lisa.jpg", 1),
                                          ("streetview_no_face.jpg", 0), ("fawzia.jpg", 1)])
 def test_sample_photos_face_counts(shipped_pipeline, photos, name, count):
@@ -198,6 +212,7 @@ def _group_picture(frames, people: set[str], tile_px: int = 80, cell_px: int = 1
     return cv2.cvtColor(canvas.astype(np.uint8), cv2.COLOR_GRAY2BGR), faces
 
 
+@pytest.mark.shipped_model
 def test_group_picture_of_a_dozen_small_faces_keeps_every_face_and_no_phantom(shipped_pipeline, frames, tmp_path):
     from core.geometry import box_iou
 

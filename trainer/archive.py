@@ -51,8 +51,7 @@ class ArchiveError(ValueError):
 
 def locator_of(card: ModelCard) -> str | None:
     """The locator model file a card's re-centring uses, or None; a name that is not a plain file name is refused."""
-    recentre = card.inference.recentre or {}
-    name = recentre.get("locator") if isinstance(recentre, dict) else None
+    name = card.inference.recentre.locator if card.inference.recentre else None
     if not name:
         return None
     if not isinstance(name, str) or not LOCATOR_NAME.fullmatch(name) or ".." in name or name == MODEL:

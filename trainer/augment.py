@@ -22,7 +22,8 @@ CENTRE = ((CROP_SIZE - 1) / 2, (CROP_SIZE - 1) / 2)
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Every knob of the augmentation; the defaults are what the shipped model was trained with."""
+    """Every knob of the augmentation; the defaults are the original recipe's (ROBUST_AUGMENTATION is the
+    studio preset's, trainer.presets; a model's card records the values it was trained with)."""
 
     flip_probability: float = 0.5
     max_rotation_deg: float = 15.0

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from core.card import Architecture, DataSummary, ModelCard, read_card
+from core.card import Architecture, DataSummary, Metrics, ModelCard, read_card
 from core.model import file_sha256
 from core.schema import CROP_SHAPE, KEYPOINT_NAMES
 
@@ -37,7 +37,7 @@ def parent_summary(init_from: str) -> dict:
     """What a fine-tuned model started from: the file's hash, and its card's run, command and wall time."""
     card = read_card(init_from)
     return {"path": init_from, "sha256": file_sha256(init_from), "run": card.run,
-            "command": card.command, "wall_s": card.wall_s, "end_to_end_nme": card.end_to_end.get("nme")}
+            "command": card.command, "wall_s": card.wall_s, "end_to_end_nme": card.end_to_end.nme}
 
 
 def run_card(run_name: str, model_name: str, config, data, split, metrics: dict, wall_s: float,
@@ -53,7 +53,8 @@ def run_card(run_name: str, model_name: str, config, data, split, metrics: dict,
         wall_s=round(wall_s, 1),
         machine=f"{platform.machine()} {os.cpu_count()} cpus",
         distribution=distribution,
-        architecture=Architecture(widths=list(config.widths), dropout=config.dropout, input=list(CROP_SHAPE)),
+        architecture=Architecture(widths=list(config.widths), dropout=config.dropout, input=list(CROP_SHAPE),
+                                  head=config.head),
         data=DataSummary(
             source=config.data,
             rows=len(data),
@@ -71,7 +72,7 @@ def run_card(run_name: str, model_name: str, config, data, split, metrics: dict,
         ),
         config=config.to_dict(),
         parent=parent_summary(config.init_from) if config.init_from else None,
-        metrics=metrics,
+        metrics=Metrics.from_dict(metrics),
         # Where the detector's crop puts a face on average: re-centring and live tracking use it.
         mean_shape_crop=np.nanmean(train_faces, axis=0).round(3).tolist(),
         # How far detector crops put a face off that mean position: re-centring only moves faces beyond this.

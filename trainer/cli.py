@@ -258,7 +258,7 @@ def _train(args) -> int:
     except Cancelled:
         print(f"cancelled; checkpoints kept in {run_dir}", file=sys.stderr)
         return 3
-    print(json.dumps(card.metrics, indent=1))
+    print(json.dumps(card.metrics.to_dict(), indent=1))
     return 0
 
 
@@ -306,11 +306,12 @@ def _ship(args) -> int:
     from trainer.ship import ship
 
     card = ship(args.run, args.frames, target=Path(args.to) if args.to else SHIPPED_MODEL, locator_run=args.locator)
-    print(json.dumps({"inference": card.to_dict().get("inference"), "end_to_end": card.end_to_end}, indent=1))
+    print(json.dumps({"inference": card.to_dict().get("inference"), "end_to_end": card.end_to_end.to_dict()}, indent=1))
     return 0
 
 
 def _train_verifier(args) -> int:
+    from trainer import events as ev
     from trainer import verifier as v
     from trainer.cards import command_line
 
@@ -323,8 +324,8 @@ def _train_verifier(args) -> int:
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
     v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
-                     log=lambda line: print(line, file=sys.stderr, flush=True),
-                     command=command_line())
+                     log=lambda line: print(line, file=sys.stderr, flush=True), command=command_line(),
+                     bus=ev.EventBus([ev.ProgressBar()]))
     return 0
 
 

@@ -31,6 +31,29 @@ def _whole(value: Any, low: int, high: int) -> bool:
     return _number(value) and float(value).is_integer() and low <= value <= high
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run: `epochs` epochs at one learning rate and batch size. `phase`: "main" (complete rows),
+    "pseudo" (complete + pseudo-labelled rows) or "final" (complete rows again)."""
+
+    index: int
+    phase: str
+    lr: float
+    batch: int
+    epochs: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.phase} lr={self.lr:g} batch={self.batch}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Stage:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
 @dataclass
 class RecipeConfig:
     """Every number of the recipe; defaults are the original recipe's. Saved as config.json in a run."""
@@ -104,14 +127,13 @@ class RecipeConfig:
         if problems:
             raise ValueError("This training configuration cannot be trained: " + "; ".join(problems) + ".")
 
-    def stages(self, has_incomplete: bool = True) -> list[dict]:
-        out = [dict(phase="main", lr=lr, batch=b) for lr in self.learning_rates for b in self.batch_sizes]
+    def stages(self, has_incomplete: bool = True) -> list[Stage]:
+        """The run's stages in order: main, then pseudo-label and final ones when the data has incomplete rows."""
+        plan = [("main", lr, b) for lr in self.learning_rates for b in self.batch_sizes]
         if self.pseudo_label and has_incomplete:
-            out += [dict(phase="pseudo", lr=lr, batch=b) for lr, b in self.pseudo_stages]
-            out += [dict(phase="final", lr=lr, batch=b) for lr, b in self.final_stages]
-        for i, s in enumerate(out):
-            s.update(index=i, epochs=self.epochs_per_stage, name=f"{s['phase']} lr={s['lr']:g} batch={s['batch']}")
-        return out
+            plan += [("pseudo", lr, b) for lr, b in self.pseudo_stages]
+            plan += [("final", lr, b) for lr, b in self.final_stages]
+        return [Stage(i, phase, float(lr), int(b), int(self.epochs_per_stage)) for i, (phase, lr, b) in enumerate(plan)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.card import ModelCard
+from core.card import Inference, Metrics, ModelCard
 from core.model import file_sha256
 from core.paths import runs_dir
 from core.registry import safe_run_dir
@@ -43,7 +43,7 @@ def ensemble(members: list[str], run_name: str, root: str | os.PathLike | None =
     card = cards[0]  # the split, data and mean shape they share
     card.run, card.model, card.command = run_name, MODEL_FILE, command_line()
     card.wall_s = round(sum(c.wall_s or 0 for c in cards), 1)
-    card.metrics, card.inference, card.evaluations, card.reproduce, card.locator = {}, type(card.inference)(), [], [], None
+    card.metrics, card.inference, card.evaluations, card.reproduce, card.locator = Metrics(), Inference(), [], [], None
     card.shipped_from_run = None
     card.extra = {**card.extra, "ensemble_of": members_summary}
     root.mkdir(parents=True, exist_ok=True)

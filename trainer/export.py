@@ -21,7 +21,7 @@ from core.files import atomic_path
 from core.model import (
     SOURCE_KEY,
     ModelError,
-    denormalise_keypoints,
+    check_probe_outputs,
     file_sha256,
     no_model_file,
     onnx_path_for,
@@ -29,7 +29,7 @@ from core.model import (
     to_model_input,
     twin_problem,
 )
-from core.schema import CROP_SHAPE, CROP_SIZE, NUM_KEYPOINTS
+from core.schema import CROP_SHAPE, NUM_KEYPOINTS
 
 if TYPE_CHECKING:
     import keras
@@ -152,13 +152,7 @@ def validate_keras_model(keras_path: str | os.PathLike) -> None:
         outputs = np.asarray(model(to_model_input(probe_face_crops()), training=False))
     except Exception as exc:  # a model that loads but cannot run
         raise ModelError(f"{path.name} failed a test inference ({type(exc).__name__}): it cannot be used.") from exc
-    if not np.isfinite(outputs).all():
-        raise ModelError(f"{path.name} predicts non-finite keypoints (NaN or infinity) on a test face: its weights "
-                         "are broken (did the training diverge?). It cannot be used.")
-    keypoints = denormalise_keypoints(outputs)
-    if keypoints.min() < 0 or keypoints.max() > CROP_SIZE:
-        raise ModelError(f"{path.name} puts keypoints outside the 96x96 face crop on a test face (from "
-                         f"{keypoints.min():.3g} to {keypoints.max():.3g} px): it cannot be used.")
+    check_probe_outputs(path.name, outputs)
 
 
 def export_onnx(model: keras.Model, path: str | os.PathLike, source_sha256: str = "") -> Path:

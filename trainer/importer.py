@@ -87,7 +87,7 @@ def matching_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -
     """best_box of the detector's boxes, skipping the scan for faces too small to be the labelled one.
 
     A square box under 0.3x the labelled area cannot reach IoU 0.3 with it, so smaller windows need no
-    scan; they are the cascade's most numerous (1.5x faster over the 3462 frames). 0.8x that side leaves
+    scan; they are the cascade's most numerous (bench/bench_import.py times both). 0.8x that side leaves
     room for the cascade's grouping of neighbouring windows, so the box found is the full scan's
     (tests/test_importer.py compares both).
     """
@@ -95,11 +95,6 @@ def matching_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -
     smallest_px = 0.8 * np.sqrt(0.3 * max(width, 1.0) * max(height, 1.0))
     settings = replace(detector.settings, min_size_fraction=smallest_px / min(gray.shape))
     return best_box(detector.detect(gray, settings), points)
-
-
-def full_scan_box(detector: FaceDetector, gray: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """best_box over a scan at every window size (the import before matching_box; bench_import's baseline)."""
-    return best_box(detector.detect(gray), points)
 
 
 #: Frames per task handed to a worker process: large enough to hide the hand-off, small enough for smooth progress.
@@ -157,7 +152,7 @@ def import_68_dataset(
 
     Detection, nearly all of the cost, runs in `workers` processes (default: one per core;
     1 = in this process). Crops and jitter are then made here in frame order, so the output is
-    the same for any number of workers. `find` picks each frame's box (full_scan_box: the slower scan).
+    the same for any number of workers. `find` picks each frame's box (bench/bench_import.py passes a full scan).
     """
     source = FrameSource(frames)
     rng = np.random.default_rng(jitter.seed)

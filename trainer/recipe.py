@@ -34,7 +34,7 @@ from trainer import events as ev
 from trainer.architecture import build_model, inference_copy
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.cards import run_card
-from trainer.config import RecipeConfig, config_for  # noqa: F401  config_for: callers of the recipe use it
+from trainer.config import RecipeConfig, Stage, config_for  # noqa: F401  config_for: callers of the recipe use it
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
 from trainer.export import load_keras_model, save_model
@@ -156,10 +156,10 @@ def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, i
     return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
 
 
-def stage_rows(stage: dict, split: Split, pseudo: KeypointData | None, masked_loss: bool) -> KeypointData:
+def stage_rows(stage: Stage, split: Split, pseudo: KeypointData | None, masked_loss: bool) -> KeypointData:
     """What a stage trains on: complete rows; pseudo stages add the pseudo-labelled rows; with the masked loss
     the incomplete rows join every other stage as they are (their missing points teach nothing)."""
-    if stage["phase"] == "pseudo" and pseudo is not None:
+    if stage.phase == "pseudo" and pseudo is not None:
         return KeypointData.concat([split.train, pseudo])
     if masked_loss and len(split.incomplete):
         return KeypointData.concat([split.train, split.incomplete])
@@ -182,7 +182,7 @@ def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> Non
     model.set_weights(parent.get_weights())
 
 
-def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Callable[[int, dict], None],
+def _keras_bridge(bus: ev.EventBus, stage: Stage, batches: int, on_epoch_done: Callable[[ev.EpochEnd], None],
                   should_stop: Callable[[], bool]):
     """The keras Callback that turns fit() progress into events, checkpoints and cancel checks."""
     import keras
@@ -198,21 +198,21 @@ def _keras_bridge(bus: ev.EventBus, stage: dict, batches: int, on_epoch_done: Ca
                 self.model.stop_training = True
                 raise Cancelled("cancelled by request")
             self.steps += 1
-            bus.emit(ev.BATCH_PROGRESS, stage=stage["index"], epoch=self.epoch, batch=batch + 1, batches=batches)
+            bus.emit(ev.BatchProgress(stage=stage.index, epoch=self.epoch, batch=batch + 1, batches=batches))
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             loss, val = float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan))
             if not np.isfinite(loss) or ("val_loss" in logs and not np.isfinite(val)):
                 # Before the checkpoint: the last good epoch stays the resume point.
-                raise Diverged(f"the loss became {loss:g} (validation {val:g}) in stage '{stage['name']}', epoch "
+                raise Diverged(f"the loss became {loss:g} (validation {val:g}) in stage '{stage.name}', epoch "
                                f"{epoch + 1}; the weights are broken, so no model was written. Check the data's "
                                "keypoints or lower the learning rate.")
             mse, val_mse = float(logs.get("mse", loss)), float(logs.get("val_mse", val))  # older runs: loss was MSE
-            on_epoch_done(epoch, dict(
-                stage=stage["index"], epoch=epoch, epochs=stage["epochs"], loss=loss, val_loss=val,
+            on_epoch_done(ev.EpochEnd(
+                stage=stage.index, epoch=epoch, epochs=stage.epochs, loss=loss, val_loss=val,
                 rmse_px=float(np.sqrt(mse) * CROP_HALF), val_rmse_px=float(np.sqrt(val_mse) * CROP_HALF),
-                lr=stage["lr"], batch_size=stage["batch"], steps=self.steps, epoch_s=round(time.time() - self.started, 2)))
+                lr=stage.lr, batch_size=stage.batch, steps=self.steps, epoch_s=round(time.time() - self.started, 2)))
 
     return Bridge()
 
@@ -232,10 +232,11 @@ def train(config: RecipeConfig, run_dir: str | os.PathLike, bus: ev.EventBus | N
     try:
         return _train(config, run, bus, should_stop)
     except Cancelled as exc:
-        bus.emit(ev.CANCELLED, message=str(exc), **run.state())
+        resume = run.state()
+        bus.emit(ev.RunCancelled(message=str(exc), stage=resume.get("stage", 0), epoch=resume.get("epoch", 0)))
         raise
     except Exception as exc:
-        bus.emit(ev.ERROR, message=f"{type(exc).__name__}: {exc}")
+        bus.emit(ev.RunError(message=f"{type(exc).__name__}: {exc}"))
         raise
     finally:
         if previous is not None:
@@ -287,47 +288,47 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         checkpoint = run.checkpoint_path if run.checkpoint_path.is_file() and chief else None
         state = {**state, **distributed.sync_from_chief(strategy, model, state, config.to_dict(), checkpoint)}
     workers, worker_index = distributed.cluster() or ([], 0)
-    bus.emit(ev.RUN_START, run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
-             val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
-             stages=len(stages), stage_names=[s["name"] for s in stages], resumed_from=state,
-             replicas_in_sync=strategy.num_replicas_in_sync, workers=workers, worker_index=worker_index,
-             precision=config.precision, masked_loss=config.masked_loss)
+    bus.emit(ev.RunStart(run_name=run.path.name, data=config.data, rows=len(data), train_rows=len(split.train),
+                         val_rows=len(split.val), test_rows=len(split.test), incomplete_rows=len(split.incomplete),
+                         stages=len(stages), stage_names=[s.name for s in stages], resumed_from=state,
+                         replicas_in_sync=strategy.num_replicas_in_sync, workers=workers, worker_index=worker_index,
+                         precision=config.precision, masked_loss=config.masked_loss))
 
     pseudo = run.load_pseudo_labels()
     val_xy = (to_model_input(split.val.images), normalise_keypoints(split.val.keypoints)) if len(split.val) else None
     for stage in stages:
-        if stage["index"] < state["stage"]:
+        if stage.index < state["stage"]:
             continue
-        first_epoch = state["epoch"] if stage["index"] == state["stage"] else 0
-        if stage["phase"] == "pseudo" and pseudo is None:
+        first_epoch = state["epoch"] if stage.index == state["stage"] else 0
+        if stage.phase == "pseudo" and pseudo is None:
             labelling = time.time()
             pseudo, filled = fill_pseudo_labels(model, split.incomplete)
             run.save_pseudo_labels(pseudo, np.isnan(split.incomplete.keypoints).any(axis=2))
-            previous = stages[stage["index"] - 1] if stage["index"] else None
-            bus.emit(ev.PSEUDO_LABELS, rows=len(pseudo), filled_values=filled, complete_rows=len(split.train),
-                     model=f"the model after stage {stage['index']} ({previous['name']})" if previous
-                     else "the starting model", labelling_s=round(time.time() - labelling, 1))
+            previous = stages[stage.index - 1] if stage.index else None
+            bus.emit(ev.PseudoLabels(rows=len(pseudo), filled_values=filled, complete_rows=len(split.train),
+                                     model=f"the model after stage {stage.index} ({previous.name})" if previous
+                                     else "the starting model", labelling_s=round(time.time() - labelling, 1)))
         train_data = stage_rows(stage, split, pseudo, config.masked_loss)
-        batches = int(np.ceil(len(train_data) / stage["batch"]))
-        bus.emit(ev.STAGE_START, stage=stage["index"], stages=len(stages), name=stage["name"], phase=stage["phase"],
-                 lr=stage["lr"], batch_size=stage["batch"], epochs=stage["epochs"], first_epoch=first_epoch,
-                 rows=len(train_data))
-        model.optimizer.learning_rate.assign(stage["lr"])
+        batches = int(np.ceil(len(train_data) / stage.batch))
+        bus.emit(ev.StageStart(stage=stage.index, stages=len(stages), name=stage.name, phase=stage.phase,
+                               lr=stage.lr, batch_size=stage.batch, epochs=stage.epochs, first_epoch=first_epoch,
+                               rows=len(train_data)))
+        model.optimizer.learning_rate.assign(stage.lr)
 
-        def epoch_done(epoch: int, fields: dict, stage=stage) -> None:
-            run.save_checkpoint(model, stage["index"], epoch + 1, len(stages))
-            bus.emit(ev.EPOCH_END, **fields)
+        def epoch_done(event: ev.EpochEnd, stage: Stage = stage) -> None:
+            run.save_checkpoint(model, stage.index, event.epoch + 1, len(stages))
+            bus.emit(event)
 
         bridge = _keras_bridge(bus, stage, batches, epoch_done, should_stop)
-        sequence = augmented_batches(train_data, stage["batch"], config.augment, config.seed * 1000 + stage["index"],
+        sequence = augmented_batches(train_data, stage.batch, config.augment, config.seed * 1000 + stage.index,
                                      pose_balanced_probabilities(train_data.keypoints, config.pose_balance))
-        if first_epoch < stage["epochs"] and multi_worker:
-            distributed.fit(model, strategy, sequence, stage["epochs"], first_epoch, val_xy, [bridge])
-        elif first_epoch < stage["epochs"]:
-            model.fit(sequence, epochs=stage["epochs"], initial_epoch=first_epoch, validation_data=val_xy,
+        if first_epoch < stage.epochs and multi_worker:
+            distributed.fit(model, strategy, sequence, stage.epochs, first_epoch, val_xy, [bridge])
+        elif first_epoch < stage.epochs:
+            model.fit(sequence, epochs=stage.epochs, initial_epoch=first_epoch, validation_data=val_xy,
                       callbacks=[keras.callbacks.TerminateOnNaN(), bridge], verbose=0)
-        run.save_checkpoint(model, stage["index"] + 1, 0, len(stages))
-        bus.emit(ev.STAGE_END, stage=stage["index"], name=stage["name"])
+        run.save_checkpoint(model, stage.index + 1, 0, len(stages))
+        bus.emit(ev.StageEnd(stage=stage.index, name=stage.name))
 
     metrics = crop_metrics(model, split.test)
     run.save_test_faces(split.test.images[:8], split.test.keypoints[:8], predict_keypoints(model, split.test.images[:8]))
@@ -338,5 +339,5 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     card = run.finish(run_card(run.path.name, run.model_path.name, config, data, split, metrics, wall_s,
                                distribution={"strategy": config.strategy,
                                              "replicas_in_sync": strategy.num_replicas_in_sync, "workers": workers}))
-    bus.emit(ev.RUN_END, model_path=str(run.model_path), metrics=metrics, wall_s=round(wall_s, 1))
+    bus.emit(ev.RunEnd(model_path=str(run.model_path), metrics=metrics, wall_s=round(wall_s, 1)))
     return card

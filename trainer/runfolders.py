@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psutil
 
-from core.card import DataSummary, ModelCard, card_path_for, read_card
+from core.card import DataSummary, ModelCard, card_path_for
 from core.paths import REPO_ROOT, runs_dir
 from core.registry import safe_run_dir
 from trainer import events as ev
@@ -68,48 +70,65 @@ def job_of(path: Path) -> dict:
     return job if isinstance(job, dict) else {}
 
 
+def config_of(path: Path) -> dict:
+    """runs/<name>/config.json as written ({} when missing or unreadable: run_problem says why)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def run_problem(path: Path) -> str | None:
     """Why a run folder cannot be listed as a run (a name no run may have, a symlink, its config.json or
     model.json unreadable), or None."""
-    path = Path(path)
+    return _problem(Path(path))[0]
+
+
+def _problem(path: Path) -> tuple[str | None, ModelCard | None]:
+    """(run_problem's answer, the card when the run has a readable one)."""
     if path.is_symlink():
-        return "the run folder is a symbolic link; runs are plain folders inside the runs folder"
+        return "the run folder is a symbolic link; runs are plain folders inside the runs folder", None
     try:
         safe_run_dir(path.name, path.parent)
     except ValueError as exc:
-        return f"{exc} Rename the folder to list it as a run."
+        return f"{exc} Rename the folder to list it as a run.", None
     try:
         RecipeConfig.from_dict(json.loads((path / "config.json").read_text()))
     except OSError:
-        return "config.json is missing or unreadable"
+        return "config.json is missing or unreadable", None
     except ValueError as exc:
-        return f"config.json is not a valid run configuration: {exc}"
-    if card_path_for(path / MODEL_FILE).exists():
-        try:
-            card = ModelCard.read(path / MODEL_FILE)
-        except (OSError, ValueError) as exc:
-            return f"model.json (the model card) is unreadable: {exc}"
-        except TypeError:  # a field of the wrong type (e.g. "data": 3)
-            return "model.json (the model card) is not a model card"
-        if not (isinstance(card.metrics, dict) and isinstance(card.data, DataSummary)
-                and isinstance(card.end_to_end, dict)):
-            return "model.json (the model card) is not a model card"
-    return None
+        return f"config.json is not a valid run configuration: {exc}", None
+    if not card_path_for(path / MODEL_FILE).exists():
+        return None, None
+    try:
+        card = ModelCard.read(path / MODEL_FILE)
+    except (OSError, ValueError) as exc:
+        return f"model.json (the model card) is unreadable: {exc}", None
+    except TypeError:  # a field of the wrong type (e.g. "data": 3)
+        return "model.json (the model card) is not a model card", None
+    if not (isinstance(card.metrics.extra, dict) and isinstance(card.data, DataSummary)):
+        return "model.json (the model card) is not a model card", None
+    return None, card
 
 
-def status(path: Path) -> str:
-    """'running', 'finished', 'cancelled', 'failed', 'stopped' (interrupted; resumable) or 'broken' (run_problem)."""
-    path = Path(path)
-    problem = run_problem(path)
-    if problem is None and card_path_for(path / MODEL_FILE).is_file():
+def _status(path: Path, problem: str | None, card: ModelCard | None, events: Callable[[], list[ev.Event]]) -> str:
+    if problem is None and card is not None:
         return "finished"
     if job_process(job_of(path)) is not None:
         return "running"
     if problem:
         return "broken"
-    last = next((e["event"] for e in reversed(ev.read_events(path / "events.jsonl"))
-                 if e["event"] in (ev.CANCELLED, ev.ERROR, ev.RUN_END)), None)
-    return {ev.CANCELLED: "cancelled", ev.ERROR: "failed"}.get(last or "", "stopped")
+    last = next((e for e in reversed(events()) if isinstance(e, (ev.RunCancelled, ev.RunError, ev.RunEnd))), None)
+    if isinstance(last, ev.RunCancelled):
+        return "cancelled"
+    return "failed" if isinstance(last, ev.RunError) else "stopped"
+
+
+def status(path: Path) -> str:
+    """'running', 'finished', 'cancelled', 'failed', 'stopped' (interrupted; resumable) or 'broken' (run_problem)."""
+    path = Path(path)
+    return _status(path, *_problem(path), lambda: ev.load_events(path / "events.jsonl"))
 
 
 #: An absolute path's folders (the file name after them stays): what a log shown in the page leaves out.
@@ -140,70 +159,106 @@ class Progress:
     eta_s: float | None
 
 
-def progress(path: Path) -> Progress | None:
-    """Where a run is, and an ETA from the epochs it has timed so far."""
-    events = ev.read_events(Path(path) / "events.jsonl")
-    starts = [e for e in events if e["event"] == ev.RUN_START]
-    if not starts or run_problem(path):
+def _progress(events: list[ev.Event], config: dict) -> Progress | None:
+    starts = [e for e in events if isinstance(e, ev.RunStart)]
+    if not starts:
         return None
-    stage_names = starts[-1].get("stage_names", [])
-    config = json.loads((Path(path) / "config.json").read_text())
+    stage_names = starts[-1].stage_names
     epochs_per_stage = config.get("epochs_per_stage", 1)
     total = max(len(stage_names) * epochs_per_stage, 1)
-    epoch_ends = [e for e in events if e["event"] == ev.EPOCH_END]
-    last_stage = next((e for e in reversed(events) if e["event"] == ev.STAGE_START), None)
-    done = len({(e["stage"], e["epoch"]) for e in epoch_ends})
-    seconds = [e["epoch_s"] for e in epoch_ends[-10:]]
+    epoch_ends = [e for e in events if isinstance(e, ev.EpochEnd)]
+    last_stage = next((e for e in reversed(events) if isinstance(e, ev.StageStart)), None)
+    done = len({(e.stage, e.epoch) for e in epoch_ends})
+    seconds = [e.epoch_s for e in epoch_ends[-10:]]
     eta = float(np.mean(seconds)) * (total - done) if seconds else None
-    stage = last_stage["stage"] if last_stage else 0
-    epoch = epoch_ends[-1]["epoch"] + 1 if epoch_ends and epoch_ends[-1]["stage"] == stage else 0
-    return Progress(stage, len(stage_names), last_stage["name"] if last_stage else "", epoch, epochs_per_stage,
+    stage = last_stage.stage if last_stage else 0
+    epoch = epoch_ends[-1].epoch + 1 if epoch_ends and epoch_ends[-1].stage == stage else 0
+    return Progress(stage, len(stage_names), last_stage.name if last_stage else "", epoch, epochs_per_stage,
                     min(done / total, 1.0), eta)
+
+
+def progress(path: Path) -> Progress | None:
+    """Where a run is, and an ETA from the epochs it has timed so far."""
+    return read_run(path).progress
+
+
+def _curves(events: list[ev.Event]) -> pd.DataFrame:
+    rows = {}
+    for e in events:
+        if isinstance(e, ev.EpochEnd):
+            rows[(e.stage, e.epoch)] = e.to_dict()  # a resumed epoch replaces the interrupted one
+    table = pd.DataFrame([rows[k] for k in sorted(rows)])
+    if table.empty:
+        return pd.DataFrame(columns=["global_epoch", "stage", "epoch", "loss", "val_loss", "rmse_px", "val_rmse_px",
+                                     "lr", "batch_size"])
+    table.insert(0, "global_epoch", np.arange(1, len(table) + 1))
+    return table[["global_epoch", "stage", "epoch", "loss", "val_loss", "rmse_px", "val_rmse_px", "lr", "batch_size"]]
 
 
 def pseudo_labels(path: Path) -> str | None:
     """What a run's pseudo-label stage did or will do, in a sentence for the training page; None when the
     run has no pseudo stage."""
-    events = ev.read_events(Path(path) / "events.jsonl")
-    starts = [e for e in events if e["event"] == ev.RUN_START]
-    names = starts[-1].get("stage_names", []) if starts else []
+    events = ev.load_events(Path(path) / "events.jsonl")
+    starts = [e for e in events if isinstance(e, ev.RunStart)]
+    names = starts[-1].stage_names if starts else []
     first = next((i for i, n in enumerate(names) if n.startswith("pseudo")), None)
     if first is None:
         return None
-    done = next((e for e in reversed(events) if e["event"] == ev.PSEUDO_LABELS), None)
+    done = next((e for e in reversed(events) if isinstance(e, ev.PseudoLabels)), None)
     if done is None:
         after = f"the model after stage {first} ({names[first - 1]})" if first else "the starting model"
-        return f"Pseudo-labelling: {starts[-1].get('incomplete_rows', 0)} incomplete rows will be labelled by {after}."
-    text = (f"Pseudo-labelling: {done['rows']} incomplete rows labelled ({done['filled_values']} values filled) "
-            f"by {done.get('model', 'the model')}")
-    stage = next((e for e in reversed(events) if e["event"] == ev.STAGE_START), None)
-    if stage is not None and stage.get("phase") == "pseudo":
-        text += f"; now training on {done.get('complete_rows', '?')} complete + {done['rows']} pseudo-labelled rows"
-    elif stage is not None and stage.get("phase") == "final":
+        return f"Pseudo-labelling: {starts[-1].incomplete_rows} incomplete rows will be labelled by {after}."
+    text = (f"Pseudo-labelling: {done.rows} incomplete rows labelled ({done.filled_values} values filled) "
+            f"by {done.model or 'the model'}")
+    stage = next((e for e in reversed(events) if isinstance(e, ev.StageStart)), None)
+    if stage is not None and stage.phase == "pseudo":
+        text += f"; now training on {done.complete_rows} complete + {done.rows} pseudo-labelled rows"
+    elif stage is not None and stage.phase == "final":
         text += "; now the final cycle, on the original rows"
     return text + "."
 
 
 def precision(path: Path) -> str | None:
     """The compute precision a run trains in and why (config.json's record), None for older runs."""
-    try:
-        record = json.loads((Path(path) / "config.json").read_text()).get("precision") or {}
-    except (OSError, ValueError, AttributeError):
-        return None
+    record = config_of(path).get("precision")
     return record.get("reason") if isinstance(record, dict) else None
 
 
 def curves(path: Path) -> pd.DataFrame:
     """One row per finished epoch: global epoch number, stage, train/val loss and RMSE in px."""
-    rows = {}
-    for e in ev.read_events(Path(path) / "events.jsonl"):
-        if e["event"] == ev.EPOCH_END:
-            rows[(e["stage"], e["epoch"])] = e  # a resumed epoch replaces the interrupted one
-    table = pd.DataFrame([rows[k] for k in sorted(rows)])
-    if table.empty:
-        return pd.DataFrame(columns=["global_epoch", "stage", "loss", "val_loss", "rmse_px", "val_rmse_px"])
-    table.insert(0, "global_epoch", np.arange(1, len(table) + 1))
-    return table[["global_epoch", "stage", "epoch", "loss", "val_loss", "rmse_px", "val_rmse_px", "lr", "batch_size"]]
+    return _curves(ev.load_events(Path(path) / "events.jsonl"))
+
+
+@dataclass
+class RunView:
+    """Everything the training page draws about one run, from one read of its folder (events.jsonl,
+    config.json, model.json and job.json once each), so a live refresh reads each file once."""
+
+    name: str
+    status: str
+    problem: str | None
+    config: dict
+    card: ModelCard | None
+    progress: Progress | None
+    curves: pd.DataFrame
+    #: The message of the run's last error event, if any.
+    error: str | None
+
+    @property
+    def loss(self) -> str:
+        """The loss the run trains with (trainer.losses), for the chart's axis."""
+        return str(self.config.get("loss", "mse"))
+
+
+def read_run(path: Path) -> RunView:
+    """One read of a run folder (see RunView)."""
+    path = Path(path)
+    problem, card = _problem(path)
+    config, events = config_of(path), ev.load_events(path / "events.jsonl")
+    errors = [e for e in events if isinstance(e, ev.RunError)]
+    return RunView(name=path.name, status=_status(path, problem, card, lambda: events), problem=problem,
+                   config=config, card=card, progress=None if problem else _progress(events, config),
+                   curves=_curves(events), error=errors[-1].message if errors else None)
 
 
 def list_runs(root: Path | None = None) -> pd.DataFrame:
@@ -213,12 +268,13 @@ def list_runs(root: Path | None = None) -> pd.DataFrame:
     rows = []
     for config_path in sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         path = config_path.parent
-        problem = run_problem(path)
-        card = ModelCard() if problem else read_card(path / MODEL_FILE)
-        rows.append({"run": path.name, "status": status(path), "problem": problem,
+        problem, read = _problem(path)
+        card = read or ModelCard()
+        rows.append({"run": path.name, "problem": problem,
+                     "status": _status(path, problem, read, partial(ev.load_events, path / "events.jsonl")),
                      "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(config_path.stat().st_mtime)),
                      "train rows": card.data.train_rows,
-                     "test RMSE px": card.metrics.get("test_rmse_px"),
-                     "NME": card.end_to_end.get("nme"),
+                     "test RMSE px": card.metrics.test_rmse_px,
+                     "NME": card.end_to_end.nme,
                      "wall s": card.wall_s})
     return pd.DataFrame(rows, columns=["run", "status", "started", "train rows", "test RMSE px", "NME", "wall s", "problem"])

@@ -10,7 +10,9 @@
     runs/<name>/job.json         the training process's pid, start time and command line (trainer.runfolders)
     runs/<name>/writer.lock      flock'ed by the one process training the run (released when it ends or dies)
 
-Every file is written through core.files.atomic_path, so a crash leaves the previous version.
+Whole files (config, state, checkpoint, model, card, job.json) are written through core.files.atomic_path, so a
+crash leaves the previous version; events.jsonl is appended one flushed line at a time (a torn last line is
+skipped by its reader), and CANCEL and writer.lock are markers, not content.
 Run names come from people: core.registry.safe_run_dir keeps them inside the runs directory.
 """
 from __future__ import annotations

@@ -15,7 +15,6 @@ validation people; the webcam runs it when it keeps the float twin's NME there (
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.card import Inference, ModelCard, card_path_for
+from core.card import EndToEnd, Evaluation, Inference, Int8Verdict, LocatorInfo, ModelCard, card_path_for
 from core.files import atomic_path
 from core.model import file_sha256, int8_path_for, onnx_path_for
 from core.paths import SHARED_68_DATASET_ARG, SHIPPED_MODEL, runs_dir
@@ -94,7 +93,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
         card.inference.int8 = None  # only a twin made and measured by this ship is shipped
         if locator_run:
             card.locator = _stage_locator(locator_run, card, staged.with_name(LOCATOR_NAME))
-        elif (card.inference.recentre or {}).get("locator"):
+        elif card.inference.recentre and card.inference.recentre.locator:
             card.inference.recentre = None  # its locator is not shipped this time
         if frames and card.data.test_people:
             option, float_val = _measure_inference_options(staged, card, frames, locator_run is not None)
@@ -109,7 +108,7 @@ def ship(run_name: str, frames: str | None = None, target: Path = SHIPPED_MODEL,
     return card
 
 
-def _stage_locator(locator_run: str, card: ModelCard, staged: Path) -> dict:
+def _stage_locator(locator_run: str, card: ModelCard, staged: Path) -> LocatorInfo:
     """Save the locator run's model at `staged` and describe it for the card; it must share the test people."""
     locator_path = model_of(locator_run)
     locator_card = ModelCard.read(locator_path)
@@ -122,11 +121,11 @@ def _stage_locator(locator_run: str, card: ModelCard, staged: Path) -> dict:
     locator_card.data.import_report = report or None
     locator_card.write(staged)  # shipped beside it: a later ship can take models/keypoints-locator.keras as --locator
     data = locator_card.data
-    return {"run": locator_card.run or locator_run, "file": LOCATOR_NAME, "command": locator_card.command,
-            "import_command": report.get("command"),
-            "data": {"source": data.source, "rows": data.rows, "train_rows": data.train_rows,
-                     "train_jitter_copies": data.train_jitter_copies},
-            "parent": locator_card.parent, "wall_s": locator_card.wall_s, "sha256": file_sha256(staged)}
+    return LocatorInfo(run=locator_card.run or locator_run, file=LOCATOR_NAME, command=locator_card.command,
+                       import_command=report.get("command"),
+                       data={"source": data.source, "rows": data.rows, "train_rows": data.train_rows,
+                             "train_jitter_copies": data.train_jitter_copies},
+                       parent=locator_card.parent, wall_s=locator_card.wall_s, sha256=file_sha256(staged))
 
 
 def _install(staged: Path, target: Path, with_locator: bool) -> None:
@@ -179,12 +178,11 @@ def _measure_inference_options(staged: Path, card: ModelCard, frames: str, has_l
     chosen = choose_option(val)
     reported = sorted({0, 1, chosen})
     test = {i: measure(test_people, options[i]) for i in reported}
-    recentre = options[chosen]["recentre"]
     card.inference = Inference(flip_average=options[chosen]["flip_average"],
-                               recentre=dataclasses.asdict(recentre) if recentre else None,
-                               chosen_on="validation people")
-    card.evaluations = [{"people": "validation", **r} for r in val] + [{"people": "test", **test[i]} for i in reported]
-    card.metrics = {**card.metrics, "end_to_end": test[chosen]}
+                               recentre=options[chosen]["recentre"] or None, chosen_on="validation people")
+    card.evaluations = ([Evaluation.from_dict({"people": "validation", **r}) for r in val]
+                        + [Evaluation.from_dict({"people": "test", **test[i]}) for i in reported])
+    card.metrics.end_to_end = EndToEnd.from_dict(test[chosen])
     return options[chosen], val[chosen]
 
 
@@ -200,21 +198,21 @@ def _measure_int8_twin(staged: Path, card: ModelCard, frames: str, option: dict,
     quantize_onnx(onnx_path_for(staged), train.images[np.sort(picked)], int8_path_for(staged), file_sha256(staged))
     int8_val = evaluate_frames(staged, frames, card.data.val_people, mean_shape_crop=card.mean_shape_crop,
                                int8=True, **option)
-    card.inference.int8 = {"nme": int8_val.get("nme"), "float_nme": float_val.get("nme"),
-                           "frames_above_0.10": int8_val.get("frames_above_0.10"),
-                           "live": "nme" in int8_val and "nme" in float_val
-                                   and int8_val["nme"] <= float_val["nme"] * (1 + INT8_NME_TOLERANCE),
-                           "measured_on": "validation people"}
+    card.inference.int8 = Int8Verdict(nme=int8_val.get("nme"), float_nme=float_val.get("nme"),
+                                      frames_above_010=int8_val.get("frames_above_0.10"),
+                                      live="nme" in int8_val and "nme" in float_val
+                                           and int8_val["nme"] <= float_val["nme"] * (1 + INT8_NME_TOLERANCE),
+                                      measured_on="validation people")
 
 
 def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: Path) -> list[str]:
     frames = SHARED_68_DATASET_ARG
     steps = [(card.data.import_report or {}).get("command")
              or f"python -m trainer import-68 {frames} --out data/youtube68.csv.gz"]
-    locator = card.locator or {}
-    if locator.get("import_command"):
-        steps.append(locator["import_command"])
-    parent = card.parent or locator.get("parent")
+    locator = card.locator or LocatorInfo()
+    if locator.import_command:
+        steps.append(locator.import_command)
+    parent = card.parent or locator.parent
     if parent:
         steps.append(f"# fine-tuning starts from {parent['path']} (sha256 {parent['sha256'][:12]}, run {parent.get('run')}), "
                      f"an earlier shipped model (git history of models/), trained by: {parent.get('command')}")
@@ -224,7 +222,7 @@ def _reproduce(card: ModelCard, run_name: str, locator_run: str | None, target: 
     steps.append(f"python -m trainer train --config {card_arg} --run {card.run or Path(run_name).stem}" if card.config
                  else card.command or f"python -m trainer train --run {run_name}")
     if locator_run:
-        steps.append(locator.get("command") or f"python -m trainer train --run {locator_run} (see its config)")
+        steps.append(locator.command or f"python -m trainer train --run {locator_run} (see its config)")
     steps.append(f"python -m trainer ship {run_name} --frames {frames}" + (f" --locator {locator_run}" if locator_run else ""))
     steps.append(f"python -m trainer evaluate --model {target.relative_to(target.parent.parent)} --frames {frames}")
     return steps

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,13 +32,14 @@ from core.files import atomic_path
 from core.geometry import box_iou, crop_from_box
 from core.model import to_model_input
 from core.schema import CROP_SHAPE, CROP_SIZE
+from trainer import events as ev
 from trainer.architecture import conv_blocks, inference_copy
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.export import save_model
 from trainer.frames import FrameSource, label_ious, person_of
 
-#: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI
-#: detect at scale factor 1.1, the webcam at 1.2 (core.live), and each scale finds other false boxes.
+#: Sensitivities mined: the photo page's slider runs min_neighbors 1..9. The app detects at scale factor
+#: 1.1 (core.detector.DetectorSettings); mining also at 1.2 adds the other false boxes a coarser scale finds.
 MINED_MIN_NEIGHBORS = tuple(range(1, 10))
 MINED_SCALE_FACTORS = (1.1, 1.2)
 #: A detector box "holds the labelled face" when its IoU with the 68 points' bounding box is at least
@@ -359,45 +361,103 @@ def contact_sheets(mined: MinedCrops, mask: np.ndarray, out_dir: Path, per_sheet
     return paths
 
 
-def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, log: Callable[[str], None]):
+def _weighted_batches(train: VerifierSets, batch_size: int, class_weight: dict[int, float], seed: int) -> Any:
+    """A keras PyDataset of shuffled, freshly augmented (crops, labels, class weights) batches."""
+    import keras
+
+    no_points = np.full((batch_size, 15, 2), np.nan, np.float32)
+    weights = np.where(train.labels > 0.5, class_weight[1], class_weight[0]).astype(np.float32)
+
+    class WeightedBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(train.crops))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(train.crops) / batch_size))
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            images, _ = augment_batch(train.crops[idx], no_points[:len(idx)], self.rng, AugmentConfig())
+            return to_model_input(images), train.labels[idx], weights[idx]
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(train.crops))
+
+    return WeightedBatches()
+
+
+def _progress_callback(bus: ev.EventBus, config: VerifierConfig, batches: int) -> Any:
+    """The keras Callback that turns fit() progress into the training events (CLI bar, any subscriber)."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.started = epoch, time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            bus.emit(ev.BatchProgress(stage=0, epoch=self.epoch, batch=batch + 1, batches=batches))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            bus.emit(ev.EpochEnd(
+                stage=0, epoch=epoch, epochs=config.epochs, loss=float(logs.get("loss", np.nan)),
+                val_loss=float(logs.get("val_loss", np.nan)), batch_size=config.batch_size, steps=batches,
+                lr=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                epoch_s=round(time.perf_counter() - self.started, 2),
+                metrics={k: round(float(v), 4) for k, v in logs.items() if "auc" in k}))
+
+    return Progress()
+
+
+def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, bus: ev.EventBus) -> Any:
+    """One fit: hard negatives repeated `hard_repeat` times, classes weighted to balance, the learning rate on a
+    cosine schedule over every step of the run (in the optimizer), batches augmented afresh each epoch."""
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    model = build_verifier(config.widths, config.dropout)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
-    rng = np.random.default_rng(config.seed)
     hard = np.flatnonzero(train.kinds == "detector")
     order = np.concatenate([np.arange(len(train.crops))] + [hard] * (config.hard_repeat - 1))
     train = VerifierSets(train.crops[order], train.labels[order], train.kinds[order], train.strictness[order])
     positives = float(train.labels.mean())
-    class_weight = {0: 0.5 / (1 - positives), 1: 0.5 / positives}
-    no_points = np.full((len(train.crops), 15, 2), np.nan, np.float32)
-    augment = AugmentConfig()
-    x_val = to_model_input(val.crops)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs)
-    for epoch in range(config.epochs):
-        model.optimizer.learning_rate.assign(float(schedule(epoch)))
-        images, _ = augment_batch(train.crops, no_points, rng, augment)
-        started = time.perf_counter()
-        history = model.fit(to_model_input(images), train.labels, batch_size=config.batch_size, epochs=1,
-                            shuffle=True, class_weight=class_weight, verbose=0,
-                            validation_data=(x_val, val.labels))
-        h = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
-        log(f"epoch {epoch + 1}/{config.epochs} {time.perf_counter() - started:.0f}s {h}")
+    batches = _weighted_batches(train, config.batch_size, {0: 0.5 / (1 - positives), 1: 0.5 / positives}, config.seed)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * len(batches))
+    model = build_verifier(config.widths, config.dropout)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")])
+    bus.emit(ev.StageStart(stage=0, stages=1, name="verifier", phase="verifier", lr=config.learning_rate,
+                           batch_size=config.batch_size, epochs=config.epochs, rows=len(train.crops)))
+    model.fit(batches, epochs=config.epochs, validation_data=(to_model_input(val.crops), val.labels), verbose=0,
+              callbacks=[_progress_callback(bus, config, len(batches))])
+    bus.emit(ev.StageEnd(stage=0, name="verifier"))
     return model
 
 
 def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: str | os.PathLike,
                    mined_path: str | os.PathLike, config: VerifierConfig = VerifierConfig(),
-                   log: Callable[[str], None] = print, command: str | None = None) -> VerifierCard:
-    """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card."""
+                   log: Callable[[str], None] = print, command: str | None = None,
+                   bus: ev.EventBus | None = None) -> VerifierCard:
+    """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card.
+
+    Training progress goes to `bus` as the recipe's events (run, stage, batches, epochs, end, error); `log`
+    gets the lines about mining and the data."""
+    bus = bus or ev.EventBus()
+    try:
+        return _train_verifier(frames, keypoint_model, Path(out), Path(mined_path), config, log, command, bus)
+    except Exception as exc:
+        bus.emit(ev.RunError(message=f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: Path, mined_path: Path,
+                    config: VerifierConfig, log: Callable[[str], None], command: str | None,
+                    bus: ev.EventBus) -> VerifierCard:
     started = time.perf_counter()
     split = read_card(keypoint_model).data
     val_people, test_people = set(split.val_people or []), set(split.test_people or [])
     if not val_people or not test_people:
         raise ValueError(f"{Path(keypoint_model).name}'s card lists no validation/test people to split by.")
-    mined_path = Path(mined_path)
     if mined_path.is_file():
         mined = MinedCrops.load(mined_path)
         log(f"reusing {len(mined.crops)} mined crops from {mined_path}")
@@ -412,7 +472,9 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
     val = sets_for(mined, val_people, synthetic=synthetic[:n_val_synth])
     test = sets_for(mined, test_people, synthetic=synthetic_negatives(n_val_synth, np.random.default_rng(config.seed + 2)))
     log(f"train {train.counts()}; val {val.counts()}; test {test.counts()}")
-    model = _fit(config, train, val, log)
+    bus.emit(ev.RunStart(run_name=out.stem, data=str(mined_path), rows=len(mined.crops), train_rows=len(train.crops),
+                         val_rows=len(val.crops), test_rows=len(test.crops), stages=1, stage_names=["verifier"]))
+    model = _fit(config, train, val, bus)
 
     def scores(sets: VerifierSets) -> np.ndarray:
         return model.predict(to_model_input(sets.crops), batch_size=256, verbose=0).reshape(-1)
@@ -421,7 +483,6 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
     threshold = threshold_for_recall(val_scores[val.kinds == "face"], config.min_recall)
     metrics = {"val": verifier_metrics(val, val_scores, threshold)}
     metrics["test"] = verifier_metrics(test, scores(test), threshold)  # reported once, never used to choose
-    out = Path(out)
     save_model(inference_copy(model), out)
     card = VerifierCard(
         model=out.name,
@@ -440,6 +501,8 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
         metrics=metrics,
     )
     card.write(out)
+    bus.emit(ev.RunEnd(model_path=str(out), metrics={"threshold": card.threshold, **metrics},
+                       wall_s=card.wall_s or 0.0))
     log(json.dumps({"threshold": card.threshold, "metrics": metrics}, indent=1))
     return card
 

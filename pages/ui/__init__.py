@@ -18,7 +18,7 @@ from core.card import read_card
 from core.model import ModelError, model_file_problem
 from core.paths import SHIPPED_MODEL
 from core.registry import active_model_path
-from trainer import form
+from pages.ui import form
 
 #: (script, label) of every page, in sidebar order.
 PAGES = [
@@ -40,8 +40,9 @@ def page_setup(title: str) -> None:
             st.page_link(script, label=label)
         st.divider()
 
-#: What the import of the 3462 YouTube-faces frames takes on 2 cores: bench/bench_import.py measured
-#: 47.6 s with other jobs on the machine (53.8 CPU s in all). The progress bar then counts down from the real pace.
+
+#: About what bench/bench_import.py measures for the 3462 YouTube-faces frames on 2 cores; the progress bar then
+#: counts down from the real pace.
 IMPORT_ESTIMATE_S = 50
 
 NO_MODEL_HELP = (
@@ -107,12 +108,11 @@ def model_summary(path: Path) -> dict:
         "file": model_place(path),
         "trained on": card.data.describe(),
         "widths": ", ".join(map(str, card.architecture.widths or [])) or None,
-        "head": form.HEAD_LABELS.get(card.config.get("head", "gap")) if card.config else None,
-        "held-out NME": e2e.get("nme"),
-        "held-out frames above 0.10 NME": (f"{e2e['frames_above_0.10']:.1%}"
-                                            if e2e.get("frames_above_0.10") is not None else None),
-        "detection rate": e2e.get("detection_rate"),
-        "test RMSE (96px crop)": metrics.get("test_rmse_px"),
+        "head": form.HEAD_LABELS.get(card.head) if card.config or card.architecture.head else None,
+        "held-out NME": e2e.nme,
+        "held-out frames above 0.10 NME": f"{e2e.frames_above_010:.1%}" if e2e.frames_above_010 is not None else None,
+        "detection rate": e2e.detection_rate,
+        "test RMSE (96px crop)": metrics.test_rmse_px,
         "training time": f"{card.wall_s / 60:.0f} min on {card.machine or 'an unknown machine'}"
                          + _parent_time(card.parent) if card.wall_s else None,
         "inference": card.inference.describe(),
@@ -165,7 +165,7 @@ def _parent_time(parent: dict | None) -> str:
 def _webcam_model(inference) -> str:
     """Which twin the webcam runs (core.pipeline.FacePipeline.live_predictor) and why."""
     if inference.int8_live:
-        return f"int8 twin (validation NME {inference.int8.get('nme')}, float {inference.int8.get('float_nme')})"
+        return f"int8 twin (validation NME {inference.int8.nme}, float {inference.int8.float_nme})"
     return "float model"
 
 

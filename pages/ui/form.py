@@ -4,9 +4,12 @@ the loss chart's axes chosen from the numbers it shows."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from core.card import ModelCard
 
 MISSING = "—"
 
@@ -62,13 +65,11 @@ def stage_grid(learning_rates: list[float], batch_sizes: list[int]) -> tuple[tup
     return tuple(sorted(learning_rates, reverse=True)), tuple(sorted(batch_sizes))
 
 
-def registry_table(runs: pd.DataFrame, root: Path, active_model: Path) -> pd.DataFrame:
-    """runfolders.list_runs as a person reads it: an "active" mark on the run whose model the app uses,
+def registry_table(runs: pd.DataFrame, active_run: str | None) -> pd.DataFrame:
+    """runfolders.list_runs as a person reads it: an "active" mark on `active_run` (core.registry.active_run),
     numbers rounded, and "—" where a run has no value yet (not None or NaN)."""
     table = runs.copy()
-    active = Path(active_model).resolve()
-    table.insert(0, "active", ["✔ active" if (Path(root) / r / "model.keras").resolve() == active else ""
-                               for r in table["run"]])
+    table.insert(0, "active", ["✔ active" if r == active_run else "" for r in table["run"]])
     formats = {"train rows": "{:.0f}", "test RMSE px": "{:.2f}", "NME": "{:.4f}", "wall s": "{:.0f}"}
     for column, fmt in formats.items():
         if column in table:
@@ -83,6 +84,19 @@ def default_test_size(complete_rows: int, recipe_rows: int = 500) -> str:
     """The held-out field's default: the recipe's row count where it is at most a tenth of the complete
     rows, else a tenth (a small file keeps rows to train on)."""
     return f"{recipe_rows}" if complete_rows >= 10 * recipe_rows else "0.1"
+
+
+#: What each loss's numbers are (trainer.losses): the chart's y-axis title.
+LOSS_UNITS = {"mse": "MSE (normalised coordinates)", "l1": "mean absolute error (normalised coordinates)",
+              "wing": "wing loss (crop px)"}
+
+
+def loss_axis_title(loss_names: list[str]) -> str:
+    """The y-axis title for runs trained with these losses; runs with different losses share no unit."""
+    names = sorted(set(loss_names))
+    if len(names) == 1:
+        return LOSS_UNITS.get(names[0], names[0])
+    return "loss (" + " / ".join(names) + ", each in its own unit)"
 
 
 def loss_axis(losses: pd.Series) -> dict:
@@ -106,11 +120,11 @@ def epoch_axis(epochs: int) -> dict:
 MUCH_WORSE_RATIO = 1.25
 
 
-def much_worse(card, active_card) -> str | None:
+def much_worse(card: ModelCard, active_card: ModelCard | None) -> str | None:
     """Why `card`'s model is much less accurate than the active model's (the same measure on both: held-out
     NME when both cards have it, else test RMSE on the crop), or None when it is not, or they cannot be compared."""
-    measures = (("held-out NME", lambda c: c.end_to_end.get("nme"), "{:.4f}"),
-                ("test error", lambda c: c.metrics.get("test_rmse_px"), "{:.2f} px"))
+    measures = (("held-out NME", lambda c: c.end_to_end.nme, "{:.4f}"),
+                ("test error", lambda c: c.metrics.test_rmse_px, "{:.2f} px"))
     if active_card is None:
         return None
     for label, read, fmt in measures:
