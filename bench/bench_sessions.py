@@ -93,15 +93,17 @@ async def _session(browser, url: str, photos: dict[str, bytes], deadline: float,
         await upload.set_input_files({"name": name, "mimeType": "image/jpeg", "buffer": photos[name] + nonce})
         k += 1
         try:  # the upload's rerun has drawn the page when the photo's caption names it (consecutive names differ)
-            await page.get_by_text(f"{name} (").first.wait_for(timeout=120_000)
+            shown = page.get_by_text(f"{name} (").or_(page.locator(EXCEPTION))
+            await shown.first.wait_for(timeout=120_000)
             await _settle(page)
             await metric.wait_for(timeout=60_000)
         except Exception as exc:  # noqa: BLE001  a page that never shows the count is an error too
             phase.errors.append(f"session {number}, {name}: {type(exc).__name__}")
             continue
-        shown = page.locator(f'{EXCEPTION}, [data-testid="stAlertContentError"]')
-        if await shown.count():
-            phase.errors.append(f"session {number}, {name}: {(await shown.first.inner_text())[:200]}")
+        failed = page.locator(f'{EXCEPTION}, [data-testid="stAlertContentError"]')
+        if await failed.count():
+            text = " ".join((await failed.first.inner_text()).split())
+            phase.errors.append(f"session {number}, {name}: {text[:200]}")
             continue
         found = int(re.findall(r"\d+", await metric.inner_text())[-1])
         phase.results += 1

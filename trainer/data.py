@@ -7,6 +7,7 @@ Errors are `DatasetError`s whose message names the row (1-based data row) and co
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -114,12 +115,20 @@ class _LineGuard(io.RawIOBase):
     """A decompressed byte stream that refuses a line longer than MAX_LINE_BYTES as it is read, so a small
     compressed file cannot make the parser hold one huge line (a 49 KB .gz can hold a 25-million-token row)."""
 
-    def __init__(self, raw: _Reader, fraction: Callable[[], float]):
+    def __init__(self, raw: _Reader, fraction: Callable[[], float], owned: tuple = ()):
         super().__init__()
         self._raw, self._line, self.fraction = raw, 0, fraction
+        self._owned = owned  # closed with this stream: what _open_csv opened (never a caller's own stream)
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if not self.closed:
+            for item in self._owned:
+                with contextlib.suppress(Exception):
+                    item.close()
+        super().close()
 
     def readinto(self, buffer) -> int:
         data = self._raw.read(min(len(buffer), 1 << 18))
@@ -141,14 +150,24 @@ class _LineGuard(io.RawIOBase):
 
 def _open_csv(source: str | os.PathLike | bytes | BinaryIO, name: str | None) -> _LineGuard:
     """The decompressed CSV inside .csv / .csv.gz / .zip, as a guarded stream that knows how far it has read."""
+    opened: tuple = ()
     if isinstance(source, (str, os.PathLike)):
         name = name or str(source)
         if not Path(source).is_file():
             raise DatasetError(f"No file at {source}.")
         source = open(source, "rb")
+        opened = (source,)
     elif isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    name = (name or "").lower()
+    try:
+        return _guarded(source, (name or "").lower(), opened)
+    except BaseException:
+        for item in opened:
+            item.close()
+        raise
+
+
+def _guarded(source: BinaryIO, name: str, opened: tuple) -> _LineGuard:
     if name.endswith(".zip"):
         try:
             archive = zipfile.ZipFile(source)
@@ -164,15 +183,15 @@ def _open_csv(source: str | os.PathLike | bytes | BinaryIO, name: str | None) ->
                                f"put one training file in it, or upload the .csv itself.")
         member = archive.open(members[0])
         total = max(members[0].file_size, 1)
-        return _LineGuard(member, lambda: member.tell() / total)
+        return _LineGuard(member, lambda: member.tell() / total, (member, archive, *opened))
     size = source.seek(0, io.SEEK_END) if source.seekable() else 0
     if source.seekable():
         source.seek(0)
-    raw = source
-    fraction = (lambda: raw.tell() / size) if size else (lambda: 0.0)
+    fraction = (lambda: source.tell() / size) if size else (lambda: 0.0)
     if name.endswith(".gz"):
-        return _LineGuard(gzip.GzipFile(fileobj=source, mode="rb"), fraction)
-    return _LineGuard(source, fraction)
+        unzipped = gzip.GzipFile(fileobj=source, mode="rb")
+        return _LineGuard(unzipped, fraction, (unzipped, *opened))
+    return _LineGuard(source, fraction, opened)
 
 
 def read_kaggle_csv(
@@ -220,6 +239,8 @@ def read_kaggle_csv(
         raise DatasetError(f"The .zip file is corrupt ({exc}).") from exc
     except OSError as exc:
         raise DatasetError(f"Not a readable CSV file: {exc}") from exc
+    finally:
+        stream.close()
     if rows == 0:
         raise DatasetError("The file has a header but no rows.")
     if progress:
