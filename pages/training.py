@@ -239,6 +239,7 @@ if finished:
             st.error(str(exc))
 if st.button("Use the shipped model", disabled=active.resolve() == SHIPPED_MODEL.resolve()):
     try:
+        st.session_state.pop("import-outcome", None)
         activate("shipped")
         st.session_state["activated"] = "The shipped model is active again."
         st.rerun()

@@ -32,7 +32,7 @@ def test_an_upload_survives_a_reload_and_goes_when_removed(streamlit_app, page, 
     page.locator("input[type=file]").first.set_input_files(str(write_synthetic_csv(tmp_path / "other.csv", n=24)))
     settle(page)
     expect(_rows(page)).to_contain_text("24")
-    page.get_by_test_id("stFileUploaderDeleteBtn").locator("button").click()
+    page.get_by_test_id("stFileChipDeleteBtn").first.click()
     settle(page)
     expect(_rows(page)).to_have_count(0)  # removed: nothing shown, and a reload does not bring it back
     page.reload()

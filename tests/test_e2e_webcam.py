@@ -42,7 +42,7 @@ def _marker_pixels(image_bgr: np.ndarray) -> np.ndarray:
     return (g > 150) & (g - r > 90) & (g - b > 90)
 
 
-def _readout(page: Page, at_least: int, timeout_s: float = 90) -> tuple[int, int]:
+def _readout(page: Page, at_least: int, timeout_s: float = 90, server_log=lambda: "") -> tuple[int, int]:
     """(frames, frames with a face) of the playing stream once at least `at_least` frames went through."""
     caption = page.get_by_text(READOUT)
     deadline_ms = timeout_s * 1000
@@ -56,7 +56,7 @@ def _readout(page: Page, at_least: int, timeout_s: float = 90) -> tuple[int, int
         waited += 500
         assert_no_exception(page)
     raise AssertionError(f"fewer than {at_least} frames in {timeout_s} s: {caption.all_inner_texts()}, "
-                         f"readout {page.get_by_test_id('stMetric').all_inner_texts()}")
+                         f"readout {page.get_by_test_id('stMetric').all_inner_texts()}; server log:\n{server_log()}")
 
 
 def _detection_processes(server_pid: int) -> list[int]:
@@ -124,13 +124,13 @@ def _clip_frames(page: Page, path: Path, previous: str | None = None) -> tuple[l
     return frames, shown
 
 
-def _record_one(page: Page, webrtc, at_least: int = 60) -> int:
+def _record_one(page: Page, webrtc, server, at_least: int = 60) -> int:
     """START, wait for `at_least` frames, STOP; the frames of that stream."""
     webrtc.get_by_role("button", name="START").click()
     expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
     expect(page.get_by_text("Recording… press STOP to finish the clip.")).to_be_visible(timeout=STEP_MS)
     assert_no_exception(page)
-    frames, _ = _readout(page, at_least=at_least)
+    frames, _ = _readout(page, at_least=at_least, server_log=server.log)
     webrtc.get_by_role("button", name="STOP").click()
     expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
     assert_no_exception(page)
@@ -165,7 +165,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         page.get_by_test_id("stCheckbox").filter(has_text="Record a clip").click()
         settle(page)
         choose(page, "Effect", "pixelate")
-        _record_one(page, webrtc)
+        _record_one(page, webrtc, server)
         first, first_caption = _clip_frames(page, tmp_path / "clip-pixelate.mp4")
         distances = [_nearest_raw_distance(f, raw_faces) for f in first]
         shown = [i for i, d in enumerate(distances) if d < 8]
@@ -175,7 +175,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         # Clip 2 in the same session: sunglasses on every frame; the page offers the new clip
         choose(page, "Effect", "sunglasses")
         expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible()  # kept while recording
-        _record_one(page, webrtc)
+        _record_one(page, webrtc, server)
         linux = Path("/proc/self/stat").is_file()
         if linux:  # the stream's detection process ended with it
             assert _wait_for_detection_processes(server.proc.pid, 0) == []
@@ -191,7 +191,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         webrtc.get_by_role("button", name="START").click()
         expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
         assert_no_exception(page)
-        frames, with_face = _readout(page, at_least=60)
+        frames, with_face = _readout(page, at_least=60, server_log=server.log)
         assert with_face / frames > 0.7, (frames, with_face)
         if linux:  # the cascade runs in one niced child of the server while the stream plays
             (detector_pid,) = _wait_for_detection_processes(server.proc.pid, 1)
