@@ -80,7 +80,8 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     expect(page.get_by_text("stage 3/3", exact=False).first).to_be_visible()  # main, pseudo, final
     # the pseudo-label stage says how many rows it labelled and with which model; the precision says why
     expect(page.get_by_text("incomplete rows labelled", exact=False).first).to_be_visible()
-    expect(page.get_by_text("Compute precision: bfloat16: chosen in the configuration", exact=False).first).to_be_visible()
+    chosen = "Compute precision: bfloat16: chosen in the configuration"
+    expect(page.get_by_text(chosen, exact=False).first).to_be_visible()
     # both runs, page and CLI, are in the registry and made the same kinds of files
     cli_files = {p.name for p in (runs / "cli-run").iterdir()} - {"log.txt", "job.json"}
     page_files = {p.name for p in (runs / "page-run").iterdir()} - {"log.txt", "job.json"}
