@@ -112,7 +112,7 @@ def test_a_much_worse_model_is_named_before_use_and_an_empty_run_is_not_compared
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("pages/training.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    nme = active.end_to_end["nme"]
+    nme = active.end_to_end.nme
     warnings = [w.value for w in at.warning]
     assert any(w.startswith(f"'worse' is much less accurate than the active model: held-out NME 0.3000 against "
                             f"{nme:.4f}") for w in warnings), warnings

@@ -55,9 +55,10 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     model = tmp_path / "runs" / "r68" / "model.keras"
     first = read_card(model)
     test_people = first.data.test_people
-    again = _trainer(["train", "--run", "r68", "--data", csv, "--quiet"], tmp_path)  # the run's own config wins
-    assert again.returncode == 0 and "resuming r68 from" in again.stderr, again.stderr[-2000:]
-    assert json.loads(again.stdout)["test_rmse_px"] == first.metrics.test_rmse_px  # no epoch trained again
+    model_bytes = model.read_bytes()
+    again = _trainer(["train", "--run", "r68", "--data", csv, "--quiet"], tmp_path)
+    assert again.returncode == 2 and "Run 'r68' is finished" in again.stderr, again.stderr[-2000:]
+    assert model.read_bytes() == model_bytes  # a finished run is never trained again
     assert read_card(model).config == first.config and read_card(model).data.test_people == test_people
     assert len(test_people) == 1  # split by person, never by frame
 

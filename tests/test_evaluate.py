@@ -25,8 +25,8 @@ def test_recentring_rescues_a_turned_head_the_detector_framed_badly(frames):
     plain = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD], flip_average=True, recentre=False)
     recentred = evaluate_frames(SHIPPED_MODEL, frames, [TURNED_HEAD], flip_average=True, recentre=True)
     assert plain["detection_rate"] == recentred["detection_rate"] == 1.0
-    assert plain["nme"] > 0.1  # its off-centre frames get their layout in the wrong place
-    assert recentred["nme"] < 0.08
+    # its off-centre frames get their layout in the wrong place; re-centred, they get it right
+    assert recentred["nme"] < 0.08 and recentred["nme"] < 0.8 * plain["nme"], (plain["nme"], recentred["nme"])
     assert recentred["recentre"]["locator"] == ""  # the model itself
 
 

@@ -38,8 +38,7 @@ def test_registry_marks_the_active_run_and_shows_no_none(tmp_path, monkeypatch):
     assert active_run() is None and list(form.registry_table(runs, active_run())["active"]) == ["", ""]
     assert table.loc[0, "train rows"] == "120" and table.loc[0, "test RMSE px"] == "2.35"
     assert not table.isin(["None", "nan"]).any().any() and table.loc[1, "NME"] == form.MISSING
-    with_problems = form.registry_table(runs.assign(problem=[None, "config.json is not JSON"]), tmp_path,
-                                        tmp_path / "a" / "model.keras")
+    with_problems = form.registry_table(runs.assign(problem=[None, "config.json is not JSON"]), "a")
     assert list(with_problems["problem"]) == ["", "config.json is not JSON"]
 
 

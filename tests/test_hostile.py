@@ -400,8 +400,8 @@ def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp
     run = tmp_path / "run"
     cancel, seen = threading.Event(), []
 
-    def stop_after_three_epochs(e):
-        if e["event"] == ev.EPOCH_END:
+    def stop_after_three_epochs(e: ev.Event) -> None:
+        if isinstance(e, ev.EpochEnd):
             seen.append(e)
             if len(seen) == 3:
                 cancel.set()
@@ -455,8 +455,8 @@ def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp
 @pytest.mark.parametrize("bias, message", [(np.nan, "predicts non-finite keypoints (NaN or infinity) on a test face"),
                                            (100.0, "puts keypoints outside the 96x96 face crop")])
 def test_core_annotate_refuses_a_model_whose_keypoints_are_broken(tmp_path, photos, bias, message):
-    from core.model import build_model
     from tests.conftest import REPO
+    from trainer.architecture import build_model
 
     model = build_model((4, 4, 8, 8, 8))
     weights = model.get_weights()
