@@ -27,6 +27,7 @@ import numpy as np
 
 from core.card import ModelCard
 from core.files import atomic_path, write_json_atomic
+from trainer.config import Stage
 from trainer.data import KeypointData
 
 #: A finished run's model (its card beside it: core.card.card_path_for).
@@ -77,7 +78,7 @@ class Run:
         except (OSError, ValueError):
             return {"stage": 0, "epoch": 0}
 
-    def resume_point(self, stages: list[dict]) -> dict:
+    def resume_point(self, stages: list[Stage]) -> dict:
         """state.json checked against the recipe's `stages` and the checkpoint beside it, or RunStateError: a
         resume point that is not two whole numbers, lies outside the recipe, names a checkpoint that is
         missing (its weights would be random), or belongs to a finished run (resuming would rewrite its model)."""
@@ -100,7 +101,7 @@ class Run:
                                 f"whole numbers from 0. {fresh[0].upper()}{fresh[1:]}.")
         assert isinstance(stage, int) and isinstance(epoch, int)
         if stage > len(stages) or (stage == len(stages) and epoch) or (stage < len(stages)
-                                                                       and epoch > stages[stage]["epochs"]):
+                                                                       and epoch > stages[stage].epochs):
             raise RunStateError(f"Run '{name}': state.json resumes at stage {stage}, epoch {epoch}, past the end of "
                                 f"its recipe ({len(stages)} stages); {fresh}.")
         if (stage, epoch) != (0, 0) and not self.checkpoint_path.is_file():
