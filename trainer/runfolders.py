@@ -127,7 +127,7 @@ def pseudo_labels(path: Path) -> str | None:
         return f"Pseudo-labelling: {starts[-1].get('incomplete_rows', 0)} incomplete rows will be labelled by {after}."
     text = (f"Pseudo-labelling: {done['rows']} incomplete rows labelled ({done['filled_values']} values filled) "
             f"by {done.get('model', 'the model')}")
-    stage = next((e for e in reversed(events) if e["event"] == ev.STAGE_START), None)
+    stage = next((e for e in reversed(events) if e["event"] in (ev.STAGE_START, ev.RUN_END)), None)
     if stage is not None and stage.get("phase") == "pseudo":
         text += f"; now training on {done.get('complete_rows', '?')} complete + {done['rows']} pseudo-labelled rows"
     elif stage is not None and stage.get("phase") == "final":
