@@ -88,7 +88,7 @@ def main() -> None:
         rows[name] = dict(nme=scores["nme"], above=scores["frames_above_0.10"],
                           mse=recipe_mse(run_dir / "model.keras", config),
                           epochs=len(epoch_s), train_min=sum(epoch_s) / 60, rows=card.data.train_rows,
-                          incomplete=incomplete if name != "complete" else 0,
+                          incomplete=incomplete if config.masked_loss or config.pseudo_label else 0,
                           pseudo=pseudo["rows"] if pseudo else 0,
                           precision=card.config.get("precision", {}).get("compute"))
         print(f"{name}: {rows[name]}", flush=True)
