@@ -78,3 +78,14 @@ def test_a_run_whose_config_was_written_first_records_its_precision_too(tmp_path
     card = train(config, tmp_path / "run")
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["precision"]
     assert recorded == choose_precision().to_dict() == card.config["precision"]
+
+
+def test_workers_on_different_cpus_train_the_same_recipe():
+    """Each machine of a multi-worker run chooses its own precision; that is not a different recipe."""
+    from trainer.distributed import config_digest
+
+    config = config_for().to_dict()
+    bf16 = {**config, "precision": choose_precision(XEON_AMX, {}).to_dict()}
+    fp32 = {**config, "precision": choose_precision(AVX2_ONLY, {}).to_dict()}
+    assert config_digest(bf16) == config_digest(fp32)
+    assert config_digest({**bf16, "mixed_precision": True}) != config_digest(bf16)
