@@ -137,6 +137,7 @@ def test_the_pseudo_label_stage_says_what_it_labelled_and_with_which_model(tmp_p
     assert pseudo["model"] == "the model after stage 1 (main lr=0.001 batch=16)"
     text = runfolders.pseudo_labels(tmp_path / "run")
     assert text.startswith(f"Pseudo-labelling: {pseudo['rows']} incomplete rows labelled") and "after stage 1" in text
+    assert "now" not in text  # the run has finished
     with np.load(tmp_path / "run" / "pseudo_labels.npz") as z:
         assert z["filled"].shape == (pseudo["rows"], 15) and z["filled"].sum() == pseudo["rows"] * 11
         assert not z["filled"][:, KEPT].any() and np.isfinite(z["keypoints"]).all()

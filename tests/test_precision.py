@@ -66,3 +66,26 @@ def test_the_default_preset_decides_per_cpu_and_the_run_records_it(tmp_path, mon
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     train(config, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == recorded["precision"]
+
+
+def test_a_run_whose_config_was_written_first_records_its_precision_too(tmp_path):
+    """The Training page writes config.json before the trainer starts (trainer.jobs): the choice is added to it."""
+    data = write_synthetic_csv(tmp_path / "d.csv", n=24, people=6)
+    config = config_for("quick", data=str(data), widths=(4, 4, 4, 4, 4), test_size=4, pseudo_label=False,
+                        mixed_precision="auto")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
+    card = train(config, tmp_path / "run")
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["precision"]
+    assert recorded == choose_precision().to_dict() == card.config["precision"]
+
+
+def test_workers_on_different_cpus_train_the_same_recipe():
+    """Each machine of a multi-worker run chooses its own precision; that is not a different recipe."""
+    from trainer.distributed import config_digest
+
+    config = config_for().to_dict()
+    bf16 = {**config, "precision": choose_precision(XEON_AMX, {}).to_dict()}
+    fp32 = {**config, "precision": choose_precision(AVX2_ONLY, {}).to_dict()}
+    assert config_digest(bf16) == config_digest(fp32)
+    assert config_digest({**bf16, "mixed_precision": True}) != config_digest(bf16)

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 #: A worker waits this long for its peers in one collective, then fails instead of hanging forever.
 COLLECTIVE_TIMEOUT_S = 300
 ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
-#: Config fields that may differ between machines (local paths) without changing what is trained.
-LOCAL_FIELDS = ("data", "frames", "init_from")
+#: Config fields that may differ between machines without changing what is trained: local paths, and the
+#: compute precision each machine chose for its CPU (trainer.precision; the weights stay float32 either way).
+LOCAL_FIELDS = ("data", "frames", "init_from", "precision")
 
 
 def configure_cluster(workers: str, worker_index: int) -> None:

@@ -250,9 +250,11 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     started = time.time()
     run.cancel_path.unlink(missing_ok=True)  # starting (or resuming) a run means it should run
     # bfloat16 or float32, decided once per run (trainer.precision); a resumed run keeps its first decision
-    precision = run.recorded_precision() or resolve_precision(config.mixed_precision).to_dict()
-    config = replace(config, precision=precision)
+    recorded = run.recorded_precision()
+    config = replace(config, precision=recorded or resolve_precision(config.mixed_precision).to_dict())
     run.write_config(config)
+    if not recorded:  # a config.json written before the run started (the Training page's) gets the choice too
+        run.record_precision(config.precision)
     run.write_job()
     data = read_kaggle_csv(config.data)
     split = make_split(data, config)

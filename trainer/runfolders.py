@@ -210,10 +210,10 @@ def pseudo_labels(path: Path) -> str | None:
         return f"Pseudo-labelling: {starts[-1].incomplete_rows} incomplete rows will be labelled by {after}."
     text = (f"Pseudo-labelling: {done.rows} incomplete rows labelled ({done.filled_values} values filled) "
             f"by {done.model or 'the model'}")
-    stage = next((e for e in reversed(events) if isinstance(e, ev.StageStart)), None)
-    if stage is not None and stage.phase == "pseudo":
+    stage = next((e for e in reversed(events) if isinstance(e, (ev.StageStart, ev.RunEnd))), None)
+    if isinstance(stage, ev.StageStart) and stage.phase == "pseudo":
         text += f"; now training on {done.complete_rows} complete + {done.rows} pseudo-labelled rows"
-    elif stage is not None and stage.phase == "final":
+    elif isinstance(stage, ev.StageStart) and stage.phase == "final":
         text += "; now the final cycle, on the original rows"
     return text + "."
 

@@ -134,6 +134,11 @@ class Run:
         except (OSError, ValueError, AttributeError):
             return {}
 
+    def record_precision(self, precision: dict) -> None:
+        """Add the run's precision choice to its config.json (written before the choice was made)."""
+        path = self.path / "config.json"
+        write_json_atomic(path, {**json.loads(path.read_text()), "precision": precision})
+
     def write_config(self, config) -> None:
         path = self.path / "config.json"
         if not path.exists():
