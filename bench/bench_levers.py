@@ -23,7 +23,7 @@ from core.card import read_card  # noqa: E402
 from core.model import KeypointPredictor  # noqa: E402
 from trainer.augment import ROBUST_AUGMENTATION  # noqa: E402
 from trainer.evaluate import evaluate_frames  # noqa: E402
-from trainer.events import EPOCH_END, read_events  # noqa: E402
+from trainer.events import EpochEnd, load_events  # noqa: E402
 from trainer.recipe import train  # noqa: E402
 from trainer.config import config_for  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> None:
         run_dir = Path(args.runs) / name
         card = read_card(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else train(config, run_dir)
         # img/s and minutes from the median epoch: a run paused (SIGSTOP, for a quiet benchmark) keeps its speed
-        epoch_s = [e["epoch_s"] for e in read_events(run_dir / "events.jsonl") if e["event"] == EPOCH_END]
+        epoch_s = [e.epoch_s for e in load_events(run_dir / "events.jsonl") if isinstance(e, EpochEnd)]
         scores = evaluate_frames(run_dir / "model.keras", args.frames, people=card.data.val_people,
                                  flip_average=True, recentre=False)
         rows[name] = dict(nme=scores["nme"], above=scores["frames_above_0.10"], median=scores["nme_median_frame"],
