@@ -24,7 +24,7 @@ from core.model import KeypointPredictor
 from trainer.augment import ROBUST_AUGMENTATION
 from trainer.config import config_for
 from trainer.evaluate import evaluate_frames
-from trainer.events import EPOCH_END, read_events
+from trainer.events import EpochEnd, load_events
 from trainer.recipe import train
 
 #: The short schedule every lever trains on from random weights: 2 stages x 6 epochs at batch 32 (about 5 min
@@ -73,7 +73,7 @@ def main() -> None:
         run_dir = Path(args.runs) / name
         card = read_card(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else train(config, run_dir)
         # img/s and minutes from the median epoch: a run paused (SIGSTOP, for a quiet benchmark) keeps its speed
-        epoch_s = [e["epoch_s"] for e in read_events(run_dir / "events.jsonl") if e["event"] == EPOCH_END]
+        epoch_s = [e.epoch_s for e in load_events(run_dir / "events.jsonl") if isinstance(e, EpochEnd)]
         scores = evaluate_frames(run_dir / "model.keras", args.frames, people=card.data.val_people,
                                  flip_average=True, recentre=False)
         rows[name] = dict(nme=scores["nme"], above=scores["frames_above_0.10"], median=scores["nme_median_frame"],

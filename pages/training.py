@@ -134,7 +134,6 @@ def curves_figure(views: list[runfolders.RunView]) -> go.Figure:
     return fig
 
 
-@st.fragment(run_every=2.0)
 def live(run_name: str) -> None:
     path = root / run_name  # a name from the listing: a broken one (a name no run may have) is shown as broken
     view = runfolders.read_run(path)  # one read of the run's files per refresh
@@ -184,7 +183,10 @@ def live(run_name: str) -> None:
 
 if default:
     watched = st.selectbox("Watch run", names, index=names.index(default) if default in names else 0)
-    live(watched)
+    # Refreshed every 2 s only while the run trains: a refresh redraws the page, which closes a dropdown a person
+    # has open, so a finished or stopped run is drawn once. When the run ends, live() reruns the whole page.
+    running = runfolders.status(safe_run_dir(watched, root)) == "running"
+    st.fragment(live, run_every=2.0 if running else None)(watched)
 
 # ---------------------------------------------------------------- results and registry
 st.header("Runs and models")

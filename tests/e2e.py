@@ -8,6 +8,7 @@ Playwright tests wait on.
 from __future__ import annotations
 
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
@@ -23,12 +24,34 @@ def assert_no_exception(page: Page) -> None:
         raise AssertionError("the page shows a traceback:\n" + traceback.first.inner_text()[:2000])
 
 
+#: The app while a script run is asked for or running.
+APP_BUSY = '[data-testid="stApp"]:not([data-test-script-state="notRunning"])'
+#: How long after a step its rerun may take to show: a widget change sends its request with no state shown until
+#: the server starts the run (Streamlit 1.67 sets "rerunRequested" only for explicit reruns), so a step that
+#: starts none (a download, a click outside a widget) is told apart from one whose run has not shown yet by time.
+RERUN_START_MS = 250
+#: How long after a run ends a run it asks for (st.rerun, a fragment) may take to show.
+CHAINED_RUN_MS = 100
+
+
+def _busy_within(page: Page, ms: int) -> bool:
+    """Whether a script run shows within `ms`; returns as soon as one does."""
+    try:
+        page.wait_for_selector(APP_BUSY, timeout=ms)
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
 def settle(page: Page, timeout_ms: int = 90_000) -> None:
-    """Wait for the rerun a step started to finish (and the page to be connected), then check for exceptions."""
-    page.wait_for_timeout(250)  # the rerun a widget change asks for starts asynchronously
+    """Wait for the rerun a step started, and any run it chains to, to finish (and the page to be connected),
+    then check for exceptions. Waits on the app's script state; a run that shows early ends the wait early."""
+    _busy_within(page, RERUN_START_MS)
     page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
-    page.wait_for_timeout(100)
-    page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
+    for _ in range(3):  # a few chained runs; a page refreshing on a timer (a training run's live view) never stops
+        if not _busy_within(page, CHAINED_RUN_MS):
+            break
+        page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     assert_no_exception(page)
 
 

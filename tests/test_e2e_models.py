@@ -5,10 +5,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from core.paths import SHIPPED_MODEL
+from tests.e2e import choose
 from trainer.architecture import build_model
 from trainer.export import load_keras_model, save_model
 
@@ -41,18 +41,6 @@ def _open_training(streamlit_app, page, first_download: str | None):
     return server
 
 
-def _choose(page, label, option):
-    """Pick a selectbox option; a rerun that redraws the box while it opens closes it, so try again."""
-    for _ in range(3):
-        page.get_by_role("combobox", name=label).click()
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
-            return
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    pytest.fail(f"could not choose {option!r} in {label!r}")
-
-
 def _download(page, tmp_path, name):
     expect(page.get_by_text(f"{name}, ")).to_be_visible(timeout=60_000)  # the page has packed this archive
     with page.expect_download(timeout=60_000) as download:
@@ -67,7 +55,7 @@ def test_download_a_run_and_the_shipped_model(streamlit_app, page, tmp_path):
     runs = tmp_path / "runs"
     run = _finished_run(runs, "trained")
     _open_training(streamlit_app, page, "shipped" if SHIPPED_MODEL.is_file() else "trained")
-    _choose(page, "Model to download", "trained")
+    choose(page, "Model to download", "trained")  # once: no refresh closes it while no run trains
     _no_exception(page)
     with _download(page, tmp_path, "trained.zip") as zf:
         assert sorted(zf.namelist()) == ["model.json", "model.keras", "model.onnx"]
@@ -76,7 +64,7 @@ def test_download_a_run_and_the_shipped_model(streamlit_app, page, tmp_path):
         assert zf.read("model.keras") == (run / "model.keras").read_bytes()
     if not SHIPPED_MODEL.is_file():
         pytest.skip("no shipped model to download")
-    _choose(page, "Model to download", "the shipped model")
+    choose(page, "Model to download", "the shipped model")
     with _download(page, tmp_path, "shipped.zip") as zf:
         card = json.loads(zf.read("model.json"))
         locator = (card["inference"].get("recentre") or {}).get("locator")  # the locator only when it re-centres

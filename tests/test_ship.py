@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from core.card import DataSummary, ModelCard, Recentring
+from core.card import DataSummary, Metrics, ModelCard, Recentring
 from core.pipeline import FacePipeline
 from tests.helpers import write_synthetic_csv
 from trainer import ship as ship_module
@@ -96,7 +96,7 @@ def test_choose_option_takes_the_lowest_validation_nme_first_listed_on_ties_neve
 def test_ship_chooses_on_validation_people_and_reports_test_people(monkeypatch, tmp_path):
     """The options' NME differs on validation and test people: the card must follow validation only."""
     card = ModelCard(data=DataSummary(val_people=["v1", "v2"], test_people=["t1"]), train_offset_p99_px=8.0,
-                     mean_shape_crop=[[48.0, 48.0]] * 15, metrics={"test_rmse_px": 3.0})
+                     mean_shape_crop=[[48.0, 48.0]] * 15, metrics=Metrics(test_rmse_px=3.0))
     options = inference_options(8.0, has_locator=True)
     val_nme = [0.09, 0.08, 0.07, 0.05, 0.06, 0.075]  # re-centring at 1.5 x 8 px (index 3) is best on validation
     test_nme = [0.04, 0.05, 0.06, 0.10, 0.01, 0.02]  # ...while the test people would favour other options
