@@ -1,11 +1,14 @@
 """bfloat16 only where the CPU computes it natively: the choice per CPU, and what a run records of it."""
 import json
+import threading
 
 import pytest
 
 from tests.helpers import write_synthetic_csv
+from trainer import events as ev
+from trainer.config import RecipeConfig, config_for
 from trainer.precision import choose_precision, cpu_flags, resolve
-from trainer.recipe import RecipeConfig, config_for, train
+from trainer.recipe import Cancelled, train
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 EPYC_GENOA = AVX2_ONLY | {"avx512f", "avx512bw", "avx512_bf16", "avx512_vnni"}
@@ -50,22 +53,30 @@ def test_the_default_preset_decides_per_cpu_and_the_run_records_it(tmp_path, mon
     assert config_for().mixed_precision == "auto"
     with pytest.raises(ValueError, match="mixed precision"):
         RecipeConfig(mixed_precision="sometimes")
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # as on a CPU without bf16: float32 whatever this CPU has
+    # as on a CPU without bf16 (flags, not the ONEDNN_MAX_CPU_ISA cap: oneDNN reads that once per process)
+    monkeypatch.setattr("trainer.precision.cpu_flags", lambda: AVX2_ONLY)
     data = write_synthetic_csv(tmp_path / "d.csv", n=24, people=6)
     config = config_for("quick", data=str(data), widths=(4, 4, 4, 4, 4), test_size=4, pseudo_label=False,
-                        mixed_precision="auto")
-    card = train(config, tmp_path / "run")
+                        mixed_precision="auto", epochs_per_stage=2)
+    cancel = threading.Event()
+
+    def stop_after_the_first_epoch(e: ev.Event) -> None:
+        if isinstance(e, ev.EpochEnd):
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        train(config, tmp_path / "run", ev.EventBus([stop_after_the_first_epoch]), cancel_event=cancel)
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
     assert recorded["mixed_precision"] == "auto" and recorded["precision"]["compute"] == "float32"
-    assert "ONEDNN_MAX_CPU_ISA=AVX2" in recorded["precision"]["reason"] or "no bf16" in recorded["precision"]["reason"]
-    assert card.config["precision"] == recorded["precision"]
+    assert "no bf16" in recorded["precision"]["reason"], recorded["precision"]
     from trainer.export import load_keras_model
 
     assert load_keras_model(tmp_path / "run" / "checkpoint.keras").get_layer("conv2").compute_dtype == "float32"
-    # resumed elsewhere (another cap), the run keeps the choice it started with
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-    train(config, tmp_path / "run")
+    # resumed on a CPU with bf16, the run keeps the choice it started with
+    monkeypatch.setattr("trainer.precision.cpu_flags", lambda: EPYC_GENOA)
+    card = train(config, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == recorded["precision"]
+    assert card.config["precision"] == recorded["precision"]
 
 
 def test_a_run_whose_config_was_written_first_records_its_precision_too(tmp_path):
