@@ -155,8 +155,11 @@ class FacePipeline:
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
-        accepted = np.flatnonzero(scores >= self.verifier.threshold)
-        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
+        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold,
+                                                     max(self.verifier.threshold, self.roll.turned_threshold)))
+        # an accepted upright box keeps its face (today's box and crop, one model pass); turned ones compete on score
+        priority = scores[accepted] + (angles[accepted] == 0)
+        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
         found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
         if with_rejected:
             refused = np.flatnonzero(scores < self.verifier.threshold)
