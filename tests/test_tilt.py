@@ -37,8 +37,12 @@ def test_one_turned_box_per_face_across_angles():
     beside = np.array([[100, 100, 80, 80, 0.0], [300, 100, 80, 80, 30.0]])
     assert sorted(one_turned_box_per_face(beside, np.array([0.6, 0.9])).tolist()) == [0, 1]
     eyes_inside = np.array([[100, 100, 120, 120, 20.0], [140, 130, 40, 40, 20.0]])  # IoU < 0.3, inside the face
-    assert one_turned_box_per_face(eyes_inside, np.array([0.9, 0.95])).tolist() == [1]  # the better one stays...
-    assert one_turned_box_per_face(eyes_inside, np.array([0.95, 0.9])).tolist() == [0]  # ...a worse small one goes
+    assert one_turned_box_per_face(eyes_inside, np.array([0.95, 0.9])).tolist() == [0]  # a worse small one goes
+    # a collar found on a copy turned another way, just touching the face's box (IoU 0.03): one face
+    collar = np.array([[100, 100, 80, 80, 0.0], [120, 165, 80, 80, -30.0]])
+    assert one_turned_box_per_face(collar, np.array([1.9, 0.95])).tolist() == [0]
+    same_angle = np.c_[collar[:, :4], [0.0, 0.0]]  # at one angle only the usual IoU 0.3 applies
+    assert sorted(one_turned_box_per_face(same_angle, np.array([1.9, 0.95])).tolist()) == [0, 1]
     assert len(one_turned_box_per_face(np.zeros((0, 5)), np.zeros(0))) == 0
 
 
