@@ -126,15 +126,32 @@ class FacePipeline:
         settings = settings or self.detector.settings
         if self.roll is None:
             return self.verify(gray, self.detector.detect(gray, settings), with_rejected)
-        candidates = detect_any_roll(self.detector, gray, settings, self.roll)
+        return self.verify_any_roll(gray, detect_any_roll(self.detector, gray, settings, self.roll), with_rejected)
+
+    def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
+        """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
+        half, for boxes found elsewhere (the webcam's detection process)."""
+        if self.verifier is None or len(boxes) == 0:
+            return Detections(boxes, None if self.verifier is None else np.zeros(0))
+        scores = self.verifier.score_boxes(gray, boxes)
+        keep = scores >= self.verifier.threshold
+        if not with_rejected:
+            return Detections(boxes[keep], scores[keep])
+        return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
+
+    def verify_any_roll(self, gray: np.ndarray, candidates_xywha: np.ndarray, with_rejected: bool = False) -> Detections:
+        """The verifier's verdict on candidates at any roll (x, y, w, h, angle_deg; core.detector.detect_any_roll),
+        each scored on its de-rotated crop, one box per face: `detect`'s second half, also for candidates found
+        elsewhere (the webcam's detection process)."""
+        candidates = np.asarray(candidates_xywha, dtype=np.float64).reshape(-1, 5)
         boxes, angles = candidates[:, :4], candidates[:, 4]
         if self.verifier is None:  # no scores: upright boxes first, then larger ones
             upright_first = (angles == 0) * 1e12 + boxes[:, 2] * boxes[:, 3]
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
-        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold,
-                                                     max(self.verifier.threshold, self.roll.turned_threshold)))
+        turned_threshold = max(self.verifier.threshold, (self.roll or RollSearch()).turned_threshold)
+        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold, turned_threshold))
         # an accepted upright box keeps its face (today's box and crop, one model pass); turned ones compete on score
         priority = scores[accepted] + (angles[accepted] == 0)
         keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
@@ -149,31 +166,6 @@ class FacePipeline:
             found.rejected_xywh, found.rejected_scores = boxes[refused], scores[refused]
             found.rejected_angles_deg = angles[refused]
         return found
-
-    def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
-        """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
-        half, for boxes found elsewhere (the webcam's detection process)."""
-        if self.verifier is None or len(boxes) == 0:
-            return Detections(boxes, None if self.verifier is None else np.zeros(0))
-        scores = self.verifier.score_boxes(gray, boxes)
-        keep = scores >= self.verifier.threshold
-        if not with_rejected:
-            return Detections(boxes[keep], scores[keep])
-        return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
-
-    def verify_any_roll(self, gray: np.ndarray, candidates_xywha: np.ndarray) -> Detections:
-        """`detect`'s verdict on turned candidates (x, y, w, h, angle_deg) found elsewhere (the webcam's
-        detection process runs detect_any_roll): scored on their de-rotated crops, one box per face."""
-        candidates = np.asarray(candidates_xywha, dtype=np.float64).reshape(-1, 5)
-        boxes, angles = candidates[:, :4], candidates[:, 4]
-        if self.verifier is None:
-            upright_first = (angles == 0) * 1e12 + boxes[:, 2] * boxes[:, 3]
-            keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
-            return Detections(boxes[keep], None, angles_deg=angles[keep])
-        scores = self.verifier.score_boxes(gray, boxes, angles)
-        accepted = np.flatnonzero(scores >= self.verifier.threshold)
-        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
-        return Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
 
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None, angles_deg: np.ndarray | None = None) -> list[Face]:
