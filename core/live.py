@@ -30,8 +30,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,6 +46,10 @@ from core.smoothing import OneEuroFilter
 #: motion the smoothed point trails the raw one by 0.77 px on average with these, 1.15 px with (1.0, 0.05).
 SMOOTHING_MIN_CUTOFF_HZ = 0.2
 SMOOTHING_BETA = 0.3
+
+#: A track's crop turns with the face once its keypoints' roll differs from the crop's by this much: the
+#: int8 twin's keypoint noise on a still face turns a fitted crop by a fraction of a degree every frame.
+ROLL_DEADBAND_DEG = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,19 @@ class DetectionWorker:
                 self._result = result
                 self._busy = False
                 self._cond.notify_all()
+
+
+def _follow(crop: CropTransform, keypoints_px: np.ndarray, mean_shape: np.ndarray | list) -> CropTransform:
+    """The next frame's crop: the last keypoints fitted onto the mean training face (scale, roll and shift),
+    keeping the current roll while the fit's differs by less than ROLL_DEADBAND_DEG, so keypoint noise on a
+    still face does not turn the crop (and the model's reading) back and forth every frame."""
+    fit = crop_around_points(keypoints_px, np.asarray(mean_shape))
+    if abs((fit.angle_deg - crop.angle_deg + 180) % 360 - 180) >= ROLL_DEADBAND_DEG:
+        return fit
+    held = replace(fit, angle_deg=crop.angle_deg)
+    # moved so the keypoints' centroid still lands on the mean face's centroid, as in the fit
+    shift = keypoints_px.reshape(-1, 2).mean(0) - held.to_image(np.asarray(mean_shape).reshape(-1, 2).mean(0))
+    return replace(held, left=held.left + float(shift[0]), top=held.top + float(shift[1]))
 
 
 def _with_angles(found: Detections) -> np.ndarray:
@@ -407,7 +424,7 @@ class LiveProcessor:
             track.keypoints_px = smoothed
             read_in = track.crop
             if self._mean_shape is not None:  # the next frame's crop, and the face's box, follow the keypoints
-                track.crop = crop_around_points(smoothed, self._mean_shape)
+                track.crop = _follow(read_in, smoothed, self._mean_shape)
                 track.box_xywh = box_of_crop(track.crop)
             faces.append(Face(track.box_xywh, smoothed, read_in, track.crop.angle_deg))
         return faces
