@@ -120,14 +120,19 @@ class RollSearch:
     cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
     at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
 
-    angles_deg: tuple[float, ...] = (-50.0, -25.0, 25.0, 50.0)
-    copy_max_side: int = 400
+    angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
+    copy_max_side: int = 224
     sensitivity_boost: int = 2
+    #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
+    scale_factor: float = 1.2
+    #: the verifier score a box from a turned copy needs (the verifier learnt its threshold on upright boxes only;
+    #: turned copies of chins and collars fool it more often)
+    turned_threshold: float = 0.8
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
                     roll: RollSearch | None = None) -> np.ndarray:
-    """Candidate face boxes at any roll in `roll.angles_deg` (+- about 12 deg each), as an (N, 5) float array
+    """Candidate face boxes at any roll within about 10 deg of 0 or of `roll.angles_deg`, as an (N, 5) float array
     (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
 
     The upright image goes through `detector.detect` with `settings` unchanged (its boxes, angle 0, are
@@ -147,7 +152,7 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
         copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
         # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
         fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
-        inner = DetectorSettings(s.scale_factor, k, fraction, max(copy.shape))
+        inner = DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
         boxes = detector.detect(copy, inner).astype(np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             continue
@@ -163,31 +168,33 @@ def _with_angle(boxes: np.ndarray, angle: float) -> np.ndarray:
     return np.hstack([boxes, np.full((len(boxes), 1), float(angle))])
 
 
+#: Boxes found on copies turned by different angles overlapping more than this (IoU of the turned boxes) are
+#: one face: a face's turned copy also fires on its chin, neck or collar beside the face's own box.
+CROSS_ANGLE_IOU = 0.01
+
+
 def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou: float = NMS_IOU,
+                            cross_angle_iou: float = CROSS_ANGLE_IOU,
                             contained_fraction: float = CONTAINED_FRACTION) -> np.ndarray:
     """Indices of the turned boxes (x, y, w, h, angle_deg) to keep, best score first: one box per face across
-    angles (cv2.dnn.NMSBoxesRotated), then a box whose centre lies inside a kept box of a higher score and whose
-    area is mostly covered by it (a face's eyes found as a small face of their own) is dropped too."""
+    angles. Greedy by score: a box is dropped when it overlaps a kept one by more than `nms_iou` (same angle)
+    or `cross_angle_iou` (another angle), or when `contained_fraction` of its area lies inside a larger kept box."""
     boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=int)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    # cv2's RotatedRect angle is clockwise as shown
-    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]
-    kept = np.asarray(cv2.dnn.NMSBoxesRotated(rects, scores.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
-    kept = kept[np.argsort(-scores[kept], kind="stable")]
+    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]  # cv2 turns clockwise as shown
+    corners = [cv2.boxPoints(r).astype(np.float32) for r in rects]
+    areas = boxes[:, 2] * boxes[:, 3]
     out: list[int] = []
-    for i in kept:
-        inside = False
+    for i in np.argsort(-scores, kind="stable"):
+        drop = False
         for j in out:
-            if boxes[j, 2] * boxes[j, 3] <= boxes[i, 2] * boxes[i, 3]:
-                continue
-            inter, _ = cv2.intersectConvexConvex(cv2.boxPoints(rects[i]).astype(np.float32),
-                                                 cv2.boxPoints(rects[j]).astype(np.float32))
-            if inter >= contained_fraction * boxes[i, 2] * boxes[i, 3]:
-                inside = True
+            inter = float(cv2.intersectConvexConvex(corners[i], corners[j])[0])
+            iou = inter / (areas[i] + areas[j] - inter + 1e-9)
+            limit = nms_iou if boxes[i, 4] == boxes[j, 4] else cross_angle_iou
+            if iou > limit or (areas[j] > areas[i] and inter >= contained_fraction * areas[i]):
+                drop = True
                 break
-        if not inside:
+        if not drop:
             out.append(int(i))
     return np.asarray(out, dtype=int)
 

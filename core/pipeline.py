@@ -96,14 +96,15 @@ class FacePipeline:
     (core.verifier.load_verifier), or none with a log message when its files are missing.
     `int8`: run the keypoint model's int8 twin (core.model.quantize_onnx; it must exist beside the model).
     `roll`: also search for tilted faces (core.detector.RollSearch; default: its defaults; False: upright only).
-    `refine_roll`: turn each face's crop by the eye line of a first prediction before the final one.
+    `refine_roll`: turn the crop of each face found on a turned copy by the eye line of a first prediction
+    before the final one (`refine_upright`: also faces found upright).
     """
 
     def __init__(self, model_path: str | os.PathLike, detector_settings: DetectorSettings | None = None,
                  flip_average: bool | None = None, recentre: Recentring | bool | None = None,
                  verifier: FaceVerifier | str | os.PathLike | bool | None = None,
                  mean_shape_crop: np.ndarray | list | None = None, int8: bool = False,
-                 roll: RollSearch | bool | None = None, refine_roll: bool = True):
+                 roll: RollSearch | bool | None = None, refine_roll: bool = True, refine_upright: bool = False):
         self.predictor = KeypointPredictor(model_path, int8=int8)
         self.detector = FaceDetector(detector_settings)
         if verifier is None or verifier is True:
@@ -125,7 +126,7 @@ class FacePipeline:
             self.locator = KeypointPredictor(Path(model_path).parent / self.recentre.locator)
         self._model_path, self._live_predictor = Path(model_path), None
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
-        self.refine_roll = refine_roll
+        self.refine_roll, self.refine_upright = refine_roll, refine_upright
 
     @property
     def live_predictor(self) -> KeypointPredictor:
@@ -154,8 +155,11 @@ class FacePipeline:
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
-        accepted = np.flatnonzero(scores >= self.verifier.threshold)
-        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
+        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold,
+                                                     max(self.verifier.threshold, self.roll.turned_threshold)))
+        # an accepted upright box keeps its face (today's box and crop, one model pass); turned ones compete on score
+        priority = scores[accepted] + (angles[accepted] == 0)
+        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
         found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
         if with_rejected:
             refused = np.flatnonzero(scores < self.verifier.threshold)
@@ -213,6 +217,17 @@ class FacePipeline:
         if not crops:
             return []
         keypoints_px = self.keypoints_in_crops(gray, crops)
+        # an upright box on a face rolled far (the cascade fires on some faces at 40-50 deg): read it again turned,
+        # twice at most (a first reading of a far-rolled face sees less roll than there is)
+        again = [i for i, c in enumerate(crops) if c.angle_deg == 0]
+        for limit in (REREAD_ROLL_DEG, 5.0) if self.refine_roll and self.mean_shape is not None else ():
+            again = [i for i in again
+                     if abs(residual_roll(crops[i], keypoints_px[i], np.asarray(self.mean_shape))) > limit]
+            for i in again:
+                crops[i] = upright_on_eyes(crops[i], keypoints_px[i], np.asarray(self.mean_shape))
+            for i, k in zip(again, self.keypoints_in_crops(gray, [crops[i] for i in again]) if again else [],
+                            strict=True):
+                keypoints_px[i] = k
         return [Face(b, k, c, float(a)) for b, c, k, a in zip(boxes, crops, keypoints_px, angles, strict=True)]
 
     def crops_for_boxes(self, gray: np.ndarray, boxes_xywh: np.ndarray,
@@ -221,8 +236,8 @@ class FacePipeline:
         (refine_roll) turned by the eye line of a first prediction on turned boxes, then Recentring if enabled."""
         angles = np.zeros(len(boxes_xywh)) if angles_deg is None else np.asarray(angles_deg, dtype=np.float64)
         crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles, strict=True)]
-        if self.refine_roll and self.mean_shape is not None and (angles != 0).any():
-            turned = [i for i, a in enumerate(angles) if a != 0]
+        turned = [i for i, a in enumerate(angles) if a != 0 or self.refine_upright]
+        if self.refine_roll and self.mean_shape is not None and turned:
             first = self.keypoints_in_crops(gray, [crops[i] for i in turned])
             for i, k in zip(turned, first, strict=True):
                 crops[i] = upright_on_eyes(crops[i], k, np.asarray(self.mean_shape))
@@ -250,14 +265,24 @@ class FacePipeline:
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
 
 
-def upright_on_eyes(crop: CropTransform, keypoints_px: np.ndarray, mean_shape_crop: np.ndarray) -> CropTransform:
-    """`crop` turned about its centre so the eye line of `keypoints_px` lies as the mean training face's does
-    (the detection's angle is a copy's, up to half the step between copies off the face's roll)."""
+#: A face read on an upright crop whose eye line is off the mean face's by more than this is read again on a
+#: crop turned by it (natural roll in upright crops stays well inside it).
+REREAD_ROLL_DEG = 20.0
+
+
+def residual_roll(crop: CropTransform, keypoints_px: np.ndarray, mean_shape_crop: np.ndarray) -> float:
+    """How far (deg, clockwise as shown) the eye line of `keypoints_px` lies off the mean training face's in `crop`."""
     eyes = crop.to_crop(keypoints_px)[:2]  # schema order: left eye centre, right eye centre
     mean_eyes = np.asarray(mean_shape_crop, dtype=np.float64).reshape(-1, 2)[:2]
     seen = np.degrees(np.arctan2(*(eyes[0] - eyes[1])[::-1]))
     wanted = np.degrees(np.arctan2(*(mean_eyes[0] - mean_eyes[1])[::-1]))
-    residual = (seen - wanted + 180) % 360 - 180  # the face's roll left in the crop, clockwise as shown
+    return float((seen - wanted + 180) % 360 - 180)
+
+
+def upright_on_eyes(crop: CropTransform, keypoints_px: np.ndarray, mean_shape_crop: np.ndarray) -> CropTransform:
+    """`crop` turned about its centre so the eye line of `keypoints_px` lies as the mean training face's does
+    (the detection's angle is a copy's, up to half the step between copies off the face's roll)."""
+    residual = residual_roll(crop, keypoints_px, mean_shape_crop)
     return CropTransform(crop.left, crop.top, crop.side, crop.size, crop.angle_deg - residual)
 
 

@@ -32,7 +32,7 @@ from core.geometry import box_iou, crop_from_box
 from core.model import conv_blocks, inference_copy, save_model, to_model_input
 from core.schema import CROP_SHAPE, CROP_SIZE
 from trainer.augment import AugmentConfig, augment_batch
-from trainer.frames import FrameSource, person_of
+from trainer.frames import FrameSource, label_ious, person_of
 
 #: Sensitivities mined: the photo page's slider runs min_neighbors 1..9; the photo page and CLI
 #: detect at scale factor 1.1, the webcam at 1.2 (core.live), and each scale finds other false boxes.
@@ -482,8 +482,9 @@ def phantom_report(pipeline, frames: str | os.PathLike, people: set[str],
         if gray is None:
             continue
         report.frames += 1
-        boxes = pipeline.detect(gray).boxes_xywh
-        iou = np.array([box_iou(b, label_box(pts)) for b in boxes])
+        found = pipeline.detect(gray)
+        boxes = found.boxes_xywh
+        iou = label_ious(boxes, pts, found.angles_deg)  # a turned box against the face as it sees it
         report.faces_kept += bool((iou >= FACE_IOU).any())
         if (iou >= FACE_IOU).sum() > 1:
             report.faces_with_two_boxes.append(name)
