@@ -193,8 +193,10 @@ class FacePipeline:
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
-        accepted = np.flatnonzero(scores >= self.verifier.threshold)
-        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], scores[accepted])])
+        turned_threshold = max(self.verifier.threshold, self.roll.turned_threshold if self.roll else 0.0)
+        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold, turned_threshold))
+        priority = scores[accepted] + (angles[accepted] == 0)  # as `detect`: an accepted upright box keeps its face
+        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
         return Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
 
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
