@@ -50,6 +50,8 @@ SMOOTHING_BETA = 0.3
 #: A track's crop turns with the face once its keypoints' roll differs from the crop's by this much: the
 #: int8 twin's keypoint noise on a still face turns a fitted crop by a fraction of a degree every frame.
 ROLL_DEADBAND_DEG = 2.0
+#: While a stream follows faces, the detection process searches turned copies on one detection frame in this many.
+ROLL_EVERY = 3
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +260,7 @@ class LiveProcessor:
         #: The tracks whose crops went to the detection thread with the frame stamped `_checked_at`.
         self._checked: list[_Track] = []
         self._checked_at: float | None = None
+        self._detections = 0
 
     # -- thread-safe settings, statistics and the last frame ---------------------------------------
     def update(self, **changes) -> None:
@@ -360,10 +363,14 @@ class LiveProcessor:
         given and alive, else here; the verifier runs here, on detection frames only. Only the detection
         thread passes `process` (its pipe serves one caller at a time)."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
+        self._detections += 1
+        # in the niced process, while faces are followed (each kept by its own crop), new ones are looked for on
+        # turned copies on one detection frame in ROLL_EVERY: that search's work overlaps the frames drawn meanwhile
+        turned = self.pipeline.roll is not None and (not self._tracks or self._detections % ROLL_EVERY == 1)
         if process is not None:
             try:
                 if process.alive:
-                    if self.pipeline.roll is None:
+                    if not turned:
                         return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
                     candidates = process.detect(gray, settings, self.pipeline.roll)
                     return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
