@@ -49,6 +49,12 @@ from core.smoothing import OneEuroFilter
 SMOOTHING_MIN_CUTOFF_HZ = 0.2
 SMOOTHING_BETA = 0.3
 
+#: A track's crop turns with the face once its keypoints' roll differs from the crop's by this much: the
+#: int8 twin's keypoint noise on a still face turns a fitted crop by a fraction of a degree every frame.
+ROLL_DEADBAND_DEG = 2.0
+#: While a stream follows faces, the detection process searches turned copies on one detection frame in this many.
+ROLL_EVERY = 3
+
 log = logging.getLogger(__name__)
 
 
@@ -208,6 +214,19 @@ class DetectionWorker:
                 self._cond.notify_all()
 
 
+def _follow(crop: CropTransform, keypoints_px: np.ndarray, mean_shape: np.ndarray | list) -> CropTransform:
+    """The next frame's crop: the last keypoints fitted onto the mean training face (scale, roll and shift),
+    keeping the current roll while the fit's differs by less than ROLL_DEADBAND_DEG, so keypoint noise on a
+    still face does not turn the crop (and the model's reading) back and forth every frame."""
+    fit = crop_around_points(keypoints_px, np.asarray(mean_shape))
+    if abs((fit.angle_deg - crop.angle_deg + 180) % 360 - 180) >= ROLL_DEADBAND_DEG:
+        return fit
+    held = replace(fit, angle_deg=crop.angle_deg)
+    # moved so the keypoints' centroid still lands on the mean face's centroid, as in the fit
+    shift = keypoints_px.reshape(-1, 2).mean(0) - held.to_image(np.asarray(mean_shape).reshape(-1, 2).mean(0))
+    return replace(held, left=held.left + float(shift[0]), top=held.top + float(shift[1]))
+
+
 def _with_angles(found: Detections) -> np.ndarray:
     """A detection step's boxes as (N, 5): x, y, w, h, angle_deg."""
     return np.hstack([np.asarray(found.boxes_xywh, dtype=np.float64).reshape(-1, 4),
@@ -249,6 +268,7 @@ class LiveProcessor:
         #: The tracks whose crops went to the detection thread with the frame stamped `_checked_at`.
         self._checked: list[_Track] = []
         self._checked_at: float | None = None
+        self._detections = 0
 
     # -- thread-safe settings, statistics and the last frame ---------------------------------------
     def update(self, **changes) -> None:
@@ -355,10 +375,14 @@ class LiveProcessor:
         given and alive, else here; the verifier runs here, on detection frames only. Only the detection
         thread passes `process` (its pipe serves one caller at a time)."""
         settings = replace(self.pipeline.detector.settings, max_side=self.settings.detect_width)
+        self._detections += 1
+        # in the niced process, while faces are followed (each kept by its own crop), new ones are looked for on
+        # turned copies on one detection frame in ROLL_EVERY: that search's work overlaps the frames drawn meanwhile
+        turned = self.pipeline.roll is not None and (not self._tracks or self._detections % ROLL_EVERY == 1)
         if process is not None:
             try:
                 if process.alive:
-                    if self.pipeline.roll is None:
+                    if not turned:
                         return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
                     candidates = process.detect(gray, settings, self.pipeline.roll)
                     return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
@@ -419,7 +443,7 @@ class LiveProcessor:
             track.keypoints_px = smoothed
             read_in = track.crop
             if self._mean_shape is not None:  # the next frame's crop, and the face's box, follow the keypoints
-                track.crop = crop_around_points(smoothed, self._mean_shape)
+                track.crop = _follow(read_in, smoothed, self._mean_shape)
                 track.box_xywh = box_of_crop(track.crop)
             faces.append(Face(track.box_xywh, smoothed, read_in, track.crop.angle_deg))
         return faces

@@ -107,22 +107,41 @@ def paste_artwork(image: np.ndarray, piece: art.Artwork, targets_px: dict[str, n
     rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     shift = dst[0] - rot @ src[0]
     matrix = np.hstack([rot, shift[:, None]])
-    # Warp only into the bounding box of the artwork's footprint, not the whole frame.
+    # Warp only into the artwork's footprint, not the whole frame: its bounding box, or for a turned piece
+    # (whose box is mostly empty corners) a few horizontal bands, each as wide as the footprint is there.
     h, w = piece.rgba.shape[:2]
-    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64) @ rot.T + shift
-    x0, y0 = np.floor(corners.min(0)).astype(int)
-    x1, y1 = np.ceil(corners.max(0)).astype(int)
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, image.shape[1]), min(y1, image.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return image
-    matrix[:, 2] -= (x0, y0)
-    warped = cv2.warpAffine(piece.rgba, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-    alpha = warped[..., 3:4].astype(np.float32) / 255.0
-    roi = image[y0:y1, x0:x1]
-    roi[:] = (warped[..., :3] * alpha + roi * (1.0 - alpha)).astype(np.uint8)
+    quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) @ rot.T + shift
+    y0, y1 = max(int(np.floor(quad[:, 1].min())), 0), min(int(np.ceil(quad[:, 1].max())), image.shape[0])
+    turned = abs(np.sin(angle)) > 0.1
+    bands = max(1, min(4, (y1 - y0) // 24)) if turned else 1
+    edges = np.linspace(y0, y1, bands + 1).round().astype(int)
+    for top, bottom in zip(edges[:-1], edges[1:], strict=True):
+        left, right = _x_span(quad, top, bottom)
+        left, right = max(left, 0), min(right, image.shape[1])
+        if right <= left or bottom <= top:
+            continue
+        band = matrix.copy()
+        band[:, 2] -= (left, top)
+        warped = cv2.warpAffine(piece.rgba, band, (right - left, bottom - top), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        # one OpenCV pass, not numpy's float temporaries
+        alpha = warped[..., 3].astype(np.float32) * np.float32(1 / 255)
+        roi = image[top:bottom, left:right]
+        roi[:] = cv2.blendLinear(np.ascontiguousarray(warped[..., :3]), np.ascontiguousarray(roi), alpha, 1.0 - alpha)
     return image
+
+
+def _x_span(quad: np.ndarray, top: float, bottom: float) -> tuple[int, int]:
+    """Pixel columns [left, right) that the convex polygon `quad` covers between rows `top` and `bottom`
+    (one pixel of margin for the warp's interpolation)."""
+    xs = [x for x, y in quad if top <= y <= bottom]
+    for (xa, ya), (xb, yb) in zip(quad, np.roll(quad, -1, axis=0), strict=True):
+        for row in (top, bottom):
+            if ya != yb and min(ya, yb) <= row <= max(ya, yb):
+                xs.append(xa + (row - ya) * (xb - xa) / (yb - ya))
+    if not xs:
+        return 0, 0
+    return int(np.floor(min(xs))) - 1, int(np.ceil(max(xs))) + 2
 
 
 def _targets(keypoints_px: np.ndarray) -> dict[str, np.ndarray]:

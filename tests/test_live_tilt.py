@@ -40,18 +40,17 @@ def major_axis_from_vertical(mask: np.ndarray) -> float:
 
 
 class CascadeGoesBlind:
-    """The pipeline's detection step that finds the face on the first frame only, as the cascade does once a
-    head has turned past what it reads (the track must then live on its own crop)."""
+    """The cascade (on the image and on every turned copy) finding nothing once `on`, as when a head has turned
+    past what it reads: the track must then live on its own crop."""
 
     def __init__(self, pipeline: FacePipeline):
-        self.real, self.calls = pipeline.detect, 0
+        self.real, self.calls, self.on = pipeline.detector.detect, 0, False
 
-    def __call__(self, gray, settings=None, with_rejected=False):
+    def __call__(self, gray, settings=None):
+        if not self.on:
+            return self.real(gray, settings)
         self.calls += 1
-        found = self.real(gray, settings, with_rejected)
-        if self.calls > 1:
-            found.boxes_xywh, found.angles_deg = found.boxes_xywh[:0], found.angles_deg[:0]
-        return found
+        return np.zeros((0, 4), int)
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["frame path", "detection thread"])
@@ -59,13 +58,14 @@ def test_a_head_tilting_to_40_degrees_keeps_its_track_and_its_crop_turns_with_it
                                                                                  monkeypatch):
     truth = pipeline.find_faces(face_frame)[0].keypoints_px  # the photo path on the upright frame
     blind = CascadeGoesBlind(pipeline)
-    monkeypatch.setattr(pipeline, "detect", blind)
+    monkeypatch.setattr(pipeline.detector, "detect", blind)
     processor = LiveProcessor(pipeline, LiveSettings(effect="none", mirror=False, background_detection=background,
                                                      detection_process=False, grace_s=0.5))
     sweep = [*np.linspace(0, 40, 40), *[40.0] * 45]  # 1.3 s to 40 degrees, then 1.5 s held there (3x the grace)
     for i, degrees in enumerate(sweep):
         frame, m = turned(face_frame, degrees)
         processor.process(frame, now=i / 30)
+        blind.on = True  # the first frame found the face
         if processor._worker is not None:
             assert processor._worker.wait_idle(30)
     assert blind.calls >= 12  # the cascade was asked all along and found nothing after the first frame
