@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+from fractions import Fraction
 
 import av
 import cv2
@@ -64,11 +66,15 @@ RECORDER_FPS = 30
 
 
 class _ProcessedFramePerTick(MediaStreamTrack):
-    """Passes on processed frames (is_processed) whose time, in the recorder's 1/30 s ticks, is later
-    than the last one's.
+    """Passes on processed frames (is_processed), one per tick of the recorder's 1/30 s clock, as new
+    frames of its own stamped in those ticks.
 
     WebRTC frames carry 90 kHz timestamps at an irregular rate; two within one tick would get the
-    same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip.
+    same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip. The
+    frame objects are shared: streamlit-webrtc re-sends its last processed frame with a new timestamp
+    and PyAV's encoder rebases the one it is given, so the recorder encodes copies with their tick as
+    timestamp, strictly increasing, instead of stamping shared frames. The browser lowers and raises the
+    resolution with the load; copies keep the size of the clip's first frame.
     """
 
     kind = "video"
@@ -77,6 +83,7 @@ class _ProcessedFramePerTick(MediaStreamTrack):
         super().__init__()
         self._track = track
         self._last_tick: int | None = None
+        self._size: tuple[int, int] | None = None
 
     async def recv(self) -> av.VideoFrame:
         while True:
@@ -84,11 +91,18 @@ class _ProcessedFramePerTick(MediaStreamTrack):
             if not is_processed(frame):
                 continue
             if frame.pts is None or frame.time_base is None:
-                return frame
-            tick = round(frame.pts * frame.time_base * RECORDER_FPS)
+                tick = 0 if self._last_tick is None else self._last_tick + 1
+            else:
+                tick = math.floor(frame.pts * frame.time_base * RECORDER_FPS)
             if self._last_tick is None or tick > self._last_tick:
                 self._last_tick = tick
-                return frame
+                self._size = self._size or (frame.width, frame.height)  # the browser changes it under load
+                # a new frame, in the encoder's pixel format and the clip's size
+                copy = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
+                if copy is frame:
+                    copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
+                copy.pts, copy.time_base = tick, Fraction(1, RECORDER_FPS)
+                return copy
 
 
 class ClipRecorder(MediaRecorder):
