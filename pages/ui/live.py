@@ -63,6 +63,8 @@ class StreamProcessor(VideoProcessorBase):
 
 #: MediaRecorder's video stream runs at this rate (its time base is 1/30 s).
 RECORDER_FPS = 30
+#: libx264 settings of a clip: cheap enough to encode beside the live stream (ClipRecorder.addTrack).
+X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
 
 
 class _ProcessedFramePerTick(MediaStreamTrack):
@@ -113,7 +115,14 @@ class ClipRecorder(MediaRecorder):
         self._clip = clip
 
     def addTrack(self, track: MediaStreamTrack) -> None:
-        super().addTrack(_ProcessedFramePerTick(track) if track.kind == "video" else track)
+        recorded = _ProcessedFramePerTick(track) if track.kind == "video" else track
+        super().addTrack(recorded)
+        # aiortc encodes in the stream's event loop with x264's defaults (the "medium" preset, B-frames and
+        # lookahead): hundreds of ms a 640x480 frame on 2 busy cores, long enough for the loop to miss ICE
+        # consent checks and close the stream. ultrafast + zerolatency costs a small fraction of that.
+        context = self._MediaRecorder__tracks.get(recorded)  # type: ignore[attr-defined]
+        if context is not None and track.kind == "video":
+            context.stream.options = X264_OPTIONS
 
     async def stop(self) -> None:
         try:
