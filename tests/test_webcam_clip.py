@@ -134,3 +134,25 @@ def test_a_resolution_change_in_the_stream_keeps_the_clip_and_its_size(tmp_path)
     decoded = video_frames(clip.path, size=None, limit=1000)
     assert len(decoded) >= 40 and {f.shape for f in decoded} == {(120, 160, 3)}
     assert decoded[-1][..., 1].max() > 200  # frames after the change made it in
+
+
+def test_a_stream_ends_without_waiting_for_its_detection_to_close():
+    """on_ended runs in the event loop every stream shares: it returns at once, the closing happens beside it."""
+    import threading
+    import time
+
+    from pages.ui.live import StreamProcessor
+
+    closed = threading.Event()
+
+    class SlowClose:
+        def close(self):
+            time.sleep(1.0)  # a detection in progress on a busy CPU
+            closed.set()
+
+    stream = StreamProcessor.__new__(StreamProcessor)
+    stream.live = SlowClose()
+    started = time.perf_counter()
+    stream.on_ended()
+    assert time.perf_counter() - started < 0.2
+    assert closed.wait(5)

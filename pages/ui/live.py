@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from fractions import Fraction
 
 import av
@@ -58,7 +59,9 @@ class StreamProcessor(VideoProcessorBase):
         return mark_processed(av.VideoFrame.from_ndarray(out, format="bgr24"))
 
     def on_ended(self) -> None:
-        self.live.close()
+        # Called in the event loop that every stream's WebRTC shares; closing waits for a detection in
+        # progress (seconds on a busy CPU), which would stall the next START's handshake: close off the loop.
+        threading.Thread(target=self.live.close, name="close-stream", daemon=True).start()
 
 
 #: MediaRecorder's video stream runs at this rate (its time base is 1/30 s).
