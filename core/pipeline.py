@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,18 +104,21 @@ class FacePipeline:
         self._live_predictor: KeypointPredictor | FasterTwin | None = None
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
         self.refine_roll, self.refine_upright = refine_roll, refine_upright
+        self._live_lock = threading.Lock()
 
     @property
     def live_predictor(self) -> KeypointPredictor | FasterTwin:
         """The webcam's keypoint model: when the card says the int8 twin keeps the validation NME
         (trainer.ship measures it) and it was made from these weights, the int8 or float twin per
-        batch size, whichever this CPU runs faster (core.twins, measured on first use); else the float one."""
-        if self._live_predictor is None:
-            live: KeypointPredictor | FasterTwin = self.predictor
-            if self.predictor.card.inference.int8_live:
-                with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
-                    live = FasterTwin(self.predictor, KeypointPredictor(self._model_path, int8=True))
-            self._live_predictor = live
+        batch size, whichever this CPU runs faster (core.twins, measured on first use: the webcam page asks
+        before a stream starts, as a frame that took seconds would stall the stream); else the float one."""
+        with self._live_lock:  # one measurement, even when a page and a stream ask at once
+            if self._live_predictor is None:
+                live: KeypointPredictor | FasterTwin = self.predictor
+                if self.predictor.card.inference.int8_live:
+                    with contextlib.suppress(ModelError):  # missing or stale twin: the float one serves
+                        live = FasterTwin(self.predictor, KeypointPredictor(self._model_path, int8=True))
+                self._live_predictor = live
         return self._live_predictor
 
     def detect(self, image: np.ndarray, settings: DetectorSettings | None = None,

@@ -2,7 +2,7 @@
 
 The int8 twin wins for one face on CPUs with VNNI, but on CPUs without it a large batch can run
 slower than on the float twin; which one wins depends on the CPU and the batch, so it is measured
-once (a few tenths of a second when the webcam first needs it) instead of assumed.
+once (a few tenths of a second on an idle machine, when the webcam page first loads) instead of assumed.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class FasterTwin:
     float_twin: KeypointPredictor
     int8_twin: KeypointPredictor
     sizes: tuple[int, ...] = MEASURED_SIZES
-    calls: int = 5
+    calls: int = 3
     timings_ms: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -38,3 +38,6 @@ def test_an_upload_survives_a_reload_and_goes_when_removed(streamlit_app, page, 
     page.reload()
     settle(page)
     expect(_rows(page)).to_have_count(0)
+    page.get_by_text("Upload", exact=True).click()
+    settle(page)
+    expect(page.get_by_text("500MB per file")).to_be_visible()  # the server's limit, not a rounded "1GB"

@@ -133,7 +133,7 @@ def test_face_numbers_and_scores_stay_readable_on_a_large_photo_shown_small():
     photo = np.full((3000, 4000, 3), 235, np.uint8)
     overlays.draw_face_number(photo, (3950, 5, 40, 40), 3, 0.47)  # at the corner: the tag moves inside
     dark = np.argwhere(photo.max(axis=2) < 200)
-    y0, (y1, x1) = dark.min(axis=0)[0], dark.max(axis=0)
+    (y0, _), (y1, x1) = dark.min(axis=0), dark.max(axis=0)
     assert x1 < 4000 and y0 >= 0 and (y1 - y0) / 3000 * 460 > 8  # over 8 px tall at 460 px wide
     rejected = overlays.draw_rejected_box(np.full((3000, 4000, 3), 235, np.uint8), (1000, 1000, 200, 200), 0.12)
     assert (rejected[800:1000, 1000:1400].max(axis=2) < 60).sum() > 2000  # the score's dark tag
