@@ -185,7 +185,7 @@ if default:
     watched = st.selectbox("Watch run", names, index=names.index(default) if default in names else 0)
     # Refreshed every 2 s only while the run trains: a refresh redraws the page, which closes a dropdown a person
     # has open, so a finished or stopped run is drawn once. When the run ends, live() reruns the whole page.
-    running = runfolders.status(safe_run_dir(watched, root)) == "running"
+    running = runfolders.status(root / watched) == "running"  # a listed name; a broken one reads as broken
     st.fragment(live, run_every=2.0 if running else None)(watched)
 
 # ---------------------------------------------------------------- results and registry
