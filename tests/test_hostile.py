@@ -457,12 +457,13 @@ def test_bad_resume_points_are_refused_and_a_finished_run_is_never_retrained(tmp
 def test_core_annotate_refuses_a_model_whose_keypoints_are_broken(tmp_path, photos, bias, message):
     from tests.conftest import REPO
     from trainer.architecture import build_model
+    from trainer.export import save_model
 
     model = build_model((4, 4, 8, 8, 8))
     weights = model.get_weights()
     weights[-2], weights[-1] = np.zeros_like(weights[-2]), np.full_like(weights[-1], bias)
     model.set_weights(weights)
-    model.save(tmp_path / "broken.keras")
+    save_model(model, tmp_path / "broken.keras")  # with its ONNX twin, which the app runs
     out = subprocess.run([sys.executable, "-m", "core", "annotate", str(photos / "james.jpg"), "--out",
                           str(tmp_path / "out"), "--model", str(tmp_path / "broken.keras")],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
