@@ -446,7 +446,14 @@ class LiveProcessor:
                 track.crop = _follow(read_in, smoothed, self._mean_shape)
                 track.box_xywh = box_of_crop(track.crop)
             faces.append(Face(track.box_xywh, smoothed, read_in, track.crop.angle_deg))
-        return faces
+        # Tracks follow their keypoints, so one started on part of a face can drift onto a face another track
+        # already holds: the older track keeps that face, and the frame shows it once.
+        kept: list[int] = []
+        for i, track in enumerate(self._tracks):  # oldest first
+            if not any(_same_face(track.crop, self._tracks[j].crop) for j in kept):
+                kept.append(i)
+        self._tracks = [self._tracks[i] for i in kept]
+        return [faces[i] for i in kept]
 
     def _record(self, started: float, now: float, faces: list[Face], out: np.ndarray, drawn: bool) -> None:
         ms = (time.perf_counter() - started) * 1000

@@ -362,3 +362,19 @@ def test_mirror_view_names_the_persons_own_left_eye(shared_data, app_model_path)
     number_1 = label_boxes(mirrored, (frame.shape[1], frame.shape[0]))[left]  # "1" is drawn beside it
     centre = np.array([(number_1[0] + number_1[2]) / 2, (number_1[1] + number_1[3]) / 2])
     assert np.linalg.norm(centre - mirrored[left]) < np.linalg.norm(centre - mirrored[right])
+
+
+def test_two_tracks_that_reach_one_face_show_it_once(two_face_frame, app_model_path):
+    """A track started on part of a face follows its keypoints onto the whole face; if another track holds that
+    face, the older one keeps it, so the frame (and a snapshot) has each face once."""
+    from dataclasses import replace
+
+    processor = LiveProcessor(FacePipeline(app_model_path), LiveSettings(mirror=False, background_detection=False))
+    processor.process(two_face_frame, now=0.0)
+    assert processor.stats().faces == 2
+    first = processor._tracks[0]
+    nudged = replace(first.crop, left=first.crop.left + first.crop.side / 10)  # the same face, a little off
+    processor._tracks.append(replace(first, crop=nudged, filter=OneEuroFilter(0.2, 0.3)))
+    processor.process(two_face_frame, now=1 / 30)
+    assert processor.stats().faces == 2 and len(processor._tracks) == 2
+    assert len(processor.snapshot().faces) == 2
