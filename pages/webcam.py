@@ -21,8 +21,6 @@ st.caption("Press **START**, allow the camera, and the effect follows your face 
 pipeline = load_pipeline()
 if pipeline is None:
     st.stop()
-with st.spinner("Timing the keypoint model on this CPU (once)…"):
-    _ = pipeline.live_predictor  # measured here, never on a frame: streamlit-webrtc gives up on a frame after 10 s
 
 sweep()  # clips of any session older than CLIP_TTL_S
 if "webcam_clip" not in st.session_state:

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import threading
-from fractions import Fraction
 
 import av
 import cv2
@@ -59,27 +56,19 @@ class StreamProcessor(VideoProcessorBase):
         return mark_processed(av.VideoFrame.from_ndarray(out, format="bgr24"))
 
     def on_ended(self) -> None:
-        # Called in the event loop that every stream's WebRTC shares; closing waits for a detection in
-        # progress (seconds on a busy CPU), which would stall the next START's handshake: close off the loop.
-        threading.Thread(target=self.live.close, name="close-stream", daemon=True).start()
+        self.live.close()
 
 
 #: MediaRecorder's video stream runs at this rate (its time base is 1/30 s).
 RECORDER_FPS = 30
-#: libx264 settings of a clip: cheap enough to encode beside the live stream (ClipRecorder.addTrack).
-X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
 
 
 class _ProcessedFramePerTick(MediaStreamTrack):
-    """Passes on processed frames (is_processed), one per tick of the recorder's 1/30 s clock, as new
-    frames of its own stamped in those ticks.
+    """Passes on processed frames (is_processed) whose time, in the recorder's 1/30 s ticks, is later
+    than the last one's.
 
     WebRTC frames carry 90 kHz timestamps at an irregular rate; two within one tick would get the
-    same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip. The
-    frame objects are shared: streamlit-webrtc re-sends its last processed frame with a new timestamp
-    and PyAV's encoder rebases the one it is given, so the recorder encodes copies with their tick as
-    timestamp, strictly increasing, instead of stamping shared frames. The browser lowers and raises the
-    resolution with the load; copies keep the size of the clip's first frame.
+    same timestamp in the file, and the MP4 muxer refuses the second (EINVAL) and loses the clip.
     """
 
     kind = "video"
@@ -88,7 +77,6 @@ class _ProcessedFramePerTick(MediaStreamTrack):
         super().__init__()
         self._track = track
         self._last_tick: int | None = None
-        self._size: tuple[int, int] | None = None
 
     async def recv(self) -> av.VideoFrame:
         while True:
@@ -96,18 +84,11 @@ class _ProcessedFramePerTick(MediaStreamTrack):
             if not is_processed(frame):
                 continue
             if frame.pts is None or frame.time_base is None:
-                tick = 0 if self._last_tick is None else self._last_tick + 1
-            else:
-                tick = math.floor(frame.pts * frame.time_base * RECORDER_FPS)
+                return frame
+            tick = round(frame.pts * frame.time_base * RECORDER_FPS)
             if self._last_tick is None or tick > self._last_tick:
                 self._last_tick = tick
-                self._size = self._size or (frame.width, frame.height)  # the browser changes it under load
-                # a new frame, in the encoder's pixel format and the clip's size
-                copy = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
-                if copy is frame:
-                    copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
-                copy.pts, copy.time_base = tick, Fraction(1, RECORDER_FPS)
-                return copy
+                return frame
 
 
 class ClipRecorder(MediaRecorder):
@@ -118,14 +99,7 @@ class ClipRecorder(MediaRecorder):
         self._clip = clip
 
     def addTrack(self, track: MediaStreamTrack) -> None:
-        recorded = _ProcessedFramePerTick(track) if track.kind == "video" else track
-        super().addTrack(recorded)
-        # aiortc encodes in the stream's event loop with x264's defaults (the "medium" preset, B-frames and
-        # lookahead): hundreds of ms a 640x480 frame on 2 busy cores, long enough for the loop to miss ICE
-        # consent checks and close the stream. ultrafast + zerolatency costs a small fraction of that.
-        context = self._MediaRecorder__tracks.get(recorded)  # type: ignore[attr-defined]
-        if context is not None and track.kind == "video":
-            context.stream.options = X264_OPTIONS
+        super().addTrack(_ProcessedFramePerTick(track) if track.kind == "video" else track)
 
     async def stop(self) -> None:
         try:
