@@ -72,6 +72,12 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     # one epoch on two people gives about the mean face (NME 0.56); crop-pixel points scored as image pixels give 1.4
     assert 0 < result["nme"] < 1.0 and set(result["per_keypoint_nme"]) >= {"left_eye_center", "nose_tip"}
 
+    val_people = first.data.val_people
+    assert val_people and not set(val_people) & set(test_people)
+    both = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--people", "both"], tmp_path).stdout)
+    assert {**both["test"], "ms_per_face": 0} == {**result, "ms_per_face": 0}  # options are chosen on the validation people, reported on test people once
+    assert both["val"]["frames"] == labelled.isin(val_people).sum() >= 5
+
     everyone = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--all-people",
                                     "--no-flip-average"], tmp_path).stdout)
     assert everyone["frames"] == n_real + 1 and everyone["flip_average"] is False

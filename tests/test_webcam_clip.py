@@ -18,7 +18,7 @@ from tests.helpers import video_frames
 
 
 class IrregularCamera(MediaStreamTrack):
-    """Frames stamped on a 90 kHz clock at an irregular rate, some closer together than 1/30 s; the
+    """Frames stamped on a 90 kHz clock at an irregular rate (and sent at it), some closer together than 1/30 s; the
     first `raw` ones are the camera's own (red, as streamlit-webrtc passes them on before the processor
     answers), the rest processed (green)."""
 
@@ -33,7 +33,7 @@ class IrregularCamera(MediaStreamTrack):
         if self.sent == len(self.gaps):
             self.stop()
             raise MediaStreamError
-        await asyncio.sleep(0)
+        await asyncio.sleep(float(self.gaps[self.sent]) / 90_000)  # in real time, as a camera sends them
         image = np.full((120, 160, 3), 40, np.uint8)
         processed = self.sent >= self.raw
         cv2.circle(image, (20 + self.sent, 60), 10, (0, 255, 0) if processed else (0, 0, 255), -1)

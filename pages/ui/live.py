@@ -1,13 +1,18 @@
 """What the webcam page hands to streamlit-webrtc: ICE servers, the per-stream processor, the clip recorder."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import queue
+import threading
+from fractions import Fraction
 
 import av
 import cv2
 from aiortc import MediaStreamTrack
-from aiortc.contrib.media import MediaRecorder
+from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc import VideoProcessorBase
 
 from core.clips import SessionClip
@@ -59,8 +64,18 @@ class StreamProcessor(VideoProcessorBase):
         self.live.close()
 
 
-#: MediaRecorder's video stream runs at this rate (its time base is 1/30 s).
+#: A clip's time base is 1/RECORDER_FPS s: at most one frame per tick.
 RECORDER_FPS = 30
+_TICK = Fraction(1, RECORDER_FPS)
+#: libx264 settings of a clip: cheap enough to encode beside the live stream on a busy CPU.
+X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
+
+
+def _tick(frame: av.VideoFrame) -> int | None:
+    """The frame's time in clip ticks (None when WebRTC gave it no timestamp)."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return round(frame.pts * frame.time_base * RECORDER_FPS)
 
 
 class _ProcessedFramePerTick(MediaStreamTrack):
@@ -83,30 +98,95 @@ class _ProcessedFramePerTick(MediaStreamTrack):
             frame = await self._track.recv()
             if not is_processed(frame):
                 continue
-            if frame.pts is None or frame.time_base is None:
+            tick = _tick(frame)
+            if tick is None:
                 return frame
-            tick = round(frame.pts * frame.time_base * RECORDER_FPS)
             if self._last_tick is None or tick > self._last_tick:
                 self._last_tick = tick
                 return frame
 
 
-class ClipRecorder(MediaRecorder):
-    """aiortc's MediaRecorder writing a session's clip (MP4, H.264); the clip is offered once the file is closed."""
+class ClipRecorder:
+    """Records a stream's processed frames into the session's clip (MP4, H.264); the clip is offered once
+    the file is closed.
 
-    def __init__(self, clip: SessionClip):
-        super().__init__(str(clip.start_recording()), format="mp4")
+    streamlit-webrtc calls addTrack, start and stop on the stream's asyncio loop, which also answers ICE
+    consent checks and moves every RTP packet. aiortc's MediaRecorder encodes on that loop; under load one
+    encode outlasts the checks and the stream ends. Here the loop only hands frames to a queue and a
+    thread encodes them; when the thread falls behind, frames are left out of the clip, never the stream."""
+
+    def __init__(self, clip: SessionClip, queued_frames: int = 60):
         self._clip = clip
+        self._path = clip.start_recording()
+        self._track: MediaStreamTrack | None = None
+        self._frames: queue.Queue[av.VideoFrame] = queue.Queue(maxsize=queued_frames)
+        self._stopping = threading.Event()
+        self._reader: asyncio.Task | None = None
+        self._writer: threading.Thread | None = None
+        self._written = 0
+        self._error: Exception | None = None
 
-    def addTrack(self, track: MediaStreamTrack) -> None:
-        super().addTrack(_ProcessedFramePerTick(track) if track.kind == "video" else track)
+    def addTrack(self, track: MediaStreamTrack) -> None:  # noqa: N802  (MediaRecorder's interface)
+        if track.kind == "video":
+            self._track = _ProcessedFramePerTick(track)
+
+    async def start(self) -> None:
+        if self._track is None:
+            return
+        self._writer = threading.Thread(target=self._write, name="clip-writer", daemon=True)
+        self._writer.start()
+        self._reader = asyncio.ensure_future(self._read(self._track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                with contextlib.suppress(queue.Full):  # the writer is behind: this frame stays out of the clip
+                    self._frames.put_nowait(frame)
+
+    def _write(self) -> None:
+        """Encode queued frames until stop; frames carry the recorder's 1/30 s ticks (_ProcessedFramePerTick)."""
+        try:
+            with av.open(str(self._path), mode="w", format="mp4") as container:
+                stream = None
+                first_tick: int | None = None
+                last_pts = -1
+                while not (self._stopping.is_set() and self._frames.empty()):
+                    try:
+                        frame = self._frames.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if stream is None:  # sized by the first frame; Chromium may send smaller ones under load
+                        stream = container.add_stream("libx264", rate=RECORDER_FPS, options=X264_OPTIONS)
+                        stream.width, stream.height = frame.width - frame.width % 2, frame.height - frame.height % 2
+                        stream.pix_fmt = "yuv420p"
+                    tick = _tick(frame)
+                    first_tick = tick if first_tick is None else first_tick
+                    pts = max(last_pts + 1, tick - first_tick if tick is not None and first_tick is not None else 0)
+                    out = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                    if out is frame:  # the stream's own frame (shared with the browser's track): stamp a copy
+                        out = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+                    out.pts, out.time_base, last_pts = pts, _TICK, pts
+                    container.mux(stream.encode(out))
+                    self._written += 1
+                if stream is not None:
+                    container.mux(stream.encode(None))
+        except Exception as exc:  # noqa: BLE001  (reported by stop, on the stream's loop)
+            self._error = exc
 
     async def stop(self) -> None:
-        try:
-            await super().stop()
-        except Exception:
-            self._clip.abandon_recording()  # a file the muxer could not finish is no clip to offer
-            raise
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._stopping.set()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)  # the file is finished off the stream's loop
+        if self._error is not None or self._written == 0:
+            self._clip.abandon_recording()  # nothing written, or a file the muxer could not finish: keep the last clip
+            if self._error is not None:
+                raise self._error
+            return
         self._clip.finish_recording()
 
 
