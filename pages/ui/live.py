@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -19,6 +20,8 @@ from core.clips import SessionClip
 from core.export import faces_dataframe
 from core.live import LiveProcessor, LiveSettings, LiveSnapshot
 from core.pipeline import FacePipeline
+
+_log = logging.getLogger(__name__)
 
 
 def rtc_configuration() -> dict:
@@ -171,7 +174,8 @@ class ClipRecorder:
                     self._written += 1
                 if stream is not None:
                     container.mux(stream.encode(None))
-        except Exception as exc:  # noqa: BLE001  (reported by stop, on the stream's loop)
+        except Exception as exc:  # noqa: BLE001  (stop reports it on the stream's loop)
+            _log.warning("clip recording failed: %s", exc)
             self._error = exc
 
     async def stop(self) -> None:
@@ -181,7 +185,8 @@ class ClipRecorder:
                 await self._reader
         self._stopping.set()
         if self._writer is not None:
-            await asyncio.to_thread(self._writer.join)  # the file is finished off the stream's loop
+            while self._writer.is_alive():  # the file is finished off the stream's loop (polled: the server's
+                await asyncio.sleep(0.05)     # default executor may be busy with Streamlit's file watchers)
         if self._error is not None or self._written == 0:
             self._clip.abandon_recording()  # nothing written, or a file the muxer could not finish: keep the last clip
             if self._error is not None:
