@@ -34,7 +34,7 @@ RERUN_START_MS = 250
 CHAINED_RUN_MS = 100
 
 
-def _busy_within(page: Page, ms: int) -> bool:
+def busy_within(page: Page, ms: int) -> bool:
     """Whether a script run shows within `ms`; returns as soon as one does."""
     try:
         page.wait_for_selector(APP_BUSY, timeout=ms)
@@ -46,10 +46,10 @@ def _busy_within(page: Page, ms: int) -> bool:
 def settle(page: Page, timeout_ms: int = 90_000) -> None:
     """Wait for the rerun a step started, and any run it chains to, to finish (and the page to be connected),
     then check for exceptions. Waits on the app's script state; a run that shows early ends the wait early."""
-    _busy_within(page, RERUN_START_MS)
+    busy_within(page, RERUN_START_MS)
     page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     for _ in range(3):  # a few chained runs; a page refreshing on a timer (a training run's live view) never stops
-        if not _busy_within(page, CHAINED_RUN_MS):
+        if not busy_within(page, CHAINED_RUN_MS):
             break
         page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     assert_no_exception(page)
@@ -66,12 +66,20 @@ def screenshot(page: Page, path: str) -> None:
     page.set_viewport_size(size)
 
 
-def choose(page: Page, label: str, option: str | int) -> None:
-    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+def open_dropdown(page: Page, label: str) -> None:
+    """Open the selectbox labelled `label` and leave its options showing."""
     box = page.get_by_role("combobox", name=label, exact=True)
     box.click()
-    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
+    # A click on a selectbox that kept the focus from an earlier choice leaves it closed (seen on pages without any
+    # timer too); the keyboard opens it.
+    if not page.get_by_role("listbox").is_visible():
         box.press("ArrowDown")
+    page.get_by_role("listbox").wait_for()
+
+
+def choose(page: Page, label: str, option: str | int) -> None:
+    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+    open_dropdown(page, label)
     (page.get_by_role("option").nth(option) if isinstance(option, int)
      else page.get_by_role("option", name=option, exact=True)).click()
     settle(page)
