@@ -7,8 +7,16 @@ Playwright tests wait on.
 """
 from __future__ import annotations
 
-from playwright.sync_api import Page
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+if TYPE_CHECKING:
+    from tests.conftest import StreamlitServer
 
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
@@ -83,3 +91,23 @@ def choose(page: Page, label: str, option: str | int) -> None:
     (page.get_by_role("option").nth(option) if isinstance(option, int)
      else page.get_by_role("option", name=option, exact=True)).click()
     settle(page)
+
+
+@contextlib.contextmanager
+def webcam_page(streamlit_app: Callable, playwright_driver, camera: Path, data_dir: Path,
+                timeout_ms: int = 30_000) -> Iterator[tuple[Page, StreamlitServer]]:
+    """(page, server): the Webcam page, settled, in a Chromium whose fake camera plays `camera` (.y4m), served by a
+    new app whose WebRTC stays on loopback (tests/loopback_ice); the browser is closed after."""
+    from tests.conftest import REPO, launch_chromium
+
+    server = streamlit_app(FKS_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO / "tests" / "loopback_ice"))
+    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server.url + "/webcam")
+        expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=timeout_ms)
+        settle(page)
+        yield page, server
+    finally:
+        browser.close()
