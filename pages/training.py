@@ -148,11 +148,10 @@ def live(run_name: str) -> None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
                     text=f"stage {p.stage + 1}/{p.stages} ({p.stage_name}), epoch {p.epoch}/{p.epochs}{eta}")
-    pseudo_labels, precision = runfolders.pseudo_labels(path), runfolders.precision(path)
-    if pseudo_labels:
-        st.info(pseudo_labels)
-    if precision:
-        st.caption(f"Compute precision: {precision}.")
+    if view.pseudo_labels:
+        st.info(view.pseudo_labels)
+    if view.precision:
+        st.caption(f"Compute precision: {view.precision}.")
     table = view.curves
     if not table.empty:
         last = table.iloc[-1]
