@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from pages.ui import pictures  # isort: skip  (imports streamlit_webrtc before TensorFlow)
 from trainer import explore
 from trainer.data import read_kaggle_csv, write_kaggle_csv
 from trainer.synthetic import synthetic_faces
@@ -41,7 +42,7 @@ def main() -> None:
     explore.missing_patterns(data)
     explore.keypoint_positions(data)
     for i in explore.filter_rows(data, "incomplete")[:12]:
-        explore.face_picture(data.images[i], data.keypoints[i])
+        pictures.face_picture(data.images[i], data.keypoints[i])
     t2 = time.perf_counter()
     print(f"{len(data)} rows, {size_mb:.0f} MB CSV")
     print(f"  parse (once per file, cached): {t1 - t0:6.2f} s ({(t1 - t0) / len(data) * 1000:.2f} ms/row)")

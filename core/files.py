@@ -1,12 +1,12 @@
 """Atomic file writes: a reader (another process, a crash, a resume) sees the old file or the new one,
 never half of one.
 
-Whole files (models, cards, configs, CSVs, the active-model pointer, uploads) go through `atomic_path`:
-the content is written to a hidden temporary name in the same folder (same filesystem, so the rename
-is atomic) that keeps the final suffix, because Keras (`.keras`), NumPy (`.npz`) and pandas (`.gz`)
-choose the format from it; then it is renamed over the target. A failed write removes its temporary
-file and leaves the target as it was. Append-only logs (a run's events.jsonl) and marker files are
-not whole files and do not go through it.
+Whole files that the app or the trainer read back (models, cards, configs, training CSVs, the active-model
+pointer, uploads) go through `atomic_path`: the content is written to a hidden temporary name in the same
+folder (same filesystem, so the rename is atomic) that keeps the final suffix, because Keras (`.keras`), NumPy
+(`.npz`) and pandas (`.gz`) choose the format from it; then it is renamed over the target. A failed write
+removes its temporary file and leaves the target as it was. Append-only logs (a run's events.jsonl) and marker
+files are not whole files and do not go through it.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import streamlit as st
 from core.overlays import KEYPOINT_LEGEND
 from core.paths import runs_dir
 from core.schema import KEYPOINT_NAMES
+from pages.ui import pictures
 from trainer import explore
 from trainer.augment import AugmentConfig, transform
 
@@ -61,16 +62,16 @@ with gallery:
     st.caption(shown + (f"; {len(drawn)} pseudo-labelled by run '{pseudo_run}': model-drawn points "
                         "magenta, real labels green" if drawn else ""))
     if len(rows):
-        pages = explore.pages(rows, TILES_PER_PAGE)
+        pages = pictures.gallery_pages(rows, TILES_PER_PAGE)
         page = st.number_input("Page", 1, len(pages), 1, key=f"gallery-page-{choice}")  # a new filter starts on page 1
         shown = pages[page - 1]
         for start in range(0, len(shown), 6):
             columns = st.columns(6)
             for col, i in zip(columns, shown[start:start + 6]):
-                col.image(explore.face_picture(data.images[i], data.keypoints[i], pseudo=drawn.get(int(i))),
+                col.image(pictures.face_picture(data.images[i], data.keypoints[i], pseudo=drawn.get(int(i))),
                           channels="BGR", caption=f"row {i + 1}" + (" (pseudo)" if int(i) in drawn else ""))
         i = st.selectbox("Look closer at", shown, format_func=lambda row: f"row {row + 1}")
-        st.image(explore.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True,
+        st.image(pictures.face_picture(data.images[i], data.keypoints[i], scale=5, labels=True,
                                       pseudo=drawn.get(int(i))), channels="BGR")
         st.caption(LEGEND)
 
@@ -106,8 +107,8 @@ with augmentation:
     image, keypoints = data.images[sample], data.keypoints[sample]
     augmented, moved = transform(image, keypoints, mirror=do_flip, angle_deg=angle, scale=scale)
     a, b = st.columns(2)
-    a.image(explore.face_picture(image, keypoints, scale=4, labels=True), channels="BGR", caption="original")
-    b.image(explore.face_picture(augmented, moved, scale=4, labels=True), channels="BGR",
+    a.image(pictures.face_picture(image, keypoints, scale=4, labels=True), channels="BGR", caption="original")
+    b.image(pictures.face_picture(augmented, moved, scale=4, labels=True), channels="BGR",
             caption="augmented" + (" (flipped: left/right labels swapped)" if do_flip else ""))
     st.caption(LEGEND)
 
@@ -124,4 +125,4 @@ with augmentation:
     batch_images, batch_keypoints = explore.augmented_sample(data, config, seed, size=8)
     columns = st.columns(8)
     for col, img, kp in zip(columns, batch_images, batch_keypoints):
-        col.image(explore.face_picture(img, kp), channels="BGR")
+        col.image(pictures.face_picture(img, kp), channels="BGR")

@@ -16,8 +16,9 @@ from core.paths import SHIPPED_MODEL, runs_dir
 from core.registry import activate, active_model_path, safe_run_dir
 from core.registry import active_run as registry_active_run
 from pages.ui import form
+from pages.ui import pictures as face_pictures
 from trainer import archive as model_archive
-from trainer import explore, jobs, runfolders
+from trainer import jobs, runfolders
 from trainer.config import config_for
 from trainer.precision import choose_precision
 from trainer.recipe import make_split
@@ -147,11 +148,10 @@ def live(run_name: str) -> None:
         eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s and state == "running" else ""
         st.progress(p.fraction if state != "finished" else 1.0,
                     text=f"stage {p.stage + 1}/{p.stages} ({p.stage_name}), epoch {p.epoch}/{p.epochs}{eta}")
-    pseudo_labels, precision = runfolders.pseudo_labels(path), runfolders.precision(path)
-    if pseudo_labels:
-        st.info(pseudo_labels)
-    if precision:
-        st.caption(f"Compute precision: {precision}.")
+    if view.pseudo_labels:
+        st.info(view.pseudo_labels)
+    if view.precision:
+        st.caption(f"Compute precision: {view.precision}.")
     table = view.curves
     if not table.empty:
         last = table.iloc[-1]
@@ -183,8 +183,8 @@ def live(run_name: str) -> None:
 
 if default:
     watched = st.selectbox("Watch run", names, index=names.index(default) if default in names else 0)
-    # Refreshed every 2 s only while the run trains: a refresh redraws the page, which closes a dropdown a person
-    # has open, so a finished or stopped run is drawn once. When the run ends, live() reruns the whole page.
+    # The live view alone refreshes, every 2 s while the run trains (a finished or stopped run is drawn once): the
+    # widgets around it, an open dropdown included, stay as they are. When the run ends, live() reruns the page.
     running = runfolders.status(root / watched) == "running"  # a listed name; a broken one reads as broken
     st.fragment(live, run_every=2.0 if running else None)(watched)
 
@@ -215,7 +215,7 @@ if finished:
         st.plotly_chart(px.bar(x=list(per_kp), y=list(per_kp.values()), labels={"x": "keypoint", "y": "RMSE px"},
                                title="Test error per keypoint"), key=f"perkp-{chosen}")
     try:
-        pictures = explore.test_face_pictures(path / "test_faces.npz")[:8]
+        pictures = face_pictures.held_out_pictures(path / "test_faces.npz")[:8]
     except Exception:  # noqa: BLE001  a damaged file (numpy and zip raise many types): the rest of the card stays
         pictures = []
         st.warning("The held-out faces of this run cannot be shown: its test_faces.npz is unreadable.")

@@ -7,8 +7,16 @@ Playwright tests wait on.
 """
 from __future__ import annotations
 
-from playwright.sync_api import Page
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+if TYPE_CHECKING:
+    from tests.conftest import StreamlitServer
 
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
@@ -34,7 +42,7 @@ RERUN_START_MS = 250
 CHAINED_RUN_MS = 100
 
 
-def _busy_within(page: Page, ms: int) -> bool:
+def busy_within(page: Page, ms: int) -> bool:
     """Whether a script run shows within `ms`; returns as soon as one does."""
     try:
         page.wait_for_selector(APP_BUSY, timeout=ms)
@@ -46,10 +54,10 @@ def _busy_within(page: Page, ms: int) -> bool:
 def settle(page: Page, timeout_ms: int = 90_000) -> None:
     """Wait for the rerun a step started, and any run it chains to, to finish (and the page to be connected),
     then check for exceptions. Waits on the app's script state; a run that shows early ends the wait early."""
-    _busy_within(page, RERUN_START_MS)
+    busy_within(page, RERUN_START_MS)
     page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     for _ in range(3):  # a few chained runs; a page refreshing on a timer (a training run's live view) never stops
-        if not _busy_within(page, CHAINED_RUN_MS):
+        if not busy_within(page, CHAINED_RUN_MS):
             break
         page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     assert_no_exception(page)
@@ -66,12 +74,40 @@ def screenshot(page: Page, path: str) -> None:
     page.set_viewport_size(size)
 
 
-def choose(page: Page, label: str, option: str | int) -> None:
-    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+def open_dropdown(page: Page, label: str) -> None:
+    """Open the selectbox labelled `label` and leave its options showing."""
     box = page.get_by_role("combobox", name=label, exact=True)
     box.click()
-    if not page.get_by_role("listbox").is_visible():  # a click does not always open it; the keyboard does
+    # A click on a selectbox that kept the focus from an earlier choice leaves it closed (seen on pages without any
+    # timer too); the keyboard opens it.
+    if not page.get_by_role("listbox").is_visible():
         box.press("ArrowDown")
+    page.get_by_role("listbox").wait_for()
+
+
+def choose(page: Page, label: str, option: str | int) -> None:
+    """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
+    open_dropdown(page, label)
     (page.get_by_role("option").nth(option) if isinstance(option, int)
      else page.get_by_role("option", name=option, exact=True)).click()
     settle(page)
+
+
+@contextlib.contextmanager
+def webcam_page(streamlit_app: Callable, playwright_driver, camera: Path, data_dir: Path,
+                timeout_ms: int = 30_000) -> Iterator[tuple[Page, StreamlitServer]]:
+    """(page, server): the Webcam page, settled, in a Chromium whose fake camera plays `camera` (.y4m), served by a
+    new app whose WebRTC stays on loopback (tests/loopback_ice); the browser is closed after."""
+    from tests.conftest import REPO, launch_chromium
+
+    server = streamlit_app(FKS_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO / "tests" / "loopback_ice"))
+    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server.url + "/webcam")
+        expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=timeout_ms)
+        settle(page)
+        yield page, server
+    finally:
+        browser.close()

@@ -3,6 +3,7 @@ and read what the page then says, fine-tune it, start a long run and cancel it. 
 step fails on any Streamlit exception."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from playwright.sync_api import expect
 
 from core.model import onnx_path_for
 from tests.conftest import REPO
-from tests.e2e import screenshot, settle
+from tests.e2e import APP_IDLE, busy_within, open_dropdown, screenshot, settle
 from tests.helpers import write_synthetic_csv
 from trainer.export import load_keras_model
 
@@ -125,6 +126,17 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     _fill(page, "Held-out test rows (or fraction < 1)", "8")
     _start(page, "long-run")
     expect(page.get_by_text("Epochs done")).to_be_visible(timeout=120_000)
+    # While it trains, its live view refreshes every 2 s: a dropdown a person opens stays open through a refresh
+    shown = page.get_by_role("button", name=re.compile(r"^Use this model \(")).inner_text()
+    other = next(run for run in ("cli-run", "page-run") if f"({run})" not in shown)
+    open_dropdown(page, "Run")
+    assert busy_within(page, 5_000), "no live refresh ran while the dropdown was open"
+    page.wait_for_selector(APP_IDLE)
+    expect(page.get_by_role("listbox")).to_be_visible()
+    page.get_by_role("option", name=other, exact=True).click()
+    settle(page)
+    expect(page.get_by_role("button", name=f"Use this model ({other})")).to_be_visible()
+    expect(page.get_by_text("Run 'long-run': running")).to_be_visible()  # still training
     page.get_by_role("button", name="Cancel run").click()
     settle(page)
     cancelling = page.get_by_text("Cancelling: the run stops after the current batch")

@@ -19,8 +19,8 @@ import pandas as pd
 from playwright.sync_api import Page, expect
 
 from core.schema import COORD_COLUMNS
-from tests.conftest import REPO, SHARED_DATA, launch_chromium
-from tests.e2e import assert_no_exception, choose, screenshot, settle
+from tests.conftest import SHARED_DATA
+from tests.e2e import assert_no_exception, choose, screenshot, settle, webcam_page
 from tests.helpers import video_frames, write_y4m
 
 VIDEO = SHARED_DATA / "video" / "frontal_face_320x240.mp4"
@@ -150,14 +150,7 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
     raw_faces = [_gray_region(g, FACE_REGION) for f in source_frames for g in (f, cv2.flip(f, 1))]
     assert max(_nearest_raw_distance(cv2.flip(f, 1), raw_faces) for f in source_frames[::10]) < 1
     assert max(_dark_on_eyes(cv2.flip(f, 1)) for f in source_frames) < 0.08
-    server = streamlit_app(FKS_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO / "tests" / "loopback_ice"))
-    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-video-capture={camera}"])
-    try:
-        page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
-        page.set_default_timeout(60_000)
-        page.goto(server.url + "/webcam")
-        expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=STEP_MS)
-        settle(page)
+    with webcam_page(streamlit_app, playwright_driver, camera, tmp_path / "data", STEP_MS) as (page, server):
         expect(page.get_by_text("Not started")).to_be_visible(timeout=STEP_MS)
         webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
 
@@ -242,5 +235,3 @@ def test_webcam_start_effect_snapshot_stop_clip_and_start_again(streamlit_app, p
         assert_no_exception(page)
         expect(page.get_by_role("button", name="Download the clip (MP4)")).to_be_visible()  # still offered
         screenshot(page, str(tmp_path / "webcam-after-use.png"))
-    finally:
-        browser.close()

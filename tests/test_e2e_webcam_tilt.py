@@ -11,8 +11,7 @@ import pandas as pd
 from playwright.sync_api import expect
 
 from core.schema import COORD_COLUMNS, INDEX
-from tests.conftest import REPO, launch_chromium
-from tests.e2e import assert_no_exception, screenshot, settle
+from tests.e2e import assert_no_exception, screenshot, settle, webcam_page
 from tests.helpers import video_frames, write_y4m
 
 STEP_MS = 30_000
@@ -45,43 +44,36 @@ def _readout(page, at_least: int, timeout_s: float = 120) -> tuple[int, int]:
 
 def test_the_overlay_stays_on_a_tilting_head_across_the_sweep(shared_data, streamlit_app, playwright_driver, tmp_path):
     camera = _tilting_camera(shared_data, tmp_path / "tilting.y4m")
-    server = streamlit_app(FKS_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO / "tests" / "loopback_ice"))
-    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-video-capture={camera}"])
-    try:
-        page = browser.new_context(viewport={"width": 1400, "height": 1400}, accept_downloads=True).new_page()
-        page.set_default_timeout(60_000)
-        page.goto(server.url + "/webcam")
-        expect(page.get_by_role("heading", name="Webcam")).to_be_visible(timeout=STEP_MS)
-        settle(page)
-        page.get_by_role("combobox", name="Effect").click()
-        page.get_by_role("option", name="keypoints", exact=True).click()
-        settle(page)
-        webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
-        webrtc.get_by_role("button", name="START").click()
-        expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
-        settle(page)
-        first, first_with_face = _readout(page, at_least=30)  # past the stream's start
-        last, last_with_face = _readout(page, at_least=first + SWEEP_FRAMES)  # a whole sweep later
-        on = (last_with_face - first_with_face) / (last - first)
-        screenshot(page, str(tmp_path / "webcam-tilt.png"))
-        assert on >= 0.95, (first, first_with_face, last, last_with_face)
+    with webcam_page(streamlit_app, playwright_driver, camera, tmp_path / "data", STEP_MS) as (page, _):
+        try:
+            page.get_by_role("combobox", name="Effect").click()
+            page.get_by_role("option", name="keypoints", exact=True).click()
+            settle(page)
+            webrtc = page.frame_locator('iframe[title*="webrtc_streamer"]')
+            webrtc.get_by_role("button", name="START").click()
+            expect(page.get_by_text("ms/frame")).to_be_visible(timeout=STEP_MS)
+            settle(page)
+            first, first_with_face = _readout(page, at_least=30)  # past the stream's start
+            last, last_with_face = _readout(page, at_least=first + SWEEP_FRAMES)  # a whole sweep later
+            on = (last_with_face - first_with_face) / (last - first)
+            screenshot(page, str(tmp_path / "webcam-tilt.png"))
+            assert on >= 0.95, (first, first_with_face, last, last_with_face)
 
-        page.get_by_role("button", name="Take a snapshot").click()
-        expect(page.get_by_role("button", name="Download its keypoints (CSV)")).to_be_visible(timeout=STEP_MS)
-        settle(page)
-        with page.expect_download() as info:
-            page.get_by_role("button", name="Download its keypoints (CSV)").click()
-        keypoints = pd.read_csv(io.StringIO(open(info.value.path()).read()))
-        assert len(keypoints) == 1, keypoints  # a face in the snapshot, wherever the sweep was
-        points = keypoints[list(COORD_COLUMNS)].to_numpy(float).reshape(-1, 2)
-        eyes = points[[INDEX["left_eye_center"], INDEX["right_eye_center"]]]
-        mouth = points[INDEX["mouth_center_bottom_lip"]]
-        assert np.linalg.norm(mouth - eyes.mean(axis=0)) > 0.6 * np.linalg.norm(eyes[0] - eyes[1])  # a face's shape
+            page.get_by_role("button", name="Take a snapshot").click()
+            expect(page.get_by_role("button", name="Download its keypoints (CSV)")).to_be_visible(timeout=STEP_MS)
+            settle(page)
+            with page.expect_download() as info:
+                page.get_by_role("button", name="Download its keypoints (CSV)").click()
+            keypoints = pd.read_csv(io.StringIO(open(info.value.path()).read()))
+            assert len(keypoints) == 1, keypoints  # a face in the snapshot, wherever the sweep was
+            points = keypoints[list(COORD_COLUMNS)].to_numpy(float).reshape(-1, 2)
+            eyes = points[[INDEX["left_eye_center"], INDEX["right_eye_center"]]]
+            mouth = points[INDEX["mouth_center_bottom_lip"]]
+            assert np.linalg.norm(mouth - eyes.mean(axis=0)) > 0.6 * np.linalg.norm(eyes[0] - eyes[1])  # a face's shape
 
-        webrtc.get_by_role("button", name="STOP").click()
-        expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
-        settle(page)
-    finally:
-        with contextlib.suppress(Exception):
-            screenshot(page, str(tmp_path / "webcam-tilt-end.png"))
-        browser.close()
+            webrtc.get_by_role("button", name="STOP").click()
+            expect(page.get_by_text("Stopped")).to_be_visible(timeout=STEP_MS)
+            settle(page)
+        finally:
+            with contextlib.suppress(Exception):
+                screenshot(page, str(tmp_path / "webcam-tilt-end.png"))

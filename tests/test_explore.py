@@ -1,8 +1,9 @@
-"""The dataset page's numbers, computed without Streamlit on data whose answers are known."""
+"""The dataset page's numbers and pictures, computed without Streamlit on data whose answers are known."""
 import numpy as np
 import pytest
 
 from core.schema import INDEX, KEYPOINT_NAMES
+from pages.ui import pictures
 from trainer import explore
 from trainer.data import KeypointData
 from trainer.synthetic import FRONTAL_SHAPE_CROP, synthetic_faces
@@ -64,28 +65,28 @@ def test_head_turns_measure_turned_faces_and_skip_unmeasurable_ones(data):
 
 
 def test_face_picture_draws_only_labelled_points(data):
-    plain = explore.face_picture(data.images[0], np.full((15, 2), np.nan), scale=2)
-    drawn = explore.face_picture(data.images[0], data.keypoints[0], scale=2)
+    plain = pictures.face_picture(data.images[0], np.full((15, 2), np.nan), scale=2)
+    drawn = pictures.face_picture(data.images[0], data.keypoints[0], scale=2)
     assert plain.shape == drawn.shape == (192, 192, 3)
     assert (plain != drawn).any(axis=2).sum() > 15 * 4  # every point leaves a mark
 
 
-def test_test_face_pictures_draw_truth_green_and_prediction_red(tmp_path):
+def test_held_out_pictures_draw_truth_green_and_prediction_red(tmp_path):
     data = synthetic_faces(3)
     np.savez(tmp_path / "test_faces.npz", images=data.images, truth=data.keypoints, predicted=data.keypoints + 5)
-    pictures = explore.test_face_pictures(tmp_path / "test_faces.npz")
-    assert len(pictures) == 3 and pictures[0].shape == (192, 192, 3)
-    b, g, r = (pictures[0][..., c].astype(int) for c in range(3))
+    drawn = pictures.held_out_pictures(tmp_path / "test_faces.npz")
+    assert len(drawn) == 3 and drawn[0].shape == (192, 192, 3)
+    b, g, r = (drawn[0][..., c].astype(int) for c in range(3))
     assert ((g > 150) & (r < 100)).sum() > 30 and ((r > 150) & (g < 100)).sum() > 30  # both sets drawn
-    assert explore.test_face_pictures(tmp_path / "missing.npz") == []
+    assert pictures.held_out_pictures(tmp_path / "missing.npz") == []
 
 
 def test_gallery_pages_and_augmented_samples(data):
     from trainer.augment import NO_AUGMENTATION, AugmentConfig, transform
 
-    pages = explore.pages(np.arange(5), 2)
+    pages = pictures.gallery_pages(np.arange(5), 2)
     assert [p.tolist() for p in pages] == [[0, 1], [2, 3], [4]]
-    assert len(explore.pages(np.arange(0), 12)) == 1  # an empty filter still has a (blank) first page
+    assert len(pictures.gallery_pages(np.arange(0), 12)) == 1  # an empty filter still has a (blank) first page
     images, keypoints = explore.augmented_sample(data, NO_AUGMENTATION, seed=3, size=4)
     again = explore.augmented_sample(data, AugmentConfig(), seed=3, size=4)
     assert images.shape == (4, 96, 96) and np.array_equal(explore.augmented_sample(data, AugmentConfig(), 3, 4)[0], again[0])

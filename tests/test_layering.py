@@ -65,3 +65,14 @@ def test_no_core_module_imports_keras_tensorflow_trainer_or_streamlit():
                  for path in sorted((REPO / "core").glob("*.py"))}
     assert len(offenders) > 15  # every core module was read
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+#: Packages the trainer never imports: the pages and what draws them (views live under pages/ui).
+NOT_IN_TRAINER = {"pages", "streamlit", "streamlit_webrtc", "plotly"}
+
+
+def test_no_trainer_module_imports_the_pages_or_their_drawing():
+    offenders = {path.name: sorted(imported_packages(path.read_text()) & NOT_IN_TRAINER)
+                 for path in sorted((REPO / "trainer").glob("*.py"))}
+    assert len(offenders) > 20  # every trainer module was read
+    assert {name: found for name, found in offenders.items() if found} == {}

@@ -144,6 +144,7 @@ def test_the_pseudo_label_stage_says_what_it_labelled_and_with_which_model(tmp_p
 
 
 def test_pseudo_label_pictures_tell_drawn_points_from_real_ones(tmp_path):
+    from pages.ui import pictures
     from trainer import explore
 
     path = _partial_data(tmp_path)
@@ -154,8 +155,8 @@ def test_pseudo_label_pictures_tell_drawn_points_from_real_ones(tmp_path):
     assert len(rows) > 0 and not data.complete[rows].any()  # each maps back to an incomplete row of the file
     assert all(np.array_equal(np.isnan(data.keypoints[r]).any(axis=1), drawn[r][1]) for r in rows)
     assert all(np.allclose(drawn[r][0][~drawn[r][1]], data.keypoints[r][~drawn[r][1]], atol=1e-3) for r in rows)
-    plain = explore.face_picture(data.images[rows[0]], data.keypoints[rows[0]])
-    marked = explore.face_picture(data.images[rows[0]], data.keypoints[rows[0]], pseudo=drawn[rows[0]])
+    plain = pictures.face_picture(data.images[rows[0]], data.keypoints[rows[0]])
+    marked = pictures.face_picture(data.images[rows[0]], data.keypoints[rows[0]], pseudo=drawn[rows[0]])
     assert plain.shape == marked.shape and (plain != marked).any()
     other = KeypointData(data.images[:3] // 2, data.keypoints[:3])  # another file: nothing matches
     assert explore.pseudo_labels(other, tmp_path / "run" / "pseudo_labels.npz") == {}

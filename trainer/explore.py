@@ -1,4 +1,5 @@
-"""Dataset statistics and pictures for the dataset explorer page (no Streamlit here).
+"""Dataset statistics for the Dataset page, and the run files it reads (pseudo labels); no drawing here
+(pages/ui/pictures draws the faces).
 
 Everything takes a trainer.data.KeypointData, so the page, tests and benchmarks share it.
 """
@@ -7,11 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from core.overlays import draw_keypoints
 from core.schema import KEYPOINT_NAMES, NUM_KEYPOINTS
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import KeypointData
@@ -55,33 +54,11 @@ def filter_rows(data: KeypointData, which: str) -> np.ndarray:
     return np.flatnonzero(np.isnan(data.keypoints[:, KEYPOINT_NAMES.index(name)]).any(axis=1))
 
 
-def pages(rows: np.ndarray, per_page: int) -> list[np.ndarray]:
-    """Row indices split into gallery pages of `per_page` (at least one page, maybe empty)."""
-    return [rows[i:i + per_page] for i in range(0, len(rows), per_page)] or [rows[:0]]
-
-
 def augmented_sample(data: KeypointData, config: AugmentConfig, seed: int, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """`size` rows drawn at random (reproducibly from `seed`) and augmented as the training pipeline does."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(data), size=min(size, len(data)), replace=False)
     return augment_batch(data.images[rows], data.keypoints[rows], rng, config)
-
-
-#: BGR colour of pseudo-labelled points (drawn by a model), apart from the real labels' green.
-PSEUDO_COLOUR = (255, 0, 255)
-
-
-def face_picture(image: np.ndarray, keypoints: np.ndarray, scale: int = 2, labels: bool = False,
-                 pseudo: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """A 96x96 face upscaled to BGR with its keypoints drawn (missing ones are skipped); `labels`
-    numbers them (core.overlays.KEYPOINT_LEGEND says which number is which). `pseudo`: (15, 2) keypoints
-    and a (15,) mask of the ones a model drew, shown in PSEUDO_COLOUR beside the real ones."""
-    big = cv2.resize(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    picture = draw_keypoints(big, (np.asarray(keypoints) + 0.5) * scale - 0.5, labels=labels)
-    if pseudo is not None:
-        drawn = np.where(np.asarray(pseudo[1], bool)[:, None], pseudo[0], np.nan)
-        draw_keypoints(picture, (drawn + 0.5) * scale - 0.5, labels=labels, colour=PSEUDO_COLOUR)
-    return picture
 
 
 def runs_with_pseudo_labels(root: str | os.PathLike) -> list[str]:
@@ -103,20 +80,6 @@ def pseudo_labels(data: KeypointData, npz_path: str | os.PathLike) -> dict[int, 
     index = {row.tobytes(): i for i, row in enumerate(data.images)}
     return {index[image.tobytes()]: (keypoints[j], filled[j]) for j, image in enumerate(images)
             if image.tobytes() in index}
-
-
-def test_face_pictures(npz_path: str | os.PathLike, scale: int = 2) -> list[np.ndarray]:
-    """A run's held-out faces (test_faces.npz, trainer.runs) with true keypoints in green and predicted
-    ones in red; [] when the run saved none."""
-    if not Path(npz_path).is_file():
-        return []
-    with np.load(npz_path) as z:
-        pictures = []
-        for image, truth, predicted in zip(z["images"], z["truth"], z["predicted"]):
-            picture = face_picture(image, truth, scale=scale)
-            draw_keypoints(picture, (predicted + 0.5) * scale - 0.5, colour=(0, 0, 255))
-            pictures.append(picture)
-    return pictures
 
 
 def keypoint_positions(data: KeypointData, max_points: int = 30000, seed: int = 0) -> pd.DataFrame:

@@ -72,11 +72,22 @@ def job_of(path: Path) -> dict:
 
 def config_of(path: Path) -> dict:
     """runs/<name>/config.json as written ({} when missing or unreadable: run_problem says why)."""
+    return _config(Path(path))[0]
+
+
+def _config(path: Path) -> tuple[dict, str | None]:
+    """(config.json as written, {} when unreadable; why it is no valid run configuration, or None)."""
     try:
-        config = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
+        config = json.loads((path / "config.json").read_text())
+    except OSError:
+        return {}, "config.json is missing or unreadable"
+    except ValueError as exc:
+        return {}, f"config.json is not a valid run configuration: {exc}"
+    try:
+        RecipeConfig.from_dict(config)
+    except ValueError as exc:
+        return config if isinstance(config, dict) else {}, f"config.json is not a valid run configuration: {exc}"
+    return config if isinstance(config, dict) else {}, None
 
 
 def run_problem(path: Path) -> str | None:
@@ -85,20 +96,18 @@ def run_problem(path: Path) -> str | None:
     return _problem(Path(path))[0]
 
 
-def _problem(path: Path) -> tuple[str | None, ModelCard | None]:
-    """(run_problem's answer, the card when the run has a readable one)."""
+def _problem(path: Path, read_config: tuple[dict, str | None] | None = None) -> tuple[str | None, ModelCard | None]:
+    """(run_problem's answer, the card when the run has a readable one); `read_config`: _config's answer when
+    the caller has read config.json already, else it is read here."""
     if path.is_symlink():
         return "the run folder is a symbolic link; runs are plain folders inside the runs folder", None
     try:
         safe_run_dir(path.name, path.parent)
     except ValueError as exc:
         return f"{exc} Rename the folder to list it as a run.", None
-    try:
-        RecipeConfig.from_dict(json.loads((path / "config.json").read_text()))
-    except OSError:
-        return "config.json is missing or unreadable", None
-    except ValueError as exc:
-        return f"config.json is not a valid run configuration: {exc}", None
+    config_problem = (read_config or _config(path))[1]
+    if config_problem:
+        return config_problem, None
     if not card_path_for(path / MODEL_FILE).exists():
         return None, None
     try:
@@ -198,7 +207,10 @@ def _curves(events: list[ev.Event]) -> pd.DataFrame:
 def pseudo_labels(path: Path) -> str | None:
     """What a run's pseudo-label stage did or will do, in a sentence for the training page; None when the
     run has no pseudo stage."""
-    events = ev.load_events(Path(path) / "events.jsonl")
+    return _pseudo_labels(ev.load_events(Path(path) / "events.jsonl"))
+
+
+def _pseudo_labels(events: list[ev.Event]) -> str | None:
     starts = [e for e in events if isinstance(e, ev.RunStart)]
     names = starts[-1].stage_names if starts else []
     first = next((i for i, n in enumerate(names) if n.startswith("pseudo")), None)
@@ -220,7 +232,11 @@ def pseudo_labels(path: Path) -> str | None:
 
 def precision(path: Path) -> str | None:
     """The compute precision a run trains in and why (config.json's record), None for older runs."""
-    record = config_of(path).get("precision")
+    return _precision(config_of(path))
+
+
+def _precision(config: dict) -> str | None:
+    record = config.get("precision")
     return record.get("reason") if isinstance(record, dict) else None
 
 
@@ -243,6 +259,9 @@ class RunView:
     curves: pd.DataFrame
     #: The message of the run's last error event, if any.
     error: str | None
+    #: What its pseudo-label stage did or will do (pseudo_labels), and its compute precision's reason (precision).
+    pseudo_labels: str | None
+    precision: str | None
 
     @property
     def loss(self) -> str:
@@ -253,12 +272,15 @@ class RunView:
 def read_run(path: Path) -> RunView:
     """One read of a run folder (see RunView)."""
     path = Path(path)
-    problem, card = _problem(path)
-    config, events = config_of(path), ev.load_events(path / "events.jsonl")
+    read_config = _config(path)
+    config = read_config[0]
+    problem, card = _problem(path, read_config)
+    events = ev.load_events(path / "events.jsonl")
     errors = [e for e in events if isinstance(e, ev.RunError)]
     return RunView(name=path.name, status=_status(path, problem, card, lambda: events), problem=problem,
                    config=config, card=card, progress=None if problem else _progress(events, config),
-                   curves=_curves(events), error=errors[-1].message if errors else None)
+                   curves=_curves(events), error=errors[-1].message if errors else None,
+                   pseudo_labels=_pseudo_labels(events), precision=_precision(config))
 
 
 def list_runs(root: Path | None = None) -> pd.DataFrame:

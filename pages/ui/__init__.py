@@ -3,6 +3,9 @@
 Streamlit runs app.py (the home page) and each pages/*.py file on its own, so every one of them
 starts with `page_setup()`. This package sits in a subfolder of pages/ so Streamlit does not list
 it as a page. Everything that is not about the UI stays in core/ and trainer/.
+
+Pages are routed by file, not by `st.navigation`: with the views here, out of the page list, explicit
+routing would only move the home page out of app.py and leave the pages' URLs as they are.
 """
 from __future__ import annotations
 
