@@ -75,7 +75,8 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     val_people = first.data.val_people
     assert val_people and not set(val_people) & set(test_people)
     both = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--people", "both"], tmp_path).stdout)
-    assert {**both["test"], "ms_per_face": 0} == {**result, "ms_per_face": 0}  # options are chosen on the validation people, reported on test people once
+    # options are chosen on the validation people, reported on test people once
+    assert {**both["test"], "ms_per_face": 0} == {**result, "ms_per_face": 0}
     assert both["val"]["frames"] == labelled.isin(val_people).sum() >= 5
 
     everyone = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--all-people",
