@@ -14,6 +14,7 @@ import av
 import cv2
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from av.video.reformatter import VideoReformatter
 from streamlit_webrtc import VideoProcessorBase
 
 from core.clips import SessionClip
@@ -154,6 +155,7 @@ class ClipRecorder:
                 stream = None
                 first_tick: int | None = None
                 last_pts = -1
+                reformatter = VideoReformatter()
                 while not (self._stopping.is_set() and self._frames.empty()):
                     try:
                         frame = self._frames.get(timeout=0.1)
@@ -166,8 +168,10 @@ class ClipRecorder:
                     tick = _tick(frame)
                     first_tick = tick if first_tick is None else first_tick
                     pts = max(last_pts + 1, tick - first_tick if tick is not None and first_tick is not None else 0)
-                    out = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                    if out is frame:  # the stream's own frame (shared with the browser's track): stamp a copy
+                    # The relay hands this very frame to the browser's encoder too, on another thread; a frame's
+                    # own reformat() keeps one scaler per frame, and two threads in it deadlock: use ours.
+                    out = reformatter.reformat(frame, width=stream.width, height=stream.height, format="yuv420p")
+                    if out is frame:  # already the clip's size and format: stamp a copy, not the shared frame
                         out = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
                     out.pts, out.time_base, last_pts = pts, _TICK, pts
                     container.mux(stream.encode(out))
