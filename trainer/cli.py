@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     ks.add_argument("--test-size", type=float, default=0.1,
                     help="the split train will use: held-out rows (>=1) or fraction (<1) (default %(default)s)")
 
+    p68 = sub.add_parser("points-68", help="the 68 iBUG points of an imported file's faces, beside it "
+                                           "(<file>.points68.npz, for train --aux68), from the frames' labels")
+    p68.add_argument("data", help="a file written by import-68 or kaggle-shape (with its frame column)")
+    p68.add_argument("--frames", required=True, help="the 68-point frames (folder or zip) it was imported from")
+    p68.add_argument("--csv", help="the 68-point CSV, when it is not inside --frames")
+
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=None,
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
@@ -70,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--loss", choices=LOSSES, help="mse (the recipe), l1 or wing (trainer.losses)")
     tr.add_argument("--head", choices=HEADS,
                     help="gap (the recipe), flatten or softargmax (trainer.architecture.build_model)")
+    tr.add_argument("--aux68", type=float, metavar="WEIGHT",
+                    help="loss weight of an auxiliary head predicting the 68 iBUG points (needs the file's "
+                         "points-68 sidecar); 0 = off (the presets); the saved model keeps the 15-point head only")
     tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                     help="force bfloat16 compute (or float32 with --no-mixed-precision); default: the preset's "
                          "(studio: bfloat16 only where the CPU has bf16 instructions); the saved model is float32")
@@ -144,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "train": _train, "evaluate": _evaluate,
+        commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "points-68": _points68,
+                    "train": _train, "evaluate": _evaluate,
                     "activate": _activate, "ship": _ship,
                     "train-verifier": _train_verifier, "phantoms": _phantoms,
                     "export": _export, "import-model": _import_model, "ensemble": _ensemble,
@@ -195,6 +205,14 @@ def _kaggle_shape(args) -> int:
     return 0
 
 
+def _points68(args) -> int:
+    from trainer.points68 import make_sidecar
+
+    path = make_sidecar(args.data, args.frames, args.csv)
+    print(f"wrote {path}")
+    return 0
+
+
 def config_from_args(args):
     """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
     from trainer.config import config_for
@@ -213,7 +231,8 @@ def config_from_args(args):
                                          pose_balance=args.pose_balance, init_from=args.init_from,
                                          loss=args.loss, head=args.head, mixed_precision=args.mixed_precision,
                                          pseudo_label=False if args.no_pseudo else None,
-                                         masked_loss=True if args.masked_loss else None).items() if v is not None})
+                                         masked_loss=True if args.masked_loss else None,
+                                         aux68=args.aux68).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
     return config_for(args.preset, augment, **fields)
 

@@ -87,6 +87,8 @@ class RecipeConfig:
     precision: dict = field(default_factory=dict)
     # incomplete rows train in every stage with a loss masked to their labelled points (trainer.losses)
     masked_loss: bool = False
+    # loss weight of the auxiliary 68-point head (trainer.architecture.build_model); 0 = no such head
+    aux68: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuse (ValueError) a config that cannot be trained, before any file is written."""
@@ -120,6 +122,8 @@ class RecipeConfig:
             problems.append(f"mixed precision must be true, false or 'auto' (got {self.mixed_precision!r})")
         if not isinstance(self.masked_loss, bool):
             problems.append(f"masked loss must be true or false (got {self.masked_loss!r})")
+        if not (_number(self.aux68) and self.aux68 >= 0):
+            problems.append(f"the 68-point head's loss weight must be a number from 0 (got {self.aux68!r})")
         if not isinstance(self.precision, dict):
             problems.append(f"precision must be a record of the run's choice (got {self.precision!r})")
         if self.strategy not in ("none", "mirrored", "multi_worker"):
