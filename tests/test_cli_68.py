@@ -48,6 +48,7 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     assert f"wrote {csv}" in out.stdout and csv.is_file()
     report = json.loads((tmp_path / "faces.csv.gz.report.json").read_text())
     assert report["no_face"] == ["Nobody_00.jpg"]  # the blank frame is listed, not silently dropped
+    assert (tmp_path / "faces.csv.gz.points68.npz").is_file()  # the 68 points beside it, for train --aux68
 
     out = _trainer(["train", "--preset", "quick", "--data", csv, "--run", "r68", "--test-size", "8",
                     "--widths", "4,8,8,16,16", "--no-pseudo", "--quiet"], tmp_path)
@@ -71,6 +72,11 @@ def test_import_train_and_evaluate_on_real_frames(frames, tmp_path):
     assert 0.8 <= result["detection_rate"] <= 1.0 and result["detected"] == round(result["detection_rate"] * result["frames"])
     # one epoch on two people gives about the mean face (NME 0.56); crop-pixel points scored as image pixels give 1.4
     assert 0 < result["nme"] < 1.0 and set(result["per_keypoint_nme"]) >= {"left_eye_center", "nose_tip"}
+
+    both = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--people", "both"], tmp_path).stdout)
+    val_people = read_card(model).data.val_people
+    assert both["test"]["frames"] == result["frames"] and both["test"]["nme"] == result["nme"]
+    assert both["val"]["frames"] == labelled.isin(val_people).sum() >= 5  # the card's validation people's frames
 
     everyone = json.loads(_trainer(["evaluate", "--model", model, "--frames", zip_path, "--all-people",
                                     "--no-flip-average"], tmp_path).stdout)

@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     evp.add_argument("--rotate", help="comma-separated angles (deg): frames turned by 0 and +-each (canvas enlarged, "
                                       "labels turned with them), today's upright path and the any-roll path in one table")
     evp.add_argument("--people", choices=("val", "test", "both"), default="test",
-                     help="with --rotate: the card's validation or test people, or both tables (default: test)")
+                     help="the card's validation or test people, or both (default: test)")
     evp.add_argument("--every", type=int, default=1, help="with --rotate: every n-th frame only (a quick look)")
 
     shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
@@ -289,12 +289,20 @@ def _evaluate(args) -> int:
         raise ValueError(f"No model file at {model}.")
     if args.rotate:
         return _evaluate_rotated(args, model)
-    people = None if args.all_people else read_card(model).data.test_people
-    if not args.all_people and not people:
-        print("error: the model card lists no test people; pass --all-people", file=sys.stderr)
-        return 2
-    result = evaluate_frames(model, args.frames, people, flip_average=args.flip_average, recentre=args.recentre)
-    print(json.dumps(result, indent=1))
+    if args.all_people:
+        result = evaluate_frames(model, args.frames, None, flip_average=args.flip_average, recentre=args.recentre)
+        print(json.dumps(result, indent=1))
+        return 0
+    data = read_card(model).data
+    groups = {"val": data.val_people, "test": data.test_people}
+    results = {}
+    for group in ["val", "test"] if args.people == "both" else [args.people]:
+        if not groups[group]:
+            print(f"error: the model card lists no {group} people; pass --all-people", file=sys.stderr)
+            return 2
+        results[group] = evaluate_frames(model, args.frames, groups[group], flip_average=args.flip_average,
+                                         recentre=args.recentre)
+    print(json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=1))
     return 0
 
 
