@@ -217,3 +217,25 @@ def test_training_with_the_68_point_head_ships_a_15_point_model(tmp_path):
     epoch = next(e for e in ev.read_events(tmp_path / "run" / "events.jsonl") if e["event"] == ev.EPOCH_END)
     # the progress RMSE is the 15 points' (keypoints_mse), below the root of both heads' summed MSE
     assert 0 < (epoch["rmse_px"] / 48) ** 2 < epoch["loss"] * 0.999
+
+
+def test_read15_reads_the_15_points_from_the_68_and_keeps_that_head_when_shipped():
+    from trainer.architecture import build_model, inference_copy
+
+    widths = (4, 8, 8, 16, 16)
+    model = build_model(widths, head="softargmax", aux68=True, read15=True)
+    x = np.random.default_rng(6).uniform(0, 1, (3, 96, 96, 1)).astype(np.float32)
+    k15, k68 = (o.numpy() for o in model(x))
+    np.testing.assert_allclose(k15.reshape(3, 15, 2), ibug68_to_kaggle15(k68.reshape(3, 68, 2)), atol=1e-6)
+    assert not any(layer.name == "heatmaps" for layer in model.layers)  # no 15-point head of its own
+    shipped = inference_copy(model)
+    assert shipped.output_shape == (None, 30)
+    np.testing.assert_allclose(shipped(x).numpy(), k15, atol=1e-5)
+    with pytest.raises(ValueError, match="68-point head"):
+        build_model(widths, head="softargmax", read15=True)
+    with pytest.raises(ValueError, match="--aux68"):
+        RecipeConfig(aux68_read15=True)
+    from trainer.cli import _parser, config_from_args
+
+    config = config_from_args(_parser().parse_args(["train", "--aux68", "1", "--aux68-read15"]))
+    assert config.aux68 == 1 and config.aux68_read15

@@ -33,14 +33,16 @@ AUX68_OUTPUT = "aux68"
 
 
 def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT_RATE, head: str = "gap",
-                mixed_precision: bool = False, aux68: bool = False) -> keras.Model:
+                mixed_precision: bool = False, aux68: bool = False, read15: bool = False) -> keras.Model:
     """The recipe's loosely-VGG16 CNN: one 3x3 conv + batch norm + ReLU + max-pool per width,
     dropout in the first three blocks, then a head (HEADS) to 30 outputs.
 
     mixed_precision: the trunk computes in bfloat16 (faster on CPUs with AMX/AVX-512 bf16); the
     outputs stay float32, and `inference_copy` turns the trained model into a plain float32 one.
     aux68: a second output, AUX68_OUTPUT, of the 68 iBUG points (136 values) from the same trunk by the same
-    kind of head, so the 53 points the 15 are not read from still teach the trunk; only training uses it."""
+    kind of head, so the 53 points the 15 are not read from still teach the trunk; only training uses it.
+    read15 (with aux68): no 15-point head; the 15 are read from the 68 by core.schema.IBUG68_TO_KAGGLE15 (a
+    frozen averaging layer), so the 15-point output keeps the 68-point head and all its points share one fit."""
     import keras
     from keras import layers
 
@@ -49,15 +51,40 @@ def build_model(widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = DROPOUT
     policy = "mixed_bfloat16" if mixed_precision else None
     inputs = keras.Input(CROP_SHAPE, name="face")
     x = conv_blocks(inputs, widths, dropout, dtype=policy, pool_last=head != "softargmax")
-    if head == "softargmax":
+    if read15 and not aux68:
+        raise ValueError("reading the 15 points from the 68 needs the 68-point head (aux68)")
+    if head == "softargmax" and read15:
+        aux = _softargmax_head(x, 68, prefix=f"{AUX68_OUTPUT}_", output=AUX68_OUTPUT)
+        outputs = _kaggle15_of(aux)
+    elif head == "softargmax":
         outputs = _softargmax_head(x)
         aux = _softargmax_head(x, 68, prefix=f"{AUX68_OUTPUT}_", output=AUX68_OUTPUT) if aux68 else None
     else:
         x = layers.GlobalAveragePooling2D(name="gap", dtype=policy)(x) if head == "gap" else \
             layers.Flatten(name="flatten", dtype=policy)(x)
-        outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints", dtype="float32")(x)
         aux = layers.Dense(68 * 2, name=AUX68_OUTPUT, dtype="float32")(x) if aux68 else None
+        if read15:
+            outputs = _kaggle15_of(aux)
+        else:
+            outputs = layers.Dense(NUM_KEYPOINTS * 2, name="keypoints", dtype="float32")(x)
     return keras.Model(inputs, outputs if aux is None else [outputs, aux], name="facial_keypoints")
+
+
+def _kaggle15_of(points68: Any) -> Any:
+    """(136,) iBUG x, y values -> (30,) Kaggle ones: each Kaggle point the mean of its iBUG points, a frozen
+    Dense on the coordinate axis (stock layers: safe_mode loading and ONNX export need nothing custom)."""
+    import keras
+    from keras import layers
+
+    from core.schema import IBUG68_TO_KAGGLE15, KEYPOINT_NAMES
+
+    mean = np.zeros((68, NUM_KEYPOINTS), np.float32)
+    for k, name in enumerate(KEYPOINT_NAMES):
+        mean[list(IBUG68_TO_KAGGLE15[name]), k] = 1 / len(IBUG68_TO_KAGGLE15[name])
+    per_axis = layers.Permute((2, 1), name="read15_axes")(layers.Reshape((68, 2), name="read15_points")(points68))
+    read = layers.Dense(NUM_KEYPOINTS, use_bias=False, trainable=False, name="read15",
+                        kernel_initializer=keras.initializers.Constant(mean))(per_axis)  # (2, 15)
+    return layers.Flatten(name="keypoints")(layers.Permute((2, 1), name="read15_points15")(read))
 
 
 def _softargmax_head(features: Any, points: int = NUM_KEYPOINTS, prefix: str = "", output: str = "keypoints") -> Any:

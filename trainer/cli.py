@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--aux68", type=float, metavar="WEIGHT",
                     help="loss weight of an auxiliary head predicting the 68 iBUG points (needs the file's "
                          "points-68 sidecar); 0 = off (the presets); the saved model keeps the 15-point head only")
+    tr.add_argument("--aux68-read15", action="store_true",
+                    help="with --aux68: read the 15 points from the 68-point head instead of a head of their own")
     tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                     help="force bfloat16 compute (or float32 with --no-mixed-precision); default: the preset's "
                          "(studio: bfloat16 only where the CPU has bf16 instructions); the saved model is float32")
@@ -232,7 +234,8 @@ def config_from_args(args):
                                          loss=args.loss, head=args.head, mixed_precision=args.mixed_precision,
                                          pseudo_label=False if args.no_pseudo else None,
                                          masked_loss=True if args.masked_loss else None,
-                                         aux68=args.aux68).items() if v is not None})
+                                         aux68=args.aux68,
+                                         aux68_read15=True if args.aux68_read15 else None).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
     return config_for(args.preset, augment, **fields)
 

@@ -89,6 +89,8 @@ class RecipeConfig:
     masked_loss: bool = False
     # loss weight of the auxiliary 68-point head (trainer.architecture.build_model); 0 = no such head
     aux68: float = 0.0
+    # with aux68: the 15 points are read from the 68-point head (no head of their own; the saved model keeps it)
+    aux68_read15: bool = False
 
     def __post_init__(self) -> None:
         """Refuse (ValueError) a config that cannot be trained, before any file is written."""
@@ -124,6 +126,8 @@ class RecipeConfig:
             problems.append(f"masked loss must be true or false (got {self.masked_loss!r})")
         if not (_number(self.aux68) and self.aux68 >= 0):
             problems.append(f"the 68-point head's loss weight must be a number from 0 (got {self.aux68!r})")
+        if not isinstance(self.aux68_read15, bool) or (self.aux68_read15 and not self.aux68):
+            problems.append("reading the 15 points from the 68 needs a 68-point head weight above 0 (--aux68)")
         if not isinstance(self.precision, dict):
             problems.append(f"precision must be a record of the run's choice (got {self.precision!r})")
         if self.strategy not in ("none", "mirrored", "multi_worker"):

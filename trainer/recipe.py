@@ -303,7 +303,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         else:
             keras.utils.set_random_seed(config.seed)
             model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]),
-                                aux68=config.aux68 > 0)
+                                aux68=config.aux68 > 0, read15=config.aux68_read15)
             if config.init_from and chief:  # the other workers take the chief's weights below
                 start_from_weights(model, config.init_from, split)
             # "mse" is also a metric: the progress events report RMSE in crop px whatever the loss
