@@ -75,6 +75,21 @@ IBUG68_TO_KAGGLE15: dict[str, tuple[int, ...]] = {
     "mouth_center_top_lip": (51,),
     "mouth_center_bottom_lip": (57,),
 }
+def _ibug68_flip_permutation() -> np.ndarray:
+    """iBUG 300-W mirror map: jaw 0-16 reversed, brows 17-21 <-> 26-22, nostrils 31-35 reversed, eyes 36-41 <-> 45-46,
+    outer lips 48-54 and 55-59 reversed, inner lips 60-64 and 65-67 reversed; the nose bridge stays."""
+    pairs = [*zip(range(0, 8), range(16, 8, -1)), *zip(range(17, 22), range(26, 21, -1)), (31, 35), (32, 34),
+             (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46), (48, 54), (49, 53), (50, 52),
+             (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)]
+    perm = np.arange(68)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+#: points68_after_flip = mirrored(points68)[IBUG68_FLIP_PERMUTATION]
+IBUG68_FLIP_PERMUTATION: np.ndarray = _ibug68_flip_permutation()
+
 #: The outer eye corners (iBUG 36 and 45) whose distance normalises NME.
 INTEROCULAR_PAIR = (INDEX["left_eye_outer_corner"], INDEX["right_eye_outer_corner"])
 
@@ -91,13 +106,25 @@ def ibug68_to_kaggle15(points68: np.ndarray) -> np.ndarray:
 
 def flip_keypoints(keypoints: np.ndarray, width: float) -> np.ndarray:
     """Mirror (..., 15, 2) keypoints left to right (across the vertical centre line of an image `width` pixels
-    wide) and swap left/right names.
+    wide) and swap left/right names. (..., 68, 2) iBUG points swap by IBUG68_FLIP_PERMUTATION, and
+    (..., 83, 2) are 15 Kaggle points followed by their face's 68 iBUG points (the trainer's auxiliary target).
 
     Pixel centres: x maps to (width - 1) - x, which is what cv2.flip does to pixel indices.
     """
     flipped = np.array(keypoints, dtype=np.float64, copy=True)
     flipped[..., 0] = (width - 1) - flipped[..., 0]
-    return flipped[..., FLIP_PERMUTATION, :]
+    return flipped[..., _flip_permutation_for(flipped.shape[-2]), :]
+
+
+def _flip_permutation_for(points: int) -> np.ndarray:
+    """The left/right swap for 15 Kaggle points, 68 iBUG points, or both (15 then 68)."""
+    if points == NUM_KEYPOINTS:
+        return FLIP_PERMUTATION
+    if points == 68:
+        return IBUG68_FLIP_PERMUTATION
+    if points == NUM_KEYPOINTS + 68:
+        return np.concatenate([FLIP_PERMUTATION, IBUG68_FLIP_PERMUTATION + NUM_KEYPOINTS])
+    raise ValueError(f"expected 15, 68 or 15 + 68 points to flip, got {points}")
 
 
 def interocular_distance(keypoints: np.ndarray) -> np.ndarray:

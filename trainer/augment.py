@@ -4,7 +4,9 @@ occlusion, which change pixels only (against learning identities from a few peop
 
 Keypoints pushed out of the crop: a random transform that would move any labelled point outside
 the 96x96 frame (less `keep_inside_px`) is redrawn, up to `retries` times, then skipped (the
-sample stays unrotated). So targets never ask the model for points it cannot see. The pixels the
+sample stays unrotated). So targets never ask the model for points it cannot see. Keypoints may be the
+15 Kaggle points followed by the face's 68 iBUG points (trainer.points68): all move with the same
+flip (each set permuted by its own mirror map) and matrix, and only the 15 decide a redraw. The pixels the
 transform brings in from outside the crop repeat the border (BORDER_REPLICATE), like
 core.geometry does for faces at the image edge.
 """
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.schema import CROP_SIZE, flip_keypoints
+from core.schema import CROP_SIZE, NUM_KEYPOINTS, flip_keypoints
 
 CENTRE = ((CROP_SIZE - 1) / 2, (CROP_SIZE - 1) / 2)
 
@@ -97,7 +99,7 @@ def augment_one(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generat
         for _ in range(config.retries):
             m = random_matrix(rng, config)
             _, moved = apply_affine(image[:1, :1], keypoints, m)  # points first: cheap check
-            if _inside(moved, config.keep_inside_px):
+            if _inside(moved[:NUM_KEYPOINTS], config.keep_inside_px):
                 image, keypoints = apply_affine(image, keypoints, m)
                 break
     if config.brightness or config.contrast:

@@ -87,6 +87,10 @@ class RecipeConfig:
     precision: dict = field(default_factory=dict)
     # incomplete rows train in every stage with a loss masked to their labelled points (trainer.losses)
     masked_loss: bool = False
+    # loss weight of the auxiliary 68-point head (trainer.architecture.build_model); 0 = no such head
+    aux68: float = 0.0
+    # with aux68: the 15 points are read from the 68-point head (no head of their own; the saved model keeps it)
+    aux68_read15: bool = False
 
     def __post_init__(self) -> None:
         """Refuse (ValueError) a config that cannot be trained, before any file is written."""
@@ -120,6 +124,10 @@ class RecipeConfig:
             problems.append(f"mixed precision must be true, false or 'auto' (got {self.mixed_precision!r})")
         if not isinstance(self.masked_loss, bool):
             problems.append(f"masked loss must be true or false (got {self.masked_loss!r})")
+        if not (_number(self.aux68) and self.aux68 >= 0):
+            problems.append(f"the 68-point head's loss weight must be a number from 0 (got {self.aux68!r})")
+        if not isinstance(self.aux68_read15, bool) or (self.aux68_read15 and not self.aux68):
+            problems.append("reading the 15 points from the 68 needs a 68-point head weight above 0 (--aux68)")
         if not isinstance(self.precision, dict):
             problems.append(f"precision must be a record of the run's choice (got {self.precision!r})")
         if self.strategy not in ("none", "mirrored", "multi_worker"):

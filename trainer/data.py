@@ -48,6 +48,8 @@ class KeypointData:
     keypoints: np.ndarray
     groups: np.ndarray | None = None  # (N,) str person ids, when the file has them
     frames: np.ndarray | None = None  # (N,) str source frame names, when the file has them
+    # (N, 68, 2) crop px iBUG points of each face, when attached (trainer.points68: the auxiliary target)
+    points68: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -81,14 +83,16 @@ class KeypointData:
     def subset(self, index: np.ndarray) -> KeypointData:
         return KeypointData(self.images[index], self.keypoints[index],
                             None if self.groups is None else self.groups[index],
-                            None if self.frames is None else self.frames[index])
+                            None if self.frames is None else self.frames[index],
+                            None if self.points68 is None else self.points68[index])
 
     @staticmethod
     def concat(parts: list[KeypointData]) -> KeypointData:
         groups = None if any(p.groups is None for p in parts) else np.concatenate([p.groups for p in parts])
         frames = None if any(p.frames is None for p in parts) else np.concatenate([p.frames for p in parts])
+        points68 = None if any(p.points68 is None for p in parts) else np.concatenate([p.points68 for p in parts])
         return KeypointData(np.concatenate([p.images for p in parts]), np.concatenate([p.keypoints for p in parts]),
-                            groups, frames)
+                            groups, frames, points68)
 
 
 #: The most rows a file may have: 50,000 faces are 461 MB of uint8 images once read (the recipe's largest

@@ -10,6 +10,7 @@ Optionally each frame also yields `JitterConfig.copies` extra crops from boxes m
 at random around the detector's box: real pixels around a face framed the way a worse detection
 would frame it, where the trainer's augmentation of a 96 px crop can only repeat its border.
 Copies are named `<frame>#jitterN`; trainer.recipe trains on them but never validates or tests on them.
+Each face's 68 points, in the same crop px, go to the sidecar `<out>.points68.npz` (trainer.points68).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from core.schema import ibug68_to_kaggle15
 from trainer.cards import command_line
 from trainer.data import COPY_MARK, DatasetError, KeypointData, write_kaggle_csv
 from trainer.frames import FrameSource, best_box, person_of
+from trainer.points68 import write_sidecar
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def import_68_dataset(
             detections.append("unreadable" if gray is None else find(detector, gray, pts))
             if progress:
                 progress(len(detections), len(names))
-    images, keypoints, groups, kept = [], [], [], []
+    images, keypoints, groups, kept, crop68 = [], [], [], [], []
     for name, pts, box in zip(names, points68, detections):
         if isinstance(box, str):
             report.unreadable.append(name)
@@ -184,6 +186,7 @@ def import_68_dataset(
             for copy, crop in enumerate([crop_from_box(box), *jitter.crops(box, truth, rng)]):
                 images.append(crop.extract(gray))
                 keypoints.append(crop.to_crop(truth))
+                crop68.append(crop.to_crop(pts))
                 groups.append(person_of(name))
                 kept.append(f"{name}{COPY_MARK}jitter{copy}" if copy else name)
     if not images:
@@ -193,6 +196,7 @@ def import_68_dataset(
     data = KeypointData(np.stack(images), np.stack(keypoints).astype(np.float32), np.array(groups), np.array(kept))
     out_csv = Path(out_csv)
     write_kaggle_csv(data, out_csv)
+    write_sidecar(out_csv, data.source_frames, np.stack(crop68))  # the 68 points, for train --aux68
     write_json_atomic(out_csv.with_name(out_csv.name + ".report.json"), report.to_dict())
     return report
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from core.card import ModelCard, read_card
 from core.model import denormalise_keypoints, normalise_keypoints, to_model_input
-from core.schema import CROP_HALF, KEYPOINT_NAMES
+from core.schema import CROP_HALF, KEYPOINT_NAMES, NUM_KEYPOINTS
 from trainer import distributed
 from trainer import events as ev
-from trainer.architecture import build_model, inference_copy
+from trainer.architecture import AUX68_OUTPUT, build_model, inference_copy
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.cards import run_card
 from trainer.config import RecipeConfig, Stage, config_for  # noqa: F401  config_for: callers of the recipe use it
@@ -39,6 +39,7 @@ from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
 from trainer.export import load_keras_model, save_model
 from trainer.losses import make_loss, masked_loss_class, masked_mse_metric, wing_loss_class
+from trainer.points68 import attach as attach_points68
 from trainer.precision import resolve as resolve_precision
 from trainer.runs import Run, RunStateError
 from trainer.sampling import pose_balanced_probabilities
@@ -93,11 +94,12 @@ def make_split(data: KeypointData, config: RecipeConfig) -> Split:
 
 
 def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfig, seed: int,
-                      probabilities: np.ndarray | None = None):
+                      probabilities: np.ndarray | None = None, aux68: bool = False):
     """A keras PyDataset of freshly augmented, shuffled batches (what fit() trains on).
 
     With `probabilities` (one per row), each epoch draws len(data) rows with replacement by them
-    instead of taking every row once.
+    instead of taking every row once. With `aux68` the targets are the model's two outputs: the 15 points
+    and the rows' 68 iBUG points (data.points68), moved by the same augmentation.
     """
     import keras
 
@@ -119,8 +121,13 @@ def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfi
 
         def __getitem__(self, i: int):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            images, keypoints = augment_batch(data.images[idx], data.keypoints[idx], self.rng, augment)
-            return to_model_input(images), normalise_keypoints(keypoints)
+            if not aux68:
+                images, keypoints = augment_batch(data.images[idx], data.keypoints[idx], self.rng, augment)
+                return to_model_input(images), normalise_keypoints(keypoints)
+            assert data.points68 is not None
+            both = np.concatenate([data.keypoints[idx], data.points68[idx]], axis=1)
+            images, moved = augment_batch(data.images[idx], both, self.rng, augment)
+            return to_model_input(images), targets(moved[:, :NUM_KEYPOINTS], moved[:, NUM_KEYPOINTS:])
 
         def on_epoch_end(self) -> None:
             self.order = self.draw_order()
@@ -128,9 +135,23 @@ def augmented_batches(data: KeypointData, batch_size: int, augment: AugmentConfi
     return AugmentedBatches()
 
 
+def targets(keypoints: np.ndarray, points68: np.ndarray | None) -> np.ndarray | dict[str, np.ndarray]:
+    """What fit() compares the outputs with: the normalised 15 points, and the 68 for a model with the
+    auxiliary head (trainer.architecture.AUX68_OUTPUT)."""
+    if points68 is None:
+        return normalise_keypoints(keypoints)
+    k68 = np.asarray(points68, dtype=np.float32)
+    return {"keypoints": normalise_keypoints(keypoints), AUX68_OUTPUT: ((k68 - CROP_HALF) / CROP_HALF).reshape(len(k68), -1)}
+
+
+def _first_output(outputs):
+    """The 15-point output of a model with or without the auxiliary head."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
 def predict_keypoints(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, 96, 96) uint8 -> (N, 15, 2) crop px, batched (evaluation only; inference uses core.model)."""
-    out = [model(to_model_input(images[i:i + batch_size]), training=False).numpy()
+    out = [_first_output(model(to_model_input(images[i:i + batch_size]), training=False)).numpy()
            for i in range(0, len(images), batch_size)]
     return denormalise_keypoints(np.concatenate(out)) if out else np.zeros((0, 15, 2))
 
@@ -153,7 +174,8 @@ def fill_pseudo_labels(model, incomplete: KeypointData) -> tuple[KeypointData, i
     predicted = predict_keypoints(model, incomplete.images)
     missing = np.isnan(incomplete.keypoints)
     filled = np.where(missing, predicted, incomplete.keypoints).astype(np.float32)
-    return KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames), int(missing.sum())
+    return (KeypointData(incomplete.images, filled, incomplete.groups, incomplete.frames, incomplete.points68),
+            int(missing.sum()))
 
 
 def stage_rows(stage: Stage, split: Split, pseudo: KeypointData | None, masked_loss: bool) -> KeypointData:
@@ -208,7 +230,9 @@ def _keras_bridge(bus: ev.EventBus, stage: Stage, batches: int, on_epoch_done: C
                 raise Diverged(f"the loss became {loss:g} (validation {val:g}) in stage '{stage.name}', epoch "
                                f"{epoch + 1}; the weights are broken, so no model was written. Check the data's "
                                "keypoints or lower the learning rate.")
-            mse, val_mse = float(logs.get("mse", loss)), float(logs.get("val_mse", val))  # older runs: loss was MSE
+            # the 15 points' MSE (keypoints_mse beside the 68-point head); older runs: loss was MSE
+            mse = float(logs.get("mse", logs.get("keypoints_mse", loss)))
+            val_mse = float(logs.get("val_mse", logs.get("val_keypoints_mse", val)))
             on_epoch_done(ev.EpochEnd(
                 stage=stage.index, epoch=epoch, epochs=stage.epochs, loss=loss, val_loss=val,
                 rmse_px=float(np.sqrt(mse) * CROP_HALF), val_rmse_px=float(np.sqrt(val_mse) * CROP_HALF),
@@ -257,6 +281,8 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
         run.record_precision(config.precision)
     run.write_job()
     data = read_kaggle_csv(config.data)
+    if config.aux68:
+        data = attach_points68(data, config.data)
     split = make_split(data, config)
     if len(split.train) == 0:
         raise ValueError("No complete training rows left after the test/validation split.")
@@ -276,14 +302,22 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
                                     "checkpoint.keras to train it from the start, or use a new run name.") from None
         else:
             keras.utils.set_random_seed(config.seed)
-            model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]))
+            model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]),
+                                aux68=config.aux68 > 0, read15=config.aux68_read15)
             if config.init_from and chief:  # the other workers take the chief's weights below
                 start_from_weights(model, config.init_from, split)
             # "mse" is also a metric: the progress events report RMSE in crop px whatever the loss
             mse = (keras.metrics.MeanMetricWrapper(masked_mse_metric(), name="mse") if config.masked_loss
                    else keras.metrics.MeanSquaredError(name="mse"))
-            model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]),
-                          loss=make_loss(config.loss, config.masked_loss), metrics=[mse])
+            if config.aux68:  # the 68 points are every row's, so their loss is never masked
+                model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]),
+                              loss={"keypoints": make_loss(config.loss, config.masked_loss),
+                                    AUX68_OUTPUT: make_loss(config.loss)},
+                              loss_weights={"keypoints": 1.0, AUX68_OUTPUT: float(config.aux68)},
+                              metrics={"keypoints": [mse]})
+            else:
+                model.compile(optimizer=keras.optimizers.Adam(config.learning_rates[0]),
+                              loss=make_loss(config.loss, config.masked_loss), metrics=[mse])
         if multi_worker:
             model.optimizer.build(model.trainable_variables)
     if multi_worker:  # every worker continues from the chief's checkpoint and resume point
@@ -297,7 +331,9 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
                          precision=config.precision, masked_loss=config.masked_loss))
 
     pseudo = run.load_pseudo_labels()
-    val_xy = (to_model_input(split.val.images), normalise_keypoints(split.val.keypoints)) if len(split.val) else None
+    aux68 = config.aux68 > 0
+    val_xy = ((to_model_input(split.val.images), targets(split.val.keypoints, split.val.points68 if aux68 else None))
+              if len(split.val) else None)
     for stage in stages:
         if stage.index < state["stage"]:
             continue
@@ -323,7 +359,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
 
         bridge = _keras_bridge(bus, stage, batches, epoch_done, should_stop)
         sequence = augmented_batches(train_data, stage.batch, config.augment, config.seed * 1000 + stage.index,
-                                     pose_balanced_probabilities(train_data.keypoints, config.pose_balance))
+                                     pose_balanced_probabilities(train_data.keypoints, config.pose_balance), aux68)
         if first_epoch < stage.epochs and multi_worker:
             distributed.fit(model, strategy, sequence, stage.epochs, first_epoch, val_xy, [bridge])
         elif first_epoch < stage.epochs:
