@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     ks.add_argument("--test-size", type=float, default=0.1,
                     help="the split train will use: held-out rows (>=1) or fraction (<1) (default %(default)s)")
 
+    p68 = sub.add_parser("points-68", help="the 68 iBUG points of an imported file's faces, beside it "
+                                           "(<file>.points68.npz, for train --aux68), from the frames' labels")
+    p68.add_argument("data", help="a file written by import-68 or kaggle-shape (with its frame column)")
+    p68.add_argument("--frames", required=True, help="the 68-point frames (folder or zip) it was imported from")
+    p68.add_argument("--csv", help="the 68-point CSV, when it is not inside --frames")
+
     tr = sub.add_parser("train", help="run (or resume) the training recipe")
     tr.add_argument("--data", default=None,
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
@@ -70,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--loss", choices=LOSSES, help="mse (the recipe), l1 or wing (trainer.losses)")
     tr.add_argument("--head", choices=HEADS,
                     help="gap (the recipe), flatten or softargmax (trainer.architecture.build_model)")
+    tr.add_argument("--aux68", type=float, metavar="WEIGHT",
+                    help="loss weight of an auxiliary head predicting the 68 iBUG points (needs the file's "
+                         "points-68 sidecar); 0 = off (the presets); the saved model keeps the 15-point head only")
+    tr.add_argument("--aux68-read15", action="store_true",
+                    help="with --aux68: read the 15 points from the 68-point head instead of a head of their own")
     tr.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                     help="force bfloat16 compute (or float32 with --no-mixed-precision); default: the preset's "
                          "(studio: bfloat16 only where the CPU has bf16 instructions); the saved model is float32")
@@ -94,8 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     evp.add_argument("--rotate", help="comma-separated angles (deg): frames turned by 0 and +-each (canvas enlarged, "
                                       "labels turned with them), today's upright path and the any-roll path in one table")
     evp.add_argument("--people", choices=("val", "test", "both"), default="test",
-                     help="the card's validation people (to choose options on) or test people (to report once), "
-                          "or both (default: test)")
+                     help="the card's validation or test people, or both (default: test)")
     evp.add_argument("--every", type=int, default=1, help="with --rotate: every n-th frame only (a quick look)")
 
     shp = sub.add_parser("ship", help="copy a finished run's model to models/ as the app's shipped model")
@@ -145,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "train": _train, "evaluate": _evaluate,
+        commands = {"import-68": _import, "kaggle-shape": _kaggle_shape, "points-68": _points68,
+                    "train": _train, "evaluate": _evaluate,
                     "activate": _activate, "ship": _ship,
                     "train-verifier": _train_verifier, "phantoms": _phantoms,
                     "export": _export, "import-model": _import_model, "ensemble": _ensemble,
@@ -196,6 +207,14 @@ def _kaggle_shape(args) -> int:
     return 0
 
 
+def _points68(args) -> int:
+    from trainer.points68 import make_sidecar
+
+    path = make_sidecar(args.data, args.frames, args.csv)
+    print(f"wrote {path}")
+    return 0
+
+
 def config_from_args(args):
     """The RecipeConfig a new run gets: the preset, then the --config file's fields, then the options given."""
     from trainer.config import config_for
@@ -214,7 +233,9 @@ def config_from_args(args):
                                          pose_balance=args.pose_balance, init_from=args.init_from,
                                          loss=args.loss, head=args.head, mixed_precision=args.mixed_precision,
                                          pseudo_label=False if args.no_pseudo else None,
-                                         masked_loss=True if args.masked_loss else None).items() if v is not None})
+                                         masked_loss=True if args.masked_loss else None,
+                                         aux68=args.aux68,
+                                         aux68_read15=True if args.aux68_read15 else None).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
     return config_for(args.preset, augment, **fields)
 
@@ -271,16 +292,19 @@ def _evaluate(args) -> int:
         raise ValueError(f"No model file at {model}.")
     if args.rotate:
         return _evaluate_rotated(args, model)
+    if args.all_people:
+        result = evaluate_frames(model, args.frames, None, flip_average=args.flip_average, recentre=args.recentre)
+        print(json.dumps(result, indent=1))
+        return 0
     data = read_card(model).data
     groups = {"val": data.val_people, "test": data.test_people}
     results = {}
-    for group in (None,) if args.all_people else (["val", "test"] if args.people == "both" else [args.people]):
-        people = None if group is None else groups[group]
-        if group is not None and not people:
+    for group in ["val", "test"] if args.people == "both" else [args.people]:
+        if not groups[group]:
             print(f"error: the model card lists no {group} people; pass --all-people", file=sys.stderr)
             return 2
-        results[group or "all"] = evaluate_frames(model, args.frames, people, flip_average=args.flip_average,
-                                                  recentre=args.recentre)
+        results[group] = evaluate_frames(model, args.frames, groups[group], flip_average=args.flip_average,
+                                         recentre=args.recentre)
     print(json.dumps(results if len(results) > 1 else next(iter(results.values())), indent=1))
     return 0
 
