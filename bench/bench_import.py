@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.paths import SHARED_68_DATASET
-from trainer.importer import best_box, default_workers, import_68_dataset, matching_box
+from trainer.importer import ImportReport, best_box, default_workers, import_68_dataset, matching_box
 
 GOAL_S = 45.0
 
@@ -32,7 +32,7 @@ def cpu_s() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed_import(frames: Path, out: Path, workers: int, find=matching_box) -> tuple[float, float, float, object]:
+def timed_import(frames: Path, out: Path, workers: int, find=matching_box) -> tuple[float, float, float, ImportReport]:
     """(wall s, of which detection s, CPU s, report): on a shared machine wall time includes waiting for other jobs."""
     t0, c0 = time.perf_counter(), cpu_s()
     detected = []

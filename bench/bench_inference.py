@@ -37,7 +37,8 @@ VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "frontal_face_320x240.m
 
 def calibration_crops(limit: int = 200) -> np.ndarray:
     """Detector crops of the recorded video (no person of the training data), or random crops without it."""
-    crops, detector = [], FaceDetector()
+    crops: list[np.ndarray] = []
+    detector = FaceDetector()
     capture = cv2.VideoCapture(str(VIDEO))
     while len(crops) < limit:
         ok, frame = capture.read()
@@ -85,7 +86,7 @@ def main() -> None:
         model = load_keras_model(model_path)
         crop = crops[:1]
         x = to_model_input(crop)
-        figures = {}
+        figures: dict[str, list[float]] = {}
         for _ in range(2):  # alternate, so a burst of load on the shared machine hits both
             figures.setdefault("today", []).append(median_ms(lambda: today.predict_crops(crop), args.calls))
             figures.setdefault("int8", []).append(median_ms(lambda: int8.predict_crops(crop), args.calls))

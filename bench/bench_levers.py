@@ -78,7 +78,7 @@ def main() -> None:
                                  flip_average=True, recentre=False)
         rows[name] = dict(nme=scores["nme"], above=scores["frames_above_0.10"], median=scores["nme_median_frame"],
                           ms=ms_per_face(run_dir / "model.keras"), wall_min=len(epoch_s) * float(np.median(epoch_s)) / 60,
-                          img_s=card.data.train_rows / float(np.median(epoch_s)))
+                          img_s=(card.data.train_rows or 0) / float(np.median(epoch_s)))
         print(f"{name}: {rows[name]}", flush=True)
     base = rows.get("recipe")
     print(f"\nvalidation people, flip-averaged, no re-centring; schedule {schedule}")

@@ -126,7 +126,7 @@ def main() -> None:
     approved = pipeline.predictor.card.inference.int8 or Int8Verdict()
     print(f"default's keypoint model: {'the int8 twin' if pipeline.live_predictor is not pipeline.predictor else 'float'} "
           f"(card: int8 validation NME {approved.nme} against float {approved.float_nme}, "
-          f"live {approved.get('live')})")
+          f"live {approved.live})")
     print(f"{len(frames)} frames 640x480 ({'real video, one face' if VIDEO.is_file() else 'synthetic'}) fed at {FPS} fps, "
           f"{args.rounds} rounds each")
     pooled = {}
@@ -157,7 +157,8 @@ def main() -> None:
         noses = []
         for i, f in enumerate(noisy):
             proc.process(f, now=i / 30)
-            faces = proc.snapshot().faces
+            snapshot = proc.snapshot()
+            faces = snapshot.faces if snapshot is not None else []
             if i >= 30 and faces:
                 noses.append(faces[0].keypoints_px[INDEX["nose_tip"]].copy())
         if noses:

@@ -26,20 +26,22 @@ from core.registry import active_model_path
 def frames_with_boxes(pipeline: FacePipeline, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(gray frame, detector boxes) pairs: held-out people's frames, or one synthetic frame."""
     if not SHARED_68_DATASET.is_file():
-        gray = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
-        return [(gray, np.array([[220, 120, 200, 200]]))] * count
+        noise = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+        return [(noise, np.array([[220, 120, 200, 200]]))] * count
     from trainer.frames import FrameSource, person_of
 
     source = FrameSource(SHARED_68_DATASET)
     people = set(pipeline.predictor.card.data.test_people or [])
     names, _ = source.read_labels()
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     for name in names:
         if len(out) == count:
             break
         if people and person_of(name) not in people:
             continue
         gray = source.read_gray(name)
+        if gray is None:
+            continue
         boxes = pipeline.detector.detect(gray)
         if len(boxes):
             out.append((gray, boxes[:1]))
@@ -66,9 +68,9 @@ def main() -> None:
     recentre = pipeline.recentre
     frames = frames_with_boxes(pipeline, args.faces)
     results = {}
-    for label, flip, option in (("single pass", False, False), ("flip-averaged (baseline)", True, False),
+    for label, flip, option in (("single pass", False, None), ("flip-averaged (baseline)", True, None),
                                 ("flip-averaged + re-centring", True, recentre)):
-        pipeline.flip_average, pipeline.recentre = flip, option or None
+        pipeline.flip_average, pipeline.recentre = flip, option
         results[label] = median_ms(pipeline, frames)
     print(f"model {args.model}, {len(frames)} faces ({'held-out frames' if SHARED_68_DATASET.is_file() else 'synthetic'}), "
           f"median ms per face, detection excluded; re-centring: {recentre}")

@@ -46,18 +46,19 @@ def projected_minutes(config: RecipeConfig, mixed: bool, rows: int, images: int)
     data = synthetic_faces(images)
     stages = config.stages(has_incomplete=False)
     rates = {}
-    for batch in sorted({s["batch"] for s in stages}):
+    for batch in sorted({s.batch for s in stages}):
         seq = augmented_batches(data, batch, config.augment, 0)
         model.fit(seq, epochs=1, steps_per_epoch=2, verbose=0)  # warm-up / trace
         started = time.perf_counter()
         model.fit(seq, epochs=1, verbose=0)
         rates[batch] = images / (time.perf_counter() - started)
-    return rates, sum(s["epochs"] * rows / rates[s["batch"]] for s in stages) / 60
+    return rates, sum(s.epochs * rows / rates[s.batch] for s in stages) / 60
 
 
 def block_macs(widths: tuple[int, ...], head: str, side: int = 96) -> list[float]:
     """Multiply-adds per image of each 3x3 conv block (the trunk is nearly all of the model's arithmetic)."""
-    macs, channels = [], 1
+    macs: list[float] = []
+    channels = 1
     for block, width in enumerate(widths):
         macs.append(side * side * 9 * channels * width)
         channels = width

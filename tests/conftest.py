@@ -109,7 +109,7 @@ class StreamlitServer:
 @pytest.fixture
 def streamlit_app(tmp_path, app_model_path):
     """Factory: start the app with extra environment; every server is stopped after the test."""
-    servers = []
+    servers: list[StreamlitServer] = []
 
     def start(**env: str) -> StreamlitServer:
         base = {"FKS_MODEL": str(app_model_path), "FKS_RUNS_DIR": str(tmp_path / "runs")}
@@ -132,7 +132,7 @@ def playwright_driver():
         yield p
 
 
-def launch_chromium(playwright_driver, extra_args: list[str] = ()):
+def launch_chromium(playwright_driver, extra_args: tuple[str, ...] | list[str] = ()):
     """Debian Chromium driven by Playwright (the browser is the system's; nothing is downloaded)."""
     return playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=[*CHROMIUM_ARGS, *extra_args])

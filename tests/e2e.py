@@ -67,6 +67,7 @@ def screenshot(page: Page, path: str) -> None:
     """The whole page as one PNG to look at. Streamlit scrolls inside its own container, so full_page
     alone shows one screen: the viewport is made as tall as the content for the shot."""
     size = page.viewport_size
+    assert size is not None, "the page has a fixed viewport (new_context sets one)"
     height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 50, 16_000)})
     page.wait_for_timeout(500)
