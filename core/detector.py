@@ -155,24 +155,37 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     s = settings or detector.settings
     roll = roll or RollSearch()
     found = [_with_angle(detector.detect(gray, s), 0.0)]
-    h, w = gray.shape
-    shrink = min(1.0, s.max_side / max(h, w), roll.copy_max_side / max(h, w))
-    k = max(1, s.min_neighbors - roll.sensitivity_boost)
     for angle in roll.angles_deg:
         if angle == 0:
             continue
-        copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
-        # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
-        fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
-        inner = DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
-        boxes = detector.detect(copy, inner).astype(np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            continue
-        back = cv2.invertAffineTransform(matrix)
-        centres = (boxes[:, :2] + boxes[:, 2:] / 2 - 0.5) @ back[:, :2].T + back[:, 2] + 0.5
-        sides = boxes[:, 2:] / shrink
-        found.append(_with_angle(np.hstack([centres - sides / 2, sides]), angle))
+        copy, matrix, inner = turned_copy(gray, angle, s, roll)
+        boxes = detector.detect(copy, inner)
+        if len(boxes):
+            found.append(boxes_from_copy(boxes, matrix, angle))
     return np.vstack(found)
+
+
+def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
+                roll: RollSearch) -> tuple[np.ndarray, np.ndarray, DetectorSettings]:
+    """The copy of `gray` in which a face rolled by `angle_deg` stands upright (shrunk as `roll` says), the 2x3
+    matrix from `gray`'s pixels to the copy's, and the cascade settings for it; one place for the search and for
+    the verifier's mining (trainer.verifier), so both see the same copies."""
+    h, w = gray.shape
+    shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
+    copy, matrix = turn_image(gray, -angle_deg, shrink)
+    # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
+    fraction = settings.min_size_fraction * min(h, w) * shrink / min(copy.shape)
+    k = max(1, settings.min_neighbors - roll.sensitivity_boost)
+    return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
+
+
+def boxes_from_copy(boxes_xywh: np.ndarray, matrix: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Upright boxes found on a turned copy (turned_copy's `matrix`) as (N, 5) turned boxes in the image's pixels."""
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    back = cv2.invertAffineTransform(matrix)
+    centres = (boxes[:, :2] + boxes[:, 2:] / 2 - 0.5) @ back[:, :2].T + back[:, 2] + 0.5
+    sides = boxes[:, 2:] * float(np.hypot(*back[:, 0]))  # the copy's pixels -> the image's (1 / its scale)
+    return _with_angle(np.hstack([centres - sides / 2, sides]), angle_deg)
 
 
 def _with_angle(boxes: np.ndarray, angle: float) -> np.ndarray:
@@ -193,8 +206,7 @@ def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou
     or `cross_angle_iou` (another angle), or when `contained_fraction` of its area lies inside a larger kept box."""
     boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]  # cv2 turns clockwise as shown
-    corners = [cv2.boxPoints(r).astype(np.float32) for r in rects]
+    corners = turned_corners(boxes)
     areas = boxes[:, 2] * boxes[:, 3]
     out: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
@@ -209,6 +221,20 @@ def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou
         if not drop:
             out.append(int(i))
     return np.asarray(out, dtype=int)
+
+
+def turned_corners(boxes_xywha: np.ndarray) -> list[np.ndarray]:
+    """The four corners (float32, 4 x 2) of each turned box (x, y, w, h, angle_deg), for cv2's polygon overlaps."""
+    boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
+    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]  # cv2 turns clockwise as shown
+    return [cv2.boxPoints(r).astype(np.float32) for r in rects]
+
+
+def turned_box_iou(a_xywha: np.ndarray, b_xywha: np.ndarray) -> float:
+    """Intersection over union of two turned boxes (x, y, w, h, angle_deg), each turned about its own centre."""
+    ca, cb = turned_corners(np.vstack([a_xywha, b_xywha]))
+    inter = float(cv2.intersectConvexConvex(ca, cb)[0])
+    return inter / (float(a_xywha[2] * a_xywha[3] + b_xywha[2] * b_xywha[3]) - inter + 1e-9)
 
 
 class DetectorProcess:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core import overlays
-from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
+from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face, turned_box_iou
 from core.geometry import turn_image
 from core.images import load_image
 from core.paths import SHIPPED_MODEL
@@ -44,6 +44,16 @@ def test_one_turned_box_per_face_across_angles():
     same_angle = np.c_[collar[:, :4], [0.0, 0.0]]  # at one angle only the usual IoU 0.3 applies
     assert sorted(one_turned_box_per_face(same_angle, np.array([1.9, 0.95])).tolist()) == [0, 1]
     assert len(one_turned_box_per_face(np.zeros((0, 5)), np.zeros(0))) == 0
+
+
+def test_turned_box_iou_is_the_squares_own_overlap():
+    upright = np.array([0.0, 0.0, 10.0, 10.0, 0.0])
+    assert turned_box_iou(upright, upright) == pytest.approx(1.0)
+    assert turned_box_iou(upright, np.array([5.0, 0.0, 10.0, 10.0, 0.0])) == pytest.approx(50 / 150)
+    # a square turned 45 deg about the same centre: the octagon they share is 2 (sqrt 2 - 1) of each square
+    shared = 100 * 2 * (np.sqrt(2) - 1)
+    assert turned_box_iou(upright, np.array([0.0, 0.0, 10.0, 10.0, 45.0])) == pytest.approx(shared / (200 - shared), rel=1e-4)
+    assert turned_box_iou(upright, np.array([30.0, 0.0, 10.0, 10.0, 30.0])) == 0.0
 
 
 def test_label_ious_of_a_turned_box_equal_the_upright_ones():
