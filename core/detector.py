@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -130,16 +130,23 @@ class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
     roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
     cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
-    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
+    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out); the
+    upright image at the settings' value minus `upright_boost`."""
 
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
     copy_max_side: int = 224
     sensitivity_boost: int = 2
+    #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly)
+    upright_boost: int = 0
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
-    #: the verifier score a box from a turned copy needs (the verifier learnt its threshold on upright boxes only;
-    #: turned copies of chins and collars fool it more often)
-    turned_threshold: float = 0.8
+    #: the verifier score a box from a turned copy needs; None: the verifier's own threshold (a verifier that also
+    #: learnt on the turned copies' boxes, trainer.verifier.mine with a RollSearch, chose it on them too)
+    turned_threshold: float | None = 0.8
+    #: added to an accepted upright box's score when boxes compete for one face (one_turned_box_per_face): 1 keeps
+    #: every accepted upright box (today's box and crop); 0 lets a better-scored turned box of a tilted face win
+    #: over an upright box on part of it, upright boxes winning ties
+    upright_bonus: float = 1.0
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
@@ -147,14 +154,16 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     """Candidate face boxes at any roll within about 10 deg of 0 or of `roll.angles_deg`, as an (N, 5) float array
     (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
 
-    The upright image goes through `detector.detect` with `settings` unchanged (its boxes, angle 0, are
-    today's exactly); each turned copy through the same cascade at `min_neighbors` lowered by
-    `roll.sensitivity_boost`. One face usually comes back from two neighbouring angles: the caller scores
-    every candidate (the verifier, on its de-rotated crop) and keeps one per face (one_turned_box_per_face).
+    The upright image goes through `detector.detect` with `settings` (min_neighbors lowered by
+    `roll.upright_boost`; 0: its boxes, angle 0, are today's exactly); each turned copy through the same cascade
+    at `min_neighbors` lowered by `roll.sensitivity_boost`. One face usually comes back from two neighbouring
+    angles: the caller scores every candidate (the verifier, on its de-rotated crop) and keeps one per face
+    (one_turned_box_per_face).
     """
     s = settings or detector.settings
     roll = roll or RollSearch()
-    found = [_with_angle(detector.detect(gray, s), 0.0)]
+    upright = replace(s, min_neighbors=max(1, s.min_neighbors - roll.upright_boost)) if roll.upright_boost else s
+    found = [_with_angle(detector.detect(gray, upright), 0.0)]
     for angle in roll.angles_deg:
         if angle == 0:
             continue
