@@ -136,8 +136,9 @@ class RollSearch:
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
     copy_max_side: int = 224
     sensitivity_boost: int = 2
-    #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly)
-    upright_boost: int = 0
+    #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly;
+    #: 1 finds the upright faces the default sensitivity missed, the verifier keeping the phantoms out)
+    upright_boost: int = 1
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
     #: the verifier score a box from a turned copy needs; None: the verifier's own threshold (a verifier that also
@@ -146,7 +147,7 @@ class RollSearch:
     #: added to an accepted upright box's score when boxes compete for one face (one_turned_box_per_face): 1 keeps
     #: every accepted upright box (today's box and crop); 0 lets a better-scored turned box of a tilted face win
     #: over an upright box on part of it, upright boxes winning ties
-    upright_bonus: float = 1.0
+    upright_bonus: float = 0.0
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,

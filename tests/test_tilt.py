@@ -95,7 +95,7 @@ def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pip
     face = faces[0]
     eyes = upright[0].keypoints_px[0] - upright[0].keypoints_px[1]
     roll = -np.degrees(np.arctan2(eyes[1], eyes[0])) + turn  # James's own roll (about 11 deg) and the turn
-    assert abs(face.angle_deg - roll) <= 15  # the copy that found it
+    assert abs(face.angle_deg - roll) <= 16  # the copy that found it (the cascade fires up to about 16 deg off)
     if face.angle_deg != 0:
         assert abs(face.crop.angle_deg - roll) <= 3  # turned further by the eye line
     expected = upright[0].keypoints_px @ m[:, :2].T + m[:, 2]
