@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -130,16 +130,24 @@ class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
     roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
     cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
-    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out)."""
+    at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out); the
+    upright image at the settings' value minus `upright_boost`."""
 
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
     copy_max_side: int = 224
     sensitivity_boost: int = 2
+    #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly;
+    #: 1 finds the upright faces the default sensitivity missed, the verifier keeping the phantoms out)
+    upright_boost: int = 1
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
-    #: the verifier score a box from a turned copy needs (the verifier learnt its threshold on upright boxes only;
-    #: turned copies of chins and collars fool it more often)
-    turned_threshold: float = 0.8
+    #: the verifier score a box from a turned copy needs; None: the verifier's own threshold (a verifier that also
+    #: learnt on the turned copies' boxes, trainer.verifier.mine with a RollSearch, chose it on them too)
+    turned_threshold: float | None = 0.8
+    #: added to an accepted upright box's score when boxes compete for one face (one_turned_box_per_face): 1 keeps
+    #: every accepted upright box (today's box and crop); 0 lets a better-scored turned box of a tilted face win
+    #: over an upright box on part of it, upright boxes winning ties
+    upright_bonus: float = 0.0
 
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
@@ -147,32 +155,47 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     """Candidate face boxes at any roll within about 10 deg of 0 or of `roll.angles_deg`, as an (N, 5) float array
     (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
 
-    The upright image goes through `detector.detect` with `settings` unchanged (its boxes, angle 0, are
-    today's exactly); each turned copy through the same cascade at `min_neighbors` lowered by
-    `roll.sensitivity_boost`. One face usually comes back from two neighbouring angles: the caller scores
-    every candidate (the verifier, on its de-rotated crop) and keeps one per face (one_turned_box_per_face).
+    The upright image goes through `detector.detect` with `settings` (min_neighbors lowered by
+    `roll.upright_boost`; 0: its boxes, angle 0, are today's exactly); each turned copy through the same cascade
+    at `min_neighbors` lowered by `roll.sensitivity_boost`. One face usually comes back from two neighbouring
+    angles: the caller scores every candidate (the verifier, on its de-rotated crop) and keeps one per face
+    (one_turned_box_per_face).
     """
     s = settings or detector.settings
     roll = roll or RollSearch()
-    found = [_with_angle(detector.detect(gray, s), 0.0)]
-    h, w = gray.shape
-    shrink = min(1.0, s.max_side / max(h, w), roll.copy_max_side / max(h, w))
-    k = max(1, s.min_neighbors - roll.sensitivity_boost)
+    upright = replace(s, min_neighbors=max(1, s.min_neighbors - roll.upright_boost)) if roll.upright_boost else s
+    found = [_with_angle(detector.detect(gray, upright), 0.0)]
     for angle in roll.angles_deg:
         if angle == 0:
             continue
-        copy, matrix = turn_image(gray, -angle, shrink)  # the face rolled by `angle` stands upright
-        # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
-        fraction = s.min_size_fraction * min(h, w) * shrink / min(copy.shape)
-        inner = DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
-        boxes = detector.detect(copy, inner).astype(np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            continue
-        back = cv2.invertAffineTransform(matrix)
-        centres = (boxes[:, :2] + boxes[:, 2:] / 2 - 0.5) @ back[:, :2].T + back[:, 2] + 0.5
-        sides = boxes[:, 2:] / shrink
-        found.append(_with_angle(np.hstack([centres - sides / 2, sides]), angle))
+        copy, matrix, inner = turned_copy(gray, angle, s, roll)
+        boxes = detector.detect(copy, inner)
+        if len(boxes):
+            found.append(boxes_from_copy(boxes, matrix, angle))
     return np.vstack(found)
+
+
+def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
+                roll: RollSearch) -> tuple[np.ndarray, np.ndarray, DetectorSettings]:
+    """The copy of `gray` in which a face rolled by `angle_deg` stands upright (shrunk as `roll` says), the 2x3
+    matrix from `gray`'s pixels to the copy's, and the cascade settings for it; one place for the search and for
+    the verifier's mining (trainer.verifier), so both see the same copies."""
+    h, w = gray.shape
+    shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
+    copy, matrix = turn_image(gray, -angle_deg, shrink)
+    # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
+    fraction = settings.min_size_fraction * min(h, w) * shrink / min(copy.shape)
+    k = max(1, settings.min_neighbors - roll.sensitivity_boost)
+    return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
+
+
+def boxes_from_copy(boxes_xywh: np.ndarray, matrix: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Upright boxes found on a turned copy (turned_copy's `matrix`) as (N, 5) turned boxes in the image's pixels."""
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    back = cv2.invertAffineTransform(matrix)
+    centres = (boxes[:, :2] + boxes[:, 2:] / 2 - 0.5) @ back[:, :2].T + back[:, 2] + 0.5
+    sides = boxes[:, 2:] * float(np.hypot(*back[:, 0]))  # the copy's pixels -> the image's (1 / its scale)
+    return _with_angle(np.hstack([centres - sides / 2, sides]), angle_deg)
 
 
 def _with_angle(boxes: np.ndarray, angle: float) -> np.ndarray:
@@ -193,8 +216,7 @@ def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou
     or `cross_angle_iou` (another angle), or when `contained_fraction` of its area lies inside a larger kept box."""
     boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]  # cv2 turns clockwise as shown
-    corners = [cv2.boxPoints(r).astype(np.float32) for r in rects]
+    corners = turned_corners(boxes)
     areas = boxes[:, 2] * boxes[:, 3]
     out: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
@@ -209,6 +231,20 @@ def one_turned_box_per_face(boxes_xywha: np.ndarray, scores: np.ndarray, nms_iou
         if not drop:
             out.append(int(i))
     return np.asarray(out, dtype=int)
+
+
+def turned_corners(boxes_xywha: np.ndarray) -> list[np.ndarray]:
+    """The four corners (float32, 4 x 2) of each turned box (x, y, w, h, angle_deg), for cv2's polygon overlaps."""
+    boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
+    rects = [((x + w / 2, y + h / 2), (w, h), -a) for x, y, w, h, a in boxes]  # cv2 turns clockwise as shown
+    return [cv2.boxPoints(r).astype(np.float32) for r in rects]
+
+
+def turned_box_iou(a_xywha: np.ndarray, b_xywha: np.ndarray) -> float:
+    """Intersection over union of two turned boxes (x, y, w, h, angle_deg), each turned about its own centre."""
+    ca, cb = turned_corners(np.vstack([a_xywha, b_xywha]))
+    inter = float(cv2.intersectConvexConvex(ca, cb)[0])
+    return inter / (float(a_xywha[2] * a_xywha[3] + b_xywha[2] * b_xywha[3]) - inter + 1e-9)
 
 
 class DetectorProcess:

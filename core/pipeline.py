@@ -154,10 +154,12 @@ class FacePipeline:
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
-        turned_threshold = max(self.verifier.threshold, (self.roll or RollSearch()).turned_threshold)
+        roll = self.roll or RollSearch()
+        turned_threshold = max(self.verifier.threshold, roll.turned_threshold or 0.0)
         accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold, turned_threshold))
-        # an accepted upright box keeps its face (today's box and crop, one model pass); turned ones compete on score
-        priority = scores[accepted] + (angles[accepted] == 0)
+        # boxes compete for a face on score, upright ones with roll.upright_bonus (candidates list upright boxes
+        # first, so with no bonus they win ties)
+        priority = scores[accepted] + roll.upright_bonus * (angles[accepted] == 0)
         keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
         found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
         if with_rejected:

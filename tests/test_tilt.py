@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core import overlays
-from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
+from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face, turned_box_iou
 from core.geometry import turn_image
 from core.images import load_image
 from core.paths import SHIPPED_MODEL
@@ -44,6 +44,16 @@ def test_one_turned_box_per_face_across_angles():
     same_angle = np.c_[collar[:, :4], [0.0, 0.0]]  # at one angle only the usual IoU 0.3 applies
     assert sorted(one_turned_box_per_face(same_angle, np.array([1.9, 0.95])).tolist()) == [0, 1]
     assert len(one_turned_box_per_face(np.zeros((0, 5)), np.zeros(0))) == 0
+
+
+def test_turned_box_iou_is_the_squares_own_overlap():
+    upright = np.array([0.0, 0.0, 10.0, 10.0, 0.0])
+    assert turned_box_iou(upright, upright) == pytest.approx(1.0)
+    assert turned_box_iou(upright, np.array([5.0, 0.0, 10.0, 10.0, 0.0])) == pytest.approx(50 / 150)
+    # a square turned 45 deg about the same centre: the octagon they share is 2 (sqrt 2 - 1) of each square
+    shared = 100 * 2 * (np.sqrt(2) - 1)
+    assert turned_box_iou(upright, np.array([0.0, 0.0, 10.0, 10.0, 45.0])) == pytest.approx(shared / (200 - shared), rel=1e-4)
+    assert turned_box_iou(upright, np.array([30.0, 0.0, 10.0, 10.0, 30.0])) == 0.0
 
 
 def test_label_ious_of_a_turned_box_equal_the_upright_ones():
@@ -85,7 +95,7 @@ def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pip
     face = faces[0]
     eyes = upright[0].keypoints_px[0] - upright[0].keypoints_px[1]
     roll = -np.degrees(np.arctan2(eyes[1], eyes[0])) + turn  # James's own roll (about 11 deg) and the turn
-    assert abs(face.angle_deg - roll) <= 15  # the copy that found it
+    assert abs(face.angle_deg - roll) <= 16  # the copy that found it (the cascade fires up to about 16 deg off)
     if face.angle_deg != 0:
         assert abs(face.crop.angle_deg - roll) <= 3  # turned further by the eye line
     expected = upright[0].keypoints_px @ m[:, :2].T + m[:, 2]

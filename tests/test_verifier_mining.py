@@ -63,6 +63,57 @@ def test_mining_again_takes_the_earlier_detector_boxes_as_they_are(frames, mined
     assert np.array_equal(reused.strictness[reused.strictness > 0], crops.strictness[keep])
 
 
+def test_mining_turned_copies_reads_each_box_as_the_any_roll_search_does(frames, mined, tmp_path):
+    from core.detector import FaceDetector, RollSearch, detect_any_roll
+    from core.geometry import crop_from_box
+    from trainer.frames import FrameSource
+
+    upright, _ = mined
+    roll = RollSearch()
+    turned = v.mine(frames[0], tmp_path / "turned.npz", roll=roll)
+    again = v.MinedCrops.load(tmp_path / "turned.npz")
+    assert np.array_equal(again.angle, turned.angle) and np.array_equal(again.crops, turned.crops)
+    assert set(np.unique(turned.angle)) == {0.0, *roll.angles_deg}
+    flat = turned.angle == 0  # the upright part is the upright mining, box for box
+    assert np.array_equal(turned.boxes[flat & (turned.strictness > 0)], upright.boxes[upright.strictness > 0])
+    # at the search's own sensitivity, a copy's boxes are the ones the search returns for that angle
+    source = FrameSource(frames[0])
+    names, points68 = source.read_labels()
+    name = names[0]
+    gray = source.read_gray(name)
+    k = 5 - roll.sensitivity_boost
+    searched = detect_any_roll(FaceDetector(), gray, roll=roll)
+    for angle in roll.angles_deg:
+        mask = (turned.frames == name) & (turned.angle == angle) & (turned.strictness >= k)
+        expected = searched[searched[:, 4] == angle, :4]
+        assert sorted(map(tuple, np.round(turned.boxes[mask], 3))) == sorted(map(tuple, np.round(expected, 3)))
+    # each crop is the box's de-rotated crop; a face found on a copy turned by a reads with the frame's roll - a
+    i = int(np.flatnonzero(turned.angle != 0)[0])
+    box, angle = turned.boxes[i], float(turned.angle[i])
+    frame_gray = source.read_gray(str(turned.frames[i]))
+    assert np.array_equal(turned.crops[i], crop_from_box(box, angle_deg=angle).extract(frame_gray))
+    label = dict(zip(names, points68))
+    faces = np.flatnonzero(v.is_face(turned) & (turned.angle != 0))
+    assert len(faces) >= frames[1]  # the labelled face is found on turned copies too
+    misses, offsets = [], []
+    for j in faces:
+        p = label[str(turned.frames[j])]
+        crop = crop_from_box(turned.boxes[j], angle_deg=float(turned.angle[j]))
+        eyes_frame, eyes_crop = p[45] - p[36], crop.to_crop(p[45]) - crop.to_crop(p[36])
+        roll_frame = np.degrees(np.arctan2(-eyes_frame[1], eyes_frame[0]))
+        roll_crop = np.degrees(np.arctan2(-eyes_crop[1], eyes_crop[0]))
+        misses.append(abs(roll_crop - (roll_frame - turned.angle[j])))
+        offsets.append(np.abs(crop.to_crop(p).mean(0) - 47.5).max())
+    assert max(misses) < 1e-6
+    assert np.median(offsets) < 12 and max(offsets) < 48  # the face sits in its crop (IoU 0.3 lets a few off centre)
+    # overlaps are the turned box's own with the labelled face's box: at most what the upright bounds of the turned
+    # points give (trainer.frames.label_ious, the evaluation's match), and a box on a corner of the face is no face
+    from trainer.frames import label_ious
+    matched = label_ious(turned.boxes[faces], label[str(turned.frames[faces[0]])], turned.angle[faces])
+    same = turned.frames[faces] == turned.frames[faces[0]]
+    assert (turned.iou[faces][same] <= matched[same] + 1e-6).all()
+
+
 def test_contact_sheets_show_every_chosen_crop(mined, tmp_path):
     crops, _ = mined
     mask = crops.strictness == 0

@@ -120,8 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--split-from", default=None,
                      help="keypoint model whose card names the validation/test people (default: the shipped model)")
     ver.add_argument("--out", default=None, help="output .keras (default: models/face-verifier.keras)")
-    ver.add_argument("--mined", default=str(Path("data") / "verifier-mined.npz"),
-                     help="cache of mined crops (made on the first run, reused after; default %(default)s)")
+    ver.add_argument("--mined", default=None,
+                     help="cache of mined crops (made on the first run, reused after; default data/verifier-mined.npz, "
+                          "with --turned data/verifier-mined-turned.npz)")
+    ver.add_argument("--turned", action="store_true",
+                     help="also mine the turned copies the any-roll search makes (core.detector.RollSearch)")
     ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
     ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
 
@@ -341,21 +344,24 @@ def _ship(args) -> int:
 
 
 def _train_verifier(args) -> int:
+    from core.detector import RollSearch
     from trainer import events as ev
     from trainer import verifier as v
     from trainer.cards import command_line
 
+    roll = RollSearch() if args.turned else None
+    mined_path = Path(args.mined or Path("data") / ("verifier-mined-turned.npz" if roll else "verifier-mined.npz"))
     if args.sheets:
-        mined = v.MinedCrops.load(Path(args.mined)) if Path(args.mined).is_file() else v.mine(args.frames, Path(args.mined))
+        mined = v.MinedCrops.load(mined_path) if mined_path.is_file() else v.mine(args.frames, mined_path, roll=roll)
         sheets = v.contact_sheets(mined, v.is_hard_negative(mined), Path(args.sheets))
         print(f"wrote {len(sheets)} contact sheets of hard negatives to {args.sheets}")
         return 0
     config = v.VerifierConfig()
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, args.mined, config,
+    v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, mined_path, config,
                      log=lambda line: print(line, file=sys.stderr, flush=True), command=command_line(),
-                     bus=ev.EventBus([ev.ProgressBar()]))
+                     bus=ev.EventBus([ev.ProgressBar()]), roll=roll)
     return 0
 
 

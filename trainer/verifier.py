@@ -7,6 +7,9 @@ never train the verifier):
   (min_neighbors 1..9), minus boxes on real faces in the background (`BACKGROUND_FACES`, found by
   looking at contact sheets of the mined boxes);
 - random background crops of the frames, away from the labelled face;
+- with a RollSearch (`mine(..., roll=...)`, `train-verifier --turned`): the same from the turned copies the
+  any-roll search makes (core.detector.turned_copy), each box read on its de-rotated crop as the search's
+  verifier reads it, and labelled against the labelled face as the copy shows it;
 - face-free images the code makes (noise, gradients, stripes, blobs): `synthetic_negatives`.
 Augmentation: trainer.augment (flip, rotation/scale/shift, brightness/contrast), as for keypoints.
 
@@ -27,7 +30,7 @@ import cv2
 import numpy as np
 
 from core.card import VerifierCard, read_card
-from core.detector import DetectorSettings, FaceDetector
+from core.detector import DetectorSettings, FaceDetector, RollSearch, boxes_from_copy, turned_box_iou, turned_copy
 from core.files import atomic_path
 from core.geometry import box_iou, crop_from_box
 from core.model import to_model_input
@@ -57,6 +60,8 @@ ANYWHERE_CROPS_PER_FRAME = 1
 #: face sides below the face's centre holds a chin, a neck, a collar or a tie: the phantoms the
 #: held-out frames showed most (contact sheets of such mined boxes: all chin/collar/tie crops).
 COLLAR_BELOW = 0.45
+#: Random squares kept per turned copy (of random_boxes' five), when mining turned copies.
+TURNED_RANDOM_PER_ANGLE = 1
 MIN_RECALL = 0.997
 
 
@@ -72,6 +77,12 @@ class MinedCrops:
     iou: np.ndarray  # (N,)
     below: np.ndarray  # (N,) box centre below the labelled face's centre, in face sides (below_face)
     strictness: np.ndarray  # (N,) int
+    #: the box's turn (degrees, as core.detector's turned boxes): 0 for boxes of the upright frame
+    angle: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        if len(self.angle) != len(self.crops):  # a cache mined before turned copies: every box upright
+            self.angle = np.zeros(len(self.crops))
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp:
@@ -80,7 +91,7 @@ class MinedCrops:
     @classmethod
     def load(cls, path: Path) -> MinedCrops:
         with np.load(path, allow_pickle=False) as f:
-            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__ if k in f.files})
 
     def subset(self, mask: np.ndarray) -> MinedCrops:
         return MinedCrops(**{k: v[mask] for k, v in asdict(self).items()})
@@ -90,6 +101,13 @@ def label_box(points68: np.ndarray) -> np.ndarray:
     """The labelled face as an (x, y, w, h) box: the bounding box of its 68 points."""
     lo, hi = points68.min(0), points68.max(0)
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
+
+
+def turned_label_iou(box_xywha: np.ndarray, label: np.ndarray) -> float:
+    """IoU of a turned box (x, y, w, h, angle_deg) with the labelled face's box as it is (upright in the frame): the
+    two squares' own overlap, so a box on a corner of a face does not count as the face (the upright bounds of
+    turned points, as trainer.frames.label_ious takes them to match a detection, are larger by up to 40% at 45 deg)."""
+    return turned_box_iou(np.asarray(box_xywha, dtype=np.float64), np.append(np.asarray(label, np.float64), 0.0))
 
 
 def below_face(box: np.ndarray, label: np.ndarray) -> float:
@@ -110,6 +128,27 @@ def detector_boxes(gray: np.ndarray, detector: FaceDetector) -> list[tuple[np.nd
                 else:
                     same[1] = max(same[1], k)
     return [(b, k) for b, k in found]
+
+
+def turned_detector_boxes(gray: np.ndarray, detector: FaceDetector, roll: RollSearch,
+                          ) -> list[tuple[float, np.ndarray, np.ndarray, list[tuple[np.ndarray, int]]]]:
+    """Per angle of `roll`: (angle, the copy, its matrix, (box in the copy, strictness) of every distinct
+    detector box at every sensitivity), the copies made as core.detector's any-roll search makes them."""
+    out = []
+    for angle in roll.angles_deg:
+        if angle == 0:
+            continue
+        copy, matrix, inner = turned_copy(gray, angle, DetectorSettings(), roll)
+        found: list[list] = []
+        for k, boxes in detector.detect_at_sensitivities(copy, MINED_MIN_NEIGHBORS, inner).items():
+            for box in boxes:
+                same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
+                if same is None:
+                    found.append([box.astype(float), k])
+                else:
+                    same[1] = max(same[1], k)
+        out.append((float(angle), copy, matrix, [(b, k) for b, k in found]))
+    return out
 
 
 def random_boxes(gray: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -139,11 +178,15 @@ def random_boxes(gray: np.ndarray, label: np.ndarray, rng: np.random.Generator) 
 
 
 def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable[[int, int], None] | None = None,
-         reuse: MinedCrops | None = None) -> MinedCrops:
+         reuse: MinedCrops | None = None, roll: RollSearch | None = None,
+         turned_random_per_angle: int = TURNED_RANDOM_PER_ANGLE) -> MinedCrops:
     """Mine every labelled frame of a 68-point source (trainer.frames.FrameSource) into `out` (.npz).
 
-    `reuse`: an earlier mining whose detector boxes are taken as they are (the cascade passes are the
+    `reuse`: an earlier mining whose upright detector boxes are taken as they are (the cascade passes are the
     slow part); crops, overlaps and random boxes are made again.
+    `roll`: also mine the turned copies of each frame that this any-roll search makes: their detector boxes at
+    every sensitivity and `turned_random_per_angle` random squares per copy, each kept as a turned box of the
+    frame (angle = the copy's angle) and cropped de-rotated from the frame, as the search's verifier reads it.
     """
     source = FrameSource(frames)
     names, points68 = source.read_labels()
@@ -151,28 +194,43 @@ def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable
     rng = np.random.default_rng(seed)
     earlier: dict[str, list] = {}
     if reuse is not None:
-        for name, box, k in zip(reuse.frames, reuse.boxes, reuse.strictness):
-            if k > 0:
+        for name, box, k, a in zip(reuse.frames, reuse.boxes, reuse.strictness, reuse.angle):
+            if k > 0 and a == 0:
                 earlier.setdefault(str(name), []).append((box, int(k)))
     rows: dict[str, list] = {k: [] for k in MinedCrops.__dataclass_fields__}
+
+    def add(gray: np.ndarray, name: str, box: np.ndarray, iou: float, below: float, strictness: int,
+            angle: float) -> None:
+        rows["crops"].append(crop_from_box(box, angle_deg=angle).extract(gray))
+        rows["frames"].append(name)
+        rows["people"].append(person_of(name))
+        rows["boxes"].append(box)
+        rows["iou"].append(iou)
+        rows["below"].append(below)
+        rows["strictness"].append(strictness)
+        rows["angle"].append(angle)
+
     for i, (name, pts) in enumerate(zip(names, points68)):
         gray = source.read_gray(name)
         if gray is not None:
             label = label_box(pts)
             found = earlier.get(name, []) if reuse is not None else detector_boxes(gray, detector)
             for box, strictness in found + [(b, 0) for b in random_boxes(gray, label, rng)]:
-                rows["crops"].append(crop_from_box(box).extract(gray))
-                rows["frames"].append(name)
-                rows["people"].append(person_of(name))
-                rows["boxes"].append(box)
-                rows["iou"].append(box_iou(box, label))
-                rows["below"].append(below_face(box, label))
-                rows["strictness"].append(strictness)
+                add(gray, name, box, box_iou(box, label), below_face(box, label), strictness, 0.0)
+            for angle, copy, matrix, boxes in (turned_detector_boxes(gray, detector, roll) if roll else []):
+                # overlaps as the copy shows the face: its labelled points moved into the copy
+                seen = label_box(pts @ matrix[:, :2].T + matrix[:, 2])
+                randoms = random_boxes(copy, seen, rng)
+                picked = rng.permutation(len(randoms))[:turned_random_per_angle]
+                for box, strictness in boxes + [(randoms[j], 0) for j in picked]:
+                    turned = boxes_from_copy(box, matrix, angle)[0]
+                    add(gray, name, turned[:4], turned_label_iou(turned, label), below_face(box, seen), strictness,
+                        angle)
         if progress:
             progress(i + 1, len(names))
     mined = MinedCrops(np.stack(rows["crops"]).astype(np.uint8), np.array(rows["frames"]), np.array(rows["people"]),
                        np.array(rows["boxes"], np.float64), np.array(rows["iou"]), np.array(rows["below"]),
-                       np.array(rows["strictness"], int))
+                       np.array(rows["strictness"], int), np.array(rows["angle"], np.float64))
     out.parent.mkdir(parents=True, exist_ok=True)
     mined.save(out)
     return mined
@@ -437,14 +495,14 @@ def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, bus: ev
 def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: str | os.PathLike,
                    mined_path: str | os.PathLike, config: VerifierConfig = VerifierConfig(),
                    log: Callable[[str], None] = print, command: str | None = None,
-                   bus: ev.EventBus | None = None) -> VerifierCard:
+                   bus: ev.EventBus | None = None, roll: RollSearch | None = None) -> VerifierCard:
     """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card.
 
     Training progress goes to `bus` as the recipe's events (run, stage, batches, epochs, end, error); `log`
-    gets the lines about mining and the data."""
+    gets the lines about mining and the data. `roll`: mine the turned copies of this any-roll search too (mine)."""
     bus = bus or ev.EventBus()
     try:
-        return _train_verifier(frames, keypoint_model, Path(out), Path(mined_path), config, log, command, bus)
+        return _train_verifier(frames, keypoint_model, Path(out), Path(mined_path), config, log, command, bus, roll)
     except Exception as exc:
         bus.emit(ev.RunError(message=f"{type(exc).__name__}: {exc}"))
         raise
@@ -452,7 +510,7 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
 
 def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: Path, mined_path: Path,
                     config: VerifierConfig, log: Callable[[str], None], command: str | None,
-                    bus: ev.EventBus) -> VerifierCard:
+                    bus: ev.EventBus, roll: RollSearch | None = None) -> VerifierCard:
     started = time.perf_counter()
     split = read_card(keypoint_model).data
     val_people, test_people = set(split.val_people or []), set(split.test_people or [])
@@ -463,7 +521,7 @@ def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike
         log(f"reusing {len(mined.crops)} mined crops from {mined_path}")
     else:
         log(f"mining detector boxes at min_neighbors {MINED_MIN_NEIGHBORS[0]}..{MINED_MIN_NEIGHBORS[-1]} into {mined_path}")
-        mined = mine(frames, mined_path, seed=config.seed,
+        mined = mine(frames, mined_path, seed=config.seed, roll=roll,
                      progress=lambda d, n: log(f"mined {d}/{n}") if d % 500 == 0 or d == n else None)
     rng = np.random.default_rng(config.seed + 1)
     synthetic = synthetic_negatives(config.synthetic, rng)
@@ -496,7 +554,8 @@ def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike
         split={"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people)},
         data={"frames": str(frames), "mined": str(mined_path), "train": train.counts(), "val": val.counts(),
               "test": test.counts(), "mined_min_neighbors": list(MINED_MIN_NEIGHBORS), "face_iou": FACE_IOU,
-              "negative_iou": NEGATIVE_IOU, "background_face_frames_dropped": sorted(BACKGROUND_FACES)},
+              "negative_iou": NEGATIVE_IOU, "turned_angles": sorted({float(a) for a in mined.angle if a}),
+              "background_face_frames_dropped": sorted(BACKGROUND_FACES)},
         config=asdict(config),
         metrics=metrics,
     )
