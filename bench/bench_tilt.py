@@ -66,9 +66,8 @@ def expected_eyes(pipeline: FacePipeline, frames: list[np.ndarray], angles: np.n
         eyes = faces[0].keypoints_px[list(EYES)]
         m = rotation(f.shape, a)
         eyes = eyes @ m[:, :2].T + m[:, 2]
-        if mirror:  # the mirrored picture shows each eye where the other one was, and names it so
+        if mirror:  # the mirrored picture shows each eye at its mirrored place, still named as the person's own
             eyes[:, 0] = f.shape[1] - 1 - eyes[:, 0]
-            eyes = eyes[::-1]
         out.append(eyes)
     return out
 
