@@ -190,8 +190,8 @@ def effects(pipeline: FacePipeline, frames: list[np.ndarray], rounds: int) -> No
     names = list(EFFECTS)
     times: dict[str, list[float]] = {e: [] for e in names}
     LiveProcessor(pipeline, LiveSettings(effect="sunglasses")).process(frames[0])  # warm-up
-    for _ in range(rounds):  # alternate, so load from other processes falls on every effect
-        for effect in names:
+    for r in range(rounds):  # alternate, so load from other processes falls on every effect; every other
+        for effect in names if r % 2 == 0 else names[::-1]:  # round backwards, so no effect always runs last
             processor = LiveProcessor(pipeline, LiveSettings(effect=effect))
             for i, f in enumerate(frames):
                 t = time.perf_counter()
