@@ -234,8 +234,42 @@ def hide_faces(image: np.ndarray, boxes_xywh: Sequence[Sequence[float] | np.ndar
         else:
             cell = max(2, int(round(2 * max(ax, ay) / 10)))  # about 10 cells across the face
             hidden = cv2.resize(_shrink(roi, cell), size, interpolation=cv2.INTER_NEAREST)
-        roi[:] = cv2.blendLinear(hidden, roi, mask, 1.0 - mask)
+        inner = _inner_rect(ellipses[i], angles[i], (x0, y0), size)
+        if inner is None or any(_overlaps(other, inner, (x0, y0)) for j, other in enumerate(ellipses) if j != i):
+            cv2.blendLinear(hidden, roi, mask, 1.0 - mask, dst=roi)  # in place: roi is a view of the image
+            continue
+        # The mask is 1 inside the face's own ellipse (the feather lies outside it): copy the hidden pixels
+        # into a rectangle within it and blend only the frame around that rectangle, in place.
+        left, top, right, bottom = inner
+        roi[top:bottom, left:right] = hidden[top:bottom, left:right]
+        for rows, cols in ((slice(0, top), slice(None)), (slice(bottom, None), slice(None)),
+                           (slice(top, bottom), slice(0, left)), (slice(top, bottom), slice(right, None))):
+            part = roi[rows, cols]
+            if part.size:
+                weight = mask[rows, cols]
+                cv2.blendLinear(hidden[rows, cols], part, weight, 1.0 - weight, dst=part)
     return image
+
+
+def _inner_rect(ellipse: Ellipse, angle_deg: float, origin: tuple[int, int], size: tuple[int, int]
+                ) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) in the region at `origin`: an upright rectangle inside the ellipse (a turned
+    one: inside its inscribed circle), a pixel in from its outline; None when empty."""
+    (cx, cy), (ax, ay) = ellipse
+    hx, hy = (ax, ay) if angle_deg == 0 else (min(ax, ay), min(ax, ay))
+    hx, hy = hx / np.sqrt(2) - 1, hy / np.sqrt(2) - 1
+    left, top = max(int(np.ceil(cx - hx)) - origin[0], 0), max(int(np.ceil(cy - hy)) - origin[1], 0)
+    right, bottom = min(int(cx + hx) - origin[0], size[0]), min(int(cy + hy) - origin[1], size[1])
+    return (left, top, right, bottom) if right > left and bottom > top else None
+
+
+def _overlaps(ellipse: Ellipse, rect: tuple[int, int, int, int], origin: tuple[int, int]) -> bool:
+    """Whether an ellipse's reach (its longer semi-axis every way, turned or not) meets the rectangle."""
+    (cx, cy), (ax, ay) = ellipse
+    reach = max(ax, ay)
+    left, top, right, bottom = rect
+    return (cx - reach < right + origin[0] and cx + reach > left + origin[0]
+            and cy - reach < bottom + origin[1] and cy + reach > top + origin[1])
 
 
 def face_closeup(image: np.ndarray, box_xywh: Sequence[float], keypoints_px: np.ndarray,
