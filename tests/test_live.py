@@ -205,26 +205,52 @@ def test_snapshot_is_the_last_frame_sent_back_with_its_faces(two_face_frame, app
 def test_a_session_clip_replaces_its_last_clip_and_is_removed_with_the_session(tmp_path):
     clip = SessionClip(tmp_path)
     assert not clip.ready and not clip.recording
-    clip.start_recording().write_bytes(b"first")
+    first = clip.start_recording()
+    first.write_bytes(b"first")
     assert not clip.ready and clip.recording  # still being written
-    clip.finish_recording()
+    clip.finish_recording(first)
     assert clip.ready and not clip.recording and clip.path.read_bytes() == b"first" and clip.path.parent == tmp_path
-    clip.start_recording().write_bytes(b"second")
+    second = clip.start_recording()
+    second.write_bytes(b"second")
     assert clip.ready and clip.recording and clip.path.read_bytes() == b"first"  # offered until replaced
-    clip.finish_recording()
-    assert clip.path.read_bytes() == b"second" and not clip.recording_path.exists()
-    clip.start_recording().write_bytes(b"broken")
-    clip.abandon_recording()  # the muxer failed: the last clip stays
+    clip.finish_recording(second)
+    assert clip.path.read_bytes() == b"second" and not second.exists()
+    broken = clip.start_recording()
+    broken.write_bytes(b"broken")
+    clip.abandon_recording(broken)  # the muxer failed: the last clip stays
     assert clip.ready and not clip.recording and clip.path.read_bytes() == b"second"
-    assert not clip.recording_path.exists()
+    assert not broken.exists()
     other = SessionClip(tmp_path)
     assert other.path != clip.path
-    path = clip.path
+    path, unfinished = clip.path, clip.start_recording()
+    unfinished.write_bytes(b"cut off")
     del clip
     import gc
 
     gc.collect()
-    assert not path.exists()
+    assert not path.exists() and not unfinished.exists()
+
+
+def test_a_recording_still_finishing_when_the_next_one_starts_keeps_its_own_file(tmp_path):
+    """STOP's recorder may still be closing its file when the next START's recorder begins."""
+    clip = SessionClip(tmp_path)
+    older = clip.start_recording()
+    older.write_bytes(b"older")
+    newer = clip.start_recording()
+    assert newer != older and older.read_bytes() == b"older"  # the new recording touches nothing of the old one
+    newer.write_bytes(b"newer")
+    clip.finish_recording(older)
+    assert clip.path.read_bytes() == b"older" and clip.recording and newer.read_bytes() == b"newer"
+    clip.finish_recording(newer)
+    assert clip.path.read_bytes() == b"newer" and not clip.recording
+    # ...and when the newer one finishes first, the older one finishing later does not replace it
+    late, early = clip.start_recording(), clip.start_recording()
+    late.write_bytes(b"late")
+    early.write_bytes(b"early")
+    clip.finish_recording(early)
+    clip.finish_recording(late)
+    assert clip.path.read_bytes() == b"early" and not late.exists() and not clip.recording
+    assert sorted(p.name for p in tmp_path.iterdir()) == [clip.path.name]
 
 
 def test_sweep_removes_clips_older_than_the_budget(tmp_path):

@@ -9,6 +9,7 @@ import os
 import queue
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -121,11 +122,13 @@ class ClipRecorder:
 
     def __init__(self, clip: SessionClip, queued_frames: int = 60):
         self._clip = clip
-        self._path = clip.start_recording()
+        self._path: Path | None = None  # the file of this recording, from start() on
         self._track: MediaStreamTrack | None = None
-        self._frames: queue.Queue[av.VideoFrame] = queue.Queue(maxsize=queued_frames)
+        # (tick, frame): the tick is read on the loop, as the frame arrives. streamlit-webrtc hands the same
+        # frame object on again, restamped, when the processor is slower than the camera.
+        self._frames: queue.Queue[tuple[int | None, av.VideoFrame]] = queue.Queue(maxsize=queued_frames)
         self._stopping = threading.Event()
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Future | None = None
         self._writer: threading.Thread | None = None
         self._written = 0
         self._error: Exception | None = None
@@ -137,35 +140,36 @@ class ClipRecorder:
     async def start(self) -> None:
         if self._track is None:
             return
-        self._writer = threading.Thread(target=self._write, name="clip-writer", daemon=True)
+        self._path = self._clip.start_recording()
+        self._writer = threading.Thread(target=self._write, args=(self._path,), name="clip-writer", daemon=True)
         self._writer.start()
         self._reader = asyncio.ensure_future(self._read(self._track))
+        self._reader.add_done_callback(lambda _: self._stopping.set())  # the track ended, or reading failed
 
     async def _read(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 with contextlib.suppress(queue.Full):  # the writer is behind: this frame stays out of the clip
-                    self._frames.put_nowait(frame)
+                    self._frames.put_nowait((_tick(frame), frame))
 
-    def _write(self) -> None:
-        """Encode queued frames until stop; frames carry the recorder's 1/30 s ticks (_ProcessedFramePerTick)."""
+    def _write(self, path: Path) -> None:
+        """Encode queued frames until stop, each at its 1/30 s tick from the first frame's."""
         try:
-            with av.open(str(self._path), mode="w", format="mp4") as container:
+            with av.open(str(path), mode="w", format="mp4") as container:
                 stream = None
                 first_tick: int | None = None
                 last_pts = -1
                 reformatter = VideoReformatter()
                 while not (self._stopping.is_set() and self._frames.empty()):
                     try:
-                        frame = self._frames.get(timeout=0.1)
+                        tick, frame = self._frames.get(timeout=0.1)
                     except queue.Empty:
                         continue
                     if stream is None:  # sized by the first frame; Chromium may send smaller ones under load
                         stream = container.add_stream("libx264", rate=RECORDER_FPS, options=X264_OPTIONS)
                         stream.width, stream.height = frame.width - frame.width % 2, frame.height - frame.height % 2
                         stream.pix_fmt = "yuv420p"
-                    tick = _tick(frame)
                     first_tick = tick if first_tick is None else first_tick
                     pts = max(last_pts + 1, tick - first_tick if tick is not None and first_tick is not None else 0)
                     # The relay hands this very frame to the browser's encoder too, on another thread; a frame's
@@ -178,25 +182,29 @@ class ClipRecorder:
                     self._written += 1
                 if stream is not None:
                     container.mux(stream.encode(None))
-        except Exception as exc:  # noqa: BLE001  (stop reports it on the stream's loop)
-            _log.warning("clip recording failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001  (stop says so and keeps the last clip)
             self._error = exc
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        self._stopping.set()
-        if self._writer is not None:
-            while self._writer.is_alive():  # the file is finished off the stream's loop (polled: the server's
-                await asyncio.sleep(0.05)     # default executor may be busy with Streamlit's file watchers)
-        if self._error is not None or self._written == 0:
-            self._clip.abandon_recording()  # nothing written, or a file the muxer could not finish: keep the last clip
-            if self._error is not None:
-                raise self._error
+        """Finish the file (off the loop) and offer it; a recording that failed or wrote nothing is dropped."""
+        try:
+            if self._reader is not None:
+                await asyncio.wait({self._reader}, timeout=0.5)  # frames already on their way still count
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reader
+        finally:
+            self._stopping.set()
+        if self._writer is None or self._path is None:
             return
-        self._clip.finish_recording()
+        while self._writer.is_alive():  # polled, not joined in an executor: the server's default executor
+            await asyncio.sleep(0.05)    # may be busy with Streamlit's own work
+        if self._error is not None or self._written == 0:
+            if self._error is not None:
+                _log.warning("clip recording failed; the last clip stays", exc_info=self._error)
+            self._clip.abandon_recording(self._path)
+            return
+        self._clip.finish_recording(self._path)
 
 
 def snapshot_files(snapshot: LiveSnapshot) -> tuple[bytes, str]:
