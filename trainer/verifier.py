@@ -120,14 +120,20 @@ def detector_boxes(gray: np.ndarray, detector: FaceDetector) -> list[tuple[np.nd
     found: list[list] = []  # [box, strictness]
     for scale in MINED_SCALE_FACTORS:
         settings = DetectorSettings(scale_factor=scale)
-        for k, boxes in detector.detect_at_sensitivities(gray, MINED_MIN_NEIGHBORS, settings).items():
-            for box in boxes:
-                same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
-                if same is None:
-                    found.append([box.astype(float), k])
-                else:
-                    same[1] = max(same[1], k)
+        _add_distinct(found, detector.detect_at_sensitivities(gray, MINED_MIN_NEIGHBORS, settings))
     return [(b, k) for b, k in found]
+
+
+def _add_distinct(found: list[list], boxes_by_strictness: dict[int, np.ndarray]) -> None:
+    """Add each box to `found` ([box, strictness] pairs) unless one there is the same box (IoU above
+    SAME_BOX_IOU), which then keeps the stricter of the two sensitivities that found it."""
+    for k, boxes in boxes_by_strictness.items():
+        for box in boxes:
+            same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
+            if same is None:
+                found.append([box.astype(float), k])
+            else:
+                same[1] = max(same[1], k)
 
 
 def turned_detector_boxes(gray: np.ndarray, detector: FaceDetector, roll: RollSearch,
@@ -140,13 +146,7 @@ def turned_detector_boxes(gray: np.ndarray, detector: FaceDetector, roll: RollSe
             continue
         copy, matrix, inner = turned_copy(gray, angle, DetectorSettings(), roll)
         found: list[list] = []
-        for k, boxes in detector.detect_at_sensitivities(copy, MINED_MIN_NEIGHBORS, inner).items():
-            for box in boxes:
-                same = next((f for f in found if box_iou(f[0], box) > SAME_BOX_IOU), None)
-                if same is None:
-                    found.append([box.astype(float), k])
-                else:
-                    same[1] = max(same[1], k)
+        _add_distinct(found, detector.detect_at_sensitivities(copy, MINED_MIN_NEIGHBORS, inner))
         out.append((float(angle), copy, matrix, [(b, k) for b, k in found]))
     return out
 
