@@ -74,7 +74,6 @@ class SessionClip:
             self._started += 1
             path = self.folder / f"{self._token}.{self._started}.part{CLIP_SUFFIX}"
             self._active[path] = self._started
-        _remove(path)
         return path
 
     def finish_recording(self, path: Path) -> None:
