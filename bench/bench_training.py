@@ -35,6 +35,9 @@ from trainer.recipe import augmented_batches
 from trainer.synthetic import synthetic_faces
 
 PRECISIONS = ("float32", "bfloat16")
+#: The studio preset's model, float32, batch 32, on a 2-core AMD EPYC with AVX2 only (no AVX-512, no bf16), as
+#: issue 24 measured it: the reference that turns this machine's float32 projections into that CPU's.
+AVX2_EPYC_STUDIO_IMG_S = 24.9
 
 
 def projected_minutes(config: RecipeConfig, mixed: bool, rows: int, images: int) -> tuple[dict[int, float], float]:
@@ -53,6 +56,11 @@ def projected_minutes(config: RecipeConfig, mixed: bool, rows: int, images: int)
         model.fit(seq, epochs=1, verbose=0)
         rates[batch] = images / (time.perf_counter() - started)
     return rates, sum(s.epochs * rows / rates[s.batch] for s in stages) / 60
+
+
+def same_model(a: RecipeConfig, b: RecipeConfig) -> bool:
+    """Whether two configs train the same network the same way (their steps cost the same)."""
+    return (a.widths, a.dropout, a.head, a.loss) == (b.widths, b.dropout, b.head, b.loss)
 
 
 def block_macs(widths: tuple[int, ...], head: str, side: int = 96) -> list[float]:
@@ -122,7 +130,8 @@ def _first_line(exc: Exception) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--presets", default=f"full,{DEFAULT_PRESET}", help="comma-separated trainer.recipe.PRESETS names")
+    p.add_argument("--presets", default=",".join(dict.fromkeys(("full", "studio", DEFAULT_PRESET))),
+                   help="comma-separated trainer.recipe.PRESETS names")
     p.add_argument("--precisions", default=",".join(PRECISIONS), help="float32, bfloat16 or both")
     p.add_argument("--rows", type=int, default=2750, help="training rows (2750 = YouTube-faces person split)")
     p.add_argument("--images", type=int, default=1024, help="images timed per batch size")
@@ -134,6 +143,7 @@ def main() -> None:
           f"{os.cpu_count()} cpus; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(not set)')}")
     print(f"auto precision: {auto.reason}")
     results: dict[tuple[str, str], float] = {}
+    studio_float32_rate: dict[str, float] = {}  # the studio model's float32 batch-32 img/s, when a preset timed it
     for preset in args.presets.split(","):
         config = config_for(preset)
         if args.widths:
@@ -152,6 +162,8 @@ def main() -> None:
                 continue
             for batch, rate in rates.items():
                 print(f"  {precision:8s} batch {batch:4d}: {rate:7.1f} img/s")
+            if precision == "float32" and 32 in rates and same_model(config, config_for("studio")):
+                studio_float32_rate["rate"] = rates[32]
             print(f"  {precision:8s} projected full run over {args.rows} rows: {minutes:.1f} min on this machine"
                   + ("  <- the preset's choice" if precision == choice else ""))
             results[(preset, precision)] = minutes
@@ -166,7 +178,18 @@ def main() -> None:
     for (preset, kind), minutes in results.items():
         if kind == "chosen" and preset != "full":
             versus = f", {minutes / full:.2f}x the full recipe's" if full else ""
-            print(f"{preset} in its precision: {minutes:.1f} min projected{versus} (goal: <= 30 min)")
+            print(f"{preset} in its precision: {minutes:.1f} min projected{versus}")
+    # Another CPU's minutes: this machine's float32 minutes scaled by how much faster this machine trains the
+    # studio model than that CPU did (float32 there: its bf16 is emulated, and `auto` picks float32).
+    studio_rate = studio_float32_rate.get("rate")
+    if studio_rate:
+        scale = studio_rate / AVX2_EPYC_STUDIO_IMG_S
+        print(f"on a 2-core AVX2-only EPYC (the studio model at {AVX2_EPYC_STUDIO_IMG_S} img/s in float32 there, "
+              f"{studio_rate:.1f} here: {scale:.2f}x), float32:")
+        for (preset, kind), minutes in results.items():
+            if kind == "float32":
+                goal = "  (goal for the default preset: <= 30 min)" if preset == DEFAULT_PRESET else ""
+                print(f"  {preset}: ~{minutes * scale:.0f} min{goal}")
 
 
 if __name__ == "__main__":

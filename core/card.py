@@ -83,7 +83,7 @@ class _Section:
 @dataclass
 class Architecture(_Section):
     """`head`: trainer.architecture.HEADS ("gap", "flatten" or "softargmax"); None on cards written before
-    the card recorded it (read `head_or_default`)."""
+    the card recorded it (read `ModelCard.head`)."""
 
     widths: list[int] = field(default_factory=list)
     dropout: float | None = None
@@ -187,7 +187,8 @@ class LocatorInfo(_Section):
 
 @dataclass
 class DataSummary(_Section):
-    """The training file and its split; `test_people` / `val_people` are the people held out (None: split by row)."""
+    """The training file and its split; `test_people` / `val_people` are the people held out and `train_people`
+    the people trained on (None: split by row, or a card older than the field)."""
 
     source: str | None = None
     rows: int | None = None
@@ -202,6 +203,7 @@ class DataSummary(_Section):
     seed: int | None = None
     test_people: list[str] | None = None
     val_people: list[str] | None = None
+    train_people: list[str] | None = None
     #: The importer's report of the file (frames, detection rate, command), when it came from one.
     import_report: dict | None = field(default=None, metadata={"key": "import"})
     extra: dict = field(default_factory=dict)

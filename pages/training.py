@@ -19,6 +19,7 @@ from pages.ui import form
 from pages.ui import pictures as face_pictures
 from trainer import archive as model_archive
 from trainer import jobs, runfolders
+from trainer.cards import check_parent
 from trainer.config import config_for
 from trainer.precision import choose_precision
 from trainer.recipe import make_split
@@ -73,9 +74,10 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     bfloat16 = m4.selectbox("Compute precision", list(form.PRECISION_LABELS), list(form.PRECISION_LABELS).index(
         base.mixed_precision), format_func=form.PRECISION_LABELS.get, key=f"bf16-{preset_label}", help=form.PRECISION_HELP)
     m4.caption(f"This CPU: {choose_precision().reason}.")
-    fine_tune = st.toggle("Start from the active model's weights (fine-tune)", False,
+    fine_tune = st.toggle("Start from the active model's weights (fine-tune)", bool(base.init_from),
+                          key=f"tune-{preset_label}",
                           help="Off: random weights (the recipe). Fine-tuning needs the active model's widths and "
-                               "the same held-out people as its card (same data, test size and seed).")
+                               "head, and must not hold out anyone the active model trained on.")
     st.session_state.setdefault("run-name", time.strftime("run-%Y%m%d-%H%M%S"))  # a stable default: keyed widget
     name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
     if st.button("Start training", type="primary", disabled=data_path is None):
@@ -88,10 +90,13 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
                                 learning_rates=learning_rates, batch_sizes=batch_sizes,
                                 test_size=form.parse_test_size(test_text), pseudo_label=pseudo, pose_balance=balance,
                                 init_from=str(active_model_path()) if fine_tune else "")
-            if data is not None and len(make_split(data, config).train) == 0:
+            split = make_split(data, config) if data is not None else None
+            if split is not None and len(split.train) == 0:
                 raise ValueError(f"Held-out test rows: {test_text.strip()} of the {complete_rows} complete rows "
                                  "leaves none to train on (after validation takes its share). Hold out a fraction "
                                  "(e.g. 0.1) or fewer rows.")
+            if split is not None:
+                check_parent(config, split)  # refused here, not minutes later in the run's log
             jobs.start(name, config.to_dict(), root)
             st.session_state.pop("import-outcome", None)  # an old import message is not about this
             st.session_state["watch"] = name

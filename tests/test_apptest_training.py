@@ -1,5 +1,6 @@
 """The training page headless (Streamlit's AppTest, no browser): a broken run folder is named with its
 problem, never a traceback."""
+import numpy as np
 import pytest
 
 from tests.conftest import REPO
@@ -122,3 +123,54 @@ def test_a_much_worse_model_is_named_before_use_and_an_empty_run_is_not_compared
     assert not at.exception, [e.value for e in at.exception]
     warnings = [w.value for w in at.warning]
     assert "Nothing to compare: 'cancelled-early' has no finished epoch (cancelled)." in warnings, warnings
+
+
+def test_the_default_preset_starts_from_the_active_model_and_refuses_its_training_people_as_held_out(runs,
+                                                                                                     app_model_path):
+    """The default (adapt) preset shows the active model's widths with fine-tuning on; a file whose held-out
+    people trained the active model is refused before anything starts, naming why; one of strangers starts."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.card import read_card
+    from core.model import file_sha256
+    from pages.ui import form
+    from tests.helpers import wait_until
+    from trainer import runfolders
+    from trainer.data import write_kaggle_csv
+    from trainer.synthetic import synthetic_faces
+
+    card = read_card(app_model_path)
+    if not card.data.train_people:
+        pytest.skip("the app's model card does not name the people it trained on")
+    faces = synthetic_faces(40, people=10)
+    seen = faces.groups.copy()
+    faces.groups = np.array([card.data.train_people[int(g[1:])] for g in seen])
+    known = write_kaggle_csv(faces, runs.parent / "data" / "known.csv")
+    faces.groups = np.array([f"stranger-{g}" for g in seen])
+    strangers = write_kaggle_csv(faces, runs.parent / "data" / "strangers.csv")
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/training.py").run()
+    label = form.PRESET_LABELS["adapt"]
+    assert at.radio(key="preset").value == label
+    assert at.text_input(key=f"w-{label}").value == ",".join(map(str, card.architecture.widths))
+    assert at.toggle(key=f"tune-{label}").value
+    at.radio(key="train-src").set_value("Path on the server").run()
+    for path, refused in ((known, True), (strangers, False)):
+        at.text_input(key="train-path").set_value(str(path)).run()
+        next(b for b in at.button if b.label == "Start training").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = [e.value for e in at.error]
+        if refused:
+            assert any(f"{app_model_path.name} was trained on" in e and "holds out" in e for e in errors), errors
+            assert not any(str(runs.parent) in e or "/models/" in e for e in errors)  # no server paths
+            assert not [p for p in runs.iterdir() if p.is_dir()]  # nothing started
+        else:
+            assert not errors and [s.value for s in at.success if s.value.startswith("Started run")], errors
+    run = next(p for p in runs.iterdir() if p.is_dir())
+    wait_until(lambda: runfolders.status(run) != "running", 600, "the adapted run to finish",
+               detail=lambda: (run / "log.txt").read_text()[-2000:] if (run / "log.txt").is_file() else "")
+    assert runfolders.status(run) == "finished"
+    adapted = read_card(run / "model.keras")
+    assert adapted.parent["sha256"] == file_sha256(app_model_path)
+    assert adapted.architecture.widths == card.architecture.widths and adapted.head == card.head

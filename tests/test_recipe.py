@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.card import read_card
-from core.model import KeypointPredictor
+from core.model import KeypointPredictor, file_sha256
 from tests.helpers import write_synthetic_csv
 from trainer import events as ev
 from trainer.config import RecipeConfig
@@ -154,25 +154,60 @@ def test_jitter_copies_follow_their_frame_into_training_only():
 
 def test_fine_tuning_starts_from_the_parent_weights_and_refuses_a_leaky_split(tiny_csv, tmp_path):
     from trainer.architecture import build_model
-    from trainer.data import read_kaggle_csv
+    from trainer.cards import check_parent
+    from trainer.data import read_kaggle_csv, write_kaggle_csv
     from trainer.recipe import make_split, start_from_weights
 
     parent = RecipeConfig(data=str(tiny_csv), **{**TINY, "pseudo_label": False})
     train(parent, tmp_path / "parent")
     parent_path = tmp_path / "parent" / "model.keras"
-    split = make_split(read_kaggle_csv(tiny_csv), parent)
+    parent_card = json.loads((tmp_path / "parent" / "model.json").read_text())
     child = build_model(TINY["widths"])
-    start_from_weights(child, parent_path, split)
+    start_from_weights(child, parent_path)
     for mine, theirs in zip(child.get_weights(), load_keras_model(parent_path).get_weights()):
         np.testing.assert_array_equal(mine, theirs)
-
     with pytest.raises(ValueError, match="architecture"):
-        start_from_weights(build_model((4, 4, 4, 4, 4)), parent_path, split)
-    other_people = make_split(read_kaggle_csv(tiny_csv), RecipeConfig(data=str(tiny_csv), **{**TINY, "seed": 7}))
-    with pytest.raises(ValueError, match="test people"):
-        start_from_weights(build_model(TINY["widths"]), parent_path, other_people)
+        start_from_weights(build_model((4, 4, 4, 4, 4)), parent_path)
+
+    def check(data_path, **fields):
+        config = RecipeConfig(data=str(data_path), init_from=str(parent_path), **{**TINY, **fields})
+        check_parent(config, make_split(read_kaggle_csv(data_path), config))
+
+    check(tiny_csv)  # the parent's own split: it never saw these held-out people
+    with pytest.raises(ValueError, match="architecture"):
+        check(tiny_csv, widths=(4, 4, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"trained on \d+ of the people this run holds out") as refused:
+        check(tiny_csv, seed=7)  # another draw of held-out people: some of them trained the parent
+    assert str(tmp_path) not in str(refused.value)  # the page shows it: a file name, no server path
+    strangers = read_kaggle_csv(tiny_csv)
+    strangers.groups = np.array([f"stranger-{g}" for g in strangers.groups])
+    check(write_kaggle_csv(strangers, tmp_path / "strangers.csv"), seed=7)  # people the parent never saw
+
+    del parent_card["data"]["train_people"]  # a card older than the field: the same test people are required
+    (tmp_path / "parent" / "model.json").write_text(json.dumps(parent_card))
+    check(tiny_csv)
+    with pytest.raises(ValueError, match="tested on other people"):
+        check(tiny_csv, seed=7)
 
     card = train(RecipeConfig(data=str(tiny_csv), init_from=str(parent_path), **{**TINY, "pseudo_label": False}),
                  tmp_path / "child")
     assert card.config["init_from"] == str(parent_path)
-    assert card.data.test_people == json.loads((tmp_path / "parent" / "model.json").read_text())["data"]["test_people"]
+    assert card.data.test_people == parent_card["data"]["test_people"]
+
+
+def test_the_default_preset_adapts_the_active_model_in_its_own_architecture(tiny_csv, tmp_path, monkeypatch):
+    from trainer.config import config_for
+    from trainer.presets import DEFAULT_PRESET
+
+    parent = RecipeConfig(data=str(tiny_csv), head="softargmax", **{**TINY, "pseudo_label": False})
+    train(parent, tmp_path / "parent")
+    monkeypatch.setenv("FKS_MODEL", str(tmp_path / "parent" / "model.keras"))  # what the app uses
+    config = config_for(DEFAULT_PRESET, data=str(tiny_csv), test_size=8, val_fraction=0.2)
+    assert config.init_from == str(tmp_path / "parent" / "model.keras")
+    assert (config.widths, config.head) == (TINY["widths"], "softargmax")  # the card's, not the recipe's
+    assert config.masked_loss and not config.pseudo_label  # incomplete rows teach their own points, no extra stages
+    card = train(config, tmp_path / "adapted")
+    assert card.parent["sha256"] == file_sha256(tmp_path / "parent" / "model.keras")
+    adapted = load_keras_model(tmp_path / "adapted" / "model.keras").get_weights()
+    started = load_keras_model(tmp_path / "parent" / "model.keras").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(adapted, started))  # it trained

@@ -10,6 +10,7 @@ import platform
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +39,38 @@ def parent_summary(init_from: str) -> dict:
     card = read_card(init_from)
     return {"path": init_from, "sha256": file_sha256(init_from), "run": card.run,
             "command": card.command, "wall_s": card.wall_s, "end_to_end_nme": card.end_to_end.nme}
+
+
+def check_parent(config, split) -> None:
+    """Refuse (ValueError) to start `config` from its `init_from` model where that cannot work or would spoil
+    this run's measurement: the parent must have this run's architecture, and must not have trained on anyone
+    this split holds out (its validation and test scores would then be on faces the model has seen).
+
+    Parents whose card predates `train_people` must hold out exactly this split's test people. Messages name
+    files, never server paths: the Training page shows them.
+    """
+    if not config.init_from:
+        return
+    path = Path(config.init_from)
+    if not path.is_file():
+        raise ValueError(f"The model to start from ({path.name}) does not exist.")
+    card = read_card(path)
+    if card.architecture.widths and (list(card.architecture.widths) != list(config.widths) or card.head != config.head):
+        raise ValueError(f"{path.name} has widths {','.join(map(str, card.architecture.widths))} and a {card.head} "
+                         f"head; this run asks for {','.join(map(str, config.widths))} and {config.head}. Start "
+                         f"from a model of the same architecture, or from random weights.")
+    if split.test.groups is None:
+        return
+    held_out = set(split.test.groups) | set(split.val.groups if split.val.groups is not None else [])
+    if card.data.train_people is not None:
+        seen = sorted(held_out & set(card.data.train_people))
+        if seen:
+            raise ValueError(f"{path.name} was trained on {len(seen)} of the people this run holds out for "
+                             f"validation and test (e.g. {seen[0]}): its scores would be on faces it has seen. "
+                             "Hold out other people (the test size or seed of its card), or start from random weights.")
+    elif card.data.test_people is not None and sorted(card.data.test_people) != sorted(set(split.test.groups)):
+        raise ValueError(f"{path.name} was tested on other people than this split holds out; starting from it "
+                         "here could train on its test people. Use the same data, test size and seed as its card.")
 
 
 def run_card(run_name: str, model_name: str, config, data, split, metrics: dict, wall_s: float,
@@ -69,6 +102,7 @@ def run_card(run_name: str, model_name: str, config, data, split, metrics: dict,
             seed=config.seed,
             test_people=groups(split.test),
             val_people=groups(split.val),
+            train_people=groups(split.train),
         ),
         config=config.to_dict(),
         parent=parent_summary(config.init_from) if config.init_from else None,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from trainer.architecture import DEFAULT_WIDTHS, DROPOUT_RATE, HEADS
 from trainer.augment import AugmentConfig
 from trainer.losses import LOSSES
-from trainer.presets import DEFAULT_PRESET, PRESETS
+from trainer.presets import ACTIVE_MODEL, DEFAULT_PRESET, PRESETS
 
 #: Upper bounds of a config (RecipeConfig.__post_init__): six 2x poolings leave a 1x1 map of a 96 px crop;
 #: wider or bigger than this does not fit a CPU's memory or time, and is almost surely a typo.
@@ -169,12 +171,31 @@ class RecipeConfig:
         return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
+def starting_point(model: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The config fields that start a run from `model` (default: the model the app uses): the file, and the
+    widths, dropout and head its card records (the recipe's where the card is missing or older)."""
+    from core.card import read_card
+    from core.registry import active_model_path
+
+    path = Path(model or active_model_path())
+    card = read_card(path)
+    fields: dict[str, Any] = {"init_from": str(path), "head": card.head}
+    if card.architecture.widths:
+        fields["widths"] = tuple(card.architecture.widths)
+    if card.architecture.dropout is not None:
+        fields["dropout"] = card.architecture.dropout
+    return fields
+
+
 def config_for(preset: str = DEFAULT_PRESET, augment: dict | None = None, **fields) -> RecipeConfig:
     """A preset with fields overridden (None = keep the preset's value); `augment` overrides AugmentConfig fields.
 
-    The one place the CLI and the training page turn a person's choices into a RecipeConfig.
+    The one place the CLI and the training page turn a person's choices into a RecipeConfig. A preset that
+    starts from the active model takes that model's architecture, so its weights fit.
     """
     merged = {**RecipeConfig().to_dict(), **PRESETS[preset]}
+    if merged["init_from"] == ACTIVE_MODEL:
+        merged.update(starting_point())
     merged.update({k: v for k, v in fields.items() if v is not None})
     merged["augment"] = {**merged["augment"], **(augment or {})}
     return RecipeConfig.from_dict(merged)

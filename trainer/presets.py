@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from trainer.augment import ROBUST_AUGMENTATION
 
+#: A preset's `init_from` that means "the model the app uses now" (core.registry.active_model_path): config_for
+#: puts that file, and the widths and head of its card, in the config.
+ACTIVE_MODEL = "active model"
+#: The studio levers, shared by the presets that use them.
+_STUDIO_LEVERS = dict(head="softargmax", mixed_precision="auto", loss="wing", augment=ROBUST_AUGMENTATION,
+                      batch_sizes=(32,))
+
 PRESETS: dict[str, dict] = {
     # The original recipe, every number as published. On YouTube-faces (2750 train rows, 2-core CPU):
     # 64 min, held-out NME 0.0756 with flip averaging (shipped v2).
@@ -20,8 +27,12 @@ PRESETS: dict[str, dict] = {
     # The recipe plus the levers that won on the validation people (bench/bench_levers.py, README): a
     # soft-argmax head, bfloat16 compute where the CPU has bf16 instructions (trainer.precision), one batch size,
     # 3 x 20 epochs (under half the recipe's time).
-    "studio": dict(head="softargmax", mixed_precision="auto", loss="wing", augment=ROBUST_AUGMENTATION,
-                   batch_sizes=(32,), epochs_per_stage=20),
+    "studio": dict(**_STUDIO_LEVERS, epochs_per_stage=20),
+    # The default: the active model's weights (the shipped model unless another was made active) trained on the
+    # chosen data with the studio levers, at its last learning rates (README, "Training on the CPUs people have").
+    # Incomplete rows teach their labelled points in every stage (masked loss) instead of adding pseudo stages.
+    "adapt": dict(**_STUDIO_LEVERS, learning_rates=(1e-4, 1e-5), epochs_per_stage=4, pseudo_label=False,
+                  masked_loss=True, init_from=ACTIVE_MODEL),
 }
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
-DEFAULT_PRESET = "studio"
+DEFAULT_PRESET = "adapt"

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.card import ModelCard, read_card
+from core.card import ModelCard
 from core.model import denormalise_keypoints, normalise_keypoints, to_model_input
 from core.schema import CROP_HALF, KEYPOINT_NAMES, NUM_KEYPOINTS
 from trainer import distributed
 from trainer import events as ev
 from trainer.architecture import AUX68_OUTPUT, build_model, inference_copy
 from trainer.augment import AugmentConfig, augment_batch
-from trainer.cards import run_card
+from trainer.cards import check_parent, run_card
 from trainer.config import RecipeConfig, Stage, config_for  # noqa: F401  config_for: callers of the recipe use it
 from trainer.data import COPY_MARK, KeypointData, read_kaggle_csv, split_indices
 from trainer.evaluate import evaluate_frames
@@ -188,19 +188,13 @@ def stage_rows(stage: Stage, split: Split, pseudo: KeypointData | None, masked_l
     return split.train
 
 
-def start_from_weights(model, init_from: str | os.PathLike, split: Split) -> None:
-    """Copy a trained model's weights into `model` (fine-tuning), refusing what would spoil the test.
-
-    The parent model's card names the people it was tested on; continuing on a split whose test
-    people differ would train on faces the parent (and so the child) will be tested on.
-    """
+def start_from_weights(model, init_from: str | os.PathLike) -> None:
+    """Copy a trained model's weights into `model` (fine-tuning), refusing what would spoil the test
+    (trainer.cards.check_parent)."""
     parent = load_keras_model(init_from)
     if [w.shape for w in parent.get_weights()] != [w.shape for w in model.get_weights()]:
-        raise ValueError(f"{init_from} has another architecture than this run; pass the --widths and --head it was trained with.")
-    parent_test = read_card(init_from).data.test_people
-    if parent_test is not None and split.test.groups is not None and sorted(parent_test) != sorted(set(split.test.groups)):
-        raise ValueError(f"{init_from} was tested on other people than this split holds out; fine-tuning it here "
-                         "would train on its test people. Use the same data, --test-size and seed as its card.")
+        raise ValueError(f"{Path(init_from).name} has another architecture than this run; pass the --widths and "
+                         "--head it was trained with.")
     model.set_weights(parent.get_weights())
 
 
@@ -286,6 +280,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     split = make_split(data, config)
     if len(split.train) == 0:
         raise ValueError("No complete training rows left after the test/validation split.")
+    check_parent(config, split)
     stages = config.stages(has_incomplete=len(split.incomplete) > 0)
     state = run.resume_point(stages)
     strategy = distributed.make_strategy(config.strategy)
@@ -305,7 +300,7 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
             model = build_model(config.widths, config.dropout, config.head, bool(config.precision["mixed_precision"]),
                                 aux68=config.aux68 > 0, read15=config.aux68_read15)
             if config.init_from and chief:  # the other workers take the chief's weights below
-                start_from_weights(model, config.init_from, split)
+                start_from_weights(model, config.init_from)
             # "mse" is also a metric: the progress events report RMSE in crop px whatever the loss
             mse = (keras.metrics.MeanMetricWrapper(masked_mse_metric(), name="mse") if config.masked_loss
                    else keras.metrics.MeanSquaredError(name="mse"))

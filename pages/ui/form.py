@@ -14,8 +14,13 @@ if TYPE_CHECKING:
 MISSING = "—"
 
 #: The presets the page offers (trainer.recipe.PRESETS), as a person reads them.
-PRESET_LABELS = {"studio": "Studio (default)", "full": "Full recipe", "quick": "Quick check (seconds)"}
-PRESET_HELP = {"studio": "the recipe plus the levers that won on validation people (README, 'Training levers')",
+PRESET_LABELS = {"adapt": "Adapt the active model (default)", "studio": "Studio (from random weights)",
+                 "full": "Full recipe", "quick": "Quick check (seconds)"}
+PRESET_HELP = {"adapt": "starts from the model the app uses and trains it on this data for 8 short epochs with the "
+                        "studio levers: a good model in a fraction of the time (README, 'Training on the CPUs people "
+                        "have')",
+               "studio": "the recipe plus the levers that won on validation people (README, 'Training levers'), "
+                         "from random weights",
                "full": "the original recipe, every number as published",
                "quick": "two tiny stages, to try the pipeline end to end"}
 HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
