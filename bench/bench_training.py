@@ -1,8 +1,9 @@
-"""Training throughput (img/s) and the projected wall time of a full run, for the original recipe
-and the default preset, in float32 and in bfloat16, measured in the same run, with the CPU flags
-that decide which one a run uses (trainer.precision).
+"""Training throughput (img/s) and the projected wall time of a full run, for the original recipe, the
+studio preset and the default preset, in float32 and in bfloat16, measured in the same run, with the CPU
+flags that decide which one a run uses (trainer.precision), and the float32 minutes scaled to a 2-core
+AVX2-only EPYC by how fast this machine trains the studio model against that CPU's measured rate.
 
-    python bench/bench_training.py [--presets full,studio] [--rows 2750] [--precisions float32,bfloat16] [--where]
+    python bench/bench_training.py [--presets full,studio,adapt] [--rows 2750] [--precisions float32,bfloat16] [--where]
     ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_training.py   # oneDNN capped at AVX2: as on a CPU without bf16
 
 Times model.fit on augmented batches (the trainer's own pipeline, each preset's model, loss and

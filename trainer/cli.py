@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
     tr.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
-                    help="studio (the default): the recipe plus the levers that won on validation people; full: the "
+                    help="adapt (the default): the active model trained on this data for a few epochs with the "
+                         "studio levers; studio: the recipe plus the levers that won on validation people, from "
+                         "random weights; full: the "
                          "original recipe; fast: its half widths; quick: smoke test; finetune: a short "
                          "low-learning-rate continuation, with --init-from")
     tr.add_argument("--config", help="JSON file of RecipeConfig fields (a run's config.json, or a model card such as "

@@ -1,8 +1,8 @@
 """The training recipe: MSE on normalised coordinates with Adam, through stages of
 learning rate x batch size, then pseudo-labeling and a final cycle on the complete rows.
 RecipeConfig's defaults are that original recipe; its levers (loss, head, bfloat16, augmentation) are
-off there, and trainer.presets names the configurations over it ("studio", the default, turns them on;
-README, "Training levers").
+off there, and trainer.presets names the configurations over it ("studio" turns them on; "adapt", the
+default, starts from the active model with them; README, "Training levers").
 
 Stages (defaults = the original recipe):
   main:   lr in (1e-3, 1e-4, 1e-5) x batch in (32, 64, 128), 15 epochs each, complete rows;
