@@ -59,11 +59,6 @@ def projected_minutes(config: RecipeConfig, mixed: bool, rows: int, images: int)
     return rates, sum(s.epochs * rows / rates[s.batch] for s in stages) / 60
 
 
-def same_model(a: RecipeConfig, b: RecipeConfig) -> bool:
-    """Whether two configs train the same network the same way (their steps cost the same)."""
-    return (a.widths, a.dropout, a.head, a.loss) == (b.widths, b.dropout, b.head, b.loss)
-
-
 def block_macs(widths: tuple[int, ...], head: str, side: int = 96) -> list[float]:
     """Multiply-adds per image of each 3x3 conv block (the trunk is nearly all of the model's arithmetic)."""
     macs: list[float] = []
@@ -163,8 +158,8 @@ def main() -> None:
                 continue
             for batch, rate in rates.items():
                 print(f"  {precision:8s} batch {batch:4d}: {rate:7.1f} img/s")
-            if precision == "float32" and 32 in rates and same_model(config, config_for("studio")):
-                studio_float32_rate["rate"] = rates[32]
+            if precision == "float32" and preset == "studio" and not args.widths:  # the calibration: that CPU's
+                studio_float32_rate["rate"] = rates[32]                              # measured model and batch
             print(f"  {precision:8s} projected full run over {args.rows} rows: {minutes:.1f} min on this machine"
                   + ("  <- the preset's choice" if precision == choice else ""))
             results[(preset, precision)] = minutes
@@ -185,8 +180,8 @@ def main() -> None:
     studio_rate = studio_float32_rate.get("rate")
     if studio_rate:
         scale = studio_rate / AVX2_EPYC_STUDIO_IMG_S
-        print(f"on a 2-core AVX2-only EPYC (the studio model at {AVX2_EPYC_STUDIO_IMG_S} img/s in float32 there, "
-              f"{studio_rate:.1f} here: {scale:.2f}x), float32:")
+        print(f"on a 2-core AVX2-only EPYC (the studio preset's model at {AVX2_EPYC_STUDIO_IMG_S} img/s in float32 "
+              f"there, {studio_rate:.1f} here: {scale:.2f}x; so studio's line is the calibration), float32:")
         for (preset, kind), minutes in results.items():
             if kind == "float32":
                 goal = "  (goal for the default preset: <= 30 min)" if preset == DEFAULT_PRESET else ""

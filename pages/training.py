@@ -51,7 +51,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     lrs = c1.multiselect("Learning rates", [1e-3, 1e-4, 1e-5], list(base.learning_rates), key=f"lr-{preset_label}")
     batches = c2.multiselect("Batch sizes", [16, 32, 64, 128], list(base.batch_sizes), key=f"b-{preset_label}")
     pseudo = c3.toggle("Pseudo-labeling + final cycle", base.pseudo_label and has_incomplete,
-                       key=f"pseudo-{has_incomplete}", disabled=not has_incomplete,
+                       key=f"pseudo-{preset_label}-{has_incomplete}", disabled=not has_incomplete,
                        help="Fills the missing keypoints of incomplete rows with the model's predictions, then "
                             "trains on them too, and ends with a cycle on the complete rows.")
     if not has_incomplete:
@@ -75,9 +75,10 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
         base.mixed_precision), format_func=form.PRECISION_LABELS.get, key=f"bf16-{preset_label}", help=form.PRECISION_HELP)
     m4.caption(f"This CPU: {choose_precision().reason}.")
     fine_tune = st.toggle("Start from the active model's weights (fine-tune)", bool(base.init_from),
-                          key=f"tune-{preset_label}",
+                          key=f"tune-{preset_label}", disabled=preset in form.PRESETS_FROM_ACTIVE_MODEL,
                           help="Off: random weights (the recipe). Fine-tuning needs the active model's widths and "
-                               "head, and must not hold out anyone the active model trained on.")
+                               "head, and must not hold out anyone the active model trained on. Always on for "
+                               "the adapt preset (its few low-learning-rate epochs need a trained start).")
     st.session_state.setdefault("run-name", time.strftime("run-%Y%m%d-%H%M%S"))  # a stable default: keyed widget
     name = st.text_input("Run name", key="run-name", help="Letters, digits, '-', '_' and '.'")
     if st.button("Start training", type="primary", disabled=data_path is None):

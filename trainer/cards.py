@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.card import Architecture, DataSummary, Metrics, ModelCard, read_card
+from core.card import Architecture, DataSummary, Metrics, ModelCard, card_path_for, read_card
 from core.model import file_sha256
 from core.schema import CROP_SHAPE, KEYPOINT_NAMES
 
@@ -41,36 +41,63 @@ def parent_summary(init_from: str) -> dict:
             "command": card.command, "wall_s": card.wall_s, "end_to_end_nme": card.end_to_end.nme}
 
 
+def _points_heads(aux68: float, read15: bool) -> str:
+    """The keypoint heads a model has while it trains: a saved aux68 model keeps only its 15-point head."""
+    return "68 (15 read from them)" if read15 else "15 and 68" if aux68 else "15"
+
+
 def check_parent(config, split) -> None:
     """Refuse (ValueError) to start `config` from its `init_from` model where that cannot work or would spoil
     this run's measurement: the parent must have this run's architecture, and must not have trained on anyone
     this split holds out (its validation and test scores would then be on faces the model has seen).
 
-    Parents whose card predates `train_people` must hold out exactly this split's test people. Messages name
-    files, never server paths: the Training page shows them.
+    A parent without a card is refused (nobody knows what it saw); one whose card predates `train_people` must
+    hold out exactly this split's validation and test people. Messages name files, never server paths: the
+    Training page shows them.
     """
     if not config.init_from:
         return
     path = Path(config.init_from)
     if not path.is_file():
         raise ValueError(f"The model to start from ({path.name}) does not exist.")
+    if not card_path_for(path).is_file():
+        raise ValueError(f"{path.name} has no card ({card_path_for(path).name}) beside it: what it was trained on, "
+                         "and so whether this run's held-out people are new to it, is unknown.")
     card = read_card(path)
-    if card.architecture.widths and (list(card.architecture.widths) != list(config.widths) or card.head != config.head):
-        raise ValueError(f"{path.name} has widths {','.join(map(str, card.architecture.widths))} and a {card.head} "
-                         f"head; this run asks for {','.join(map(str, config.widths))} and {config.head}. Start "
-                         f"from a model of the same architecture, or from random weights.")
+    parent_heads = _points_heads(0, bool(card.config.get("aux68_read15")))
+    child_heads = _points_heads(config.aux68, config.aux68_read15)
+    widths = list(card.architecture.widths)
+    if (widths and widths != list(config.widths)) or card.head != config.head or parent_heads != child_heads:
+        raise ValueError(f"{path.name} has widths {','.join(map(str, widths))}, a {card.head} head and "
+                         f"{parent_heads} keypoints; this run asks for {','.join(map(str, config.widths))}, "
+                         f"{config.head} and {child_heads}. Start from a model of the same architecture.")
     if split.test.groups is None:
         return
-    held_out = set(split.test.groups) | set(split.val.groups if split.val.groups is not None else [])
+    val, test = set(split.val.groups if split.val.groups is not None else []), set(split.test.groups)
     if card.data.train_people is not None:
-        seen = sorted(held_out & set(card.data.train_people))
+        seen = sorted((val | test) & set(card.data.train_people))
         if seen:
+            split_hint = (f" (test size {card.config['test_size']}, seed {card.config.get('seed', 0)})"
+                          if "test_size" in card.config else "")
             raise ValueError(f"{path.name} was trained on {len(seen)} of the people this run holds out for "
                              f"validation and test (e.g. {seen[0]}): its scores would be on faces it has seen. "
-                             "Hold out other people (the test size or seed of its card), or start from random weights.")
-    elif card.data.test_people is not None and sorted(card.data.test_people) != sorted(set(split.test.groups)):
-        raise ValueError(f"{path.name} was tested on other people than this split holds out; starting from it "
-                         "here could train on its test people. Use the same data, test size and seed as its card.")
+                             f"Hold out the people its card holds out{split_hint}, or train from random weights "
+                             "(the studio preset).")
+        return
+    for name, theirs, ours in (("tested", card.data.test_people, test), ("validated", card.data.val_people, val)):
+        if theirs is not None and set(theirs) != ours:
+            raise ValueError(f"{path.name} was {name} on other people than this split holds out, and its card does "
+                             "not say whom it trained on: starting from it here could score this run on faces it "
+                             "has seen. Use the same data, test size and seed as its card.")
+
+
+def trained_people(data, split) -> list[str] | None:
+    """Everyone not held out: their complete rows train, and their incomplete rows too where the run
+    pseudo-labels them or masks the loss (a parent's card must name them all for check_parent)."""
+    if data.groups is None:
+        return None
+    held_out = set(split.val.groups if split.val.groups is not None else []) | set(split.test.groups)
+    return sorted(set(data.groups) - held_out)
 
 
 def run_card(run_name: str, model_name: str, config, data, split, metrics: dict, wall_s: float,
@@ -102,7 +129,7 @@ def run_card(run_name: str, model_name: str, config, data, split, metrics: dict,
             seed=config.seed,
             test_people=groups(split.test),
             val_people=groups(split.val),
-            train_people=groups(split.train),
+            train_people=trained_people(data, split),
         ),
         config=config.to_dict(),
         parent=parent_summary(config.init_from) if config.init_from else None,

@@ -59,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", default=None,
                     help=f"Kaggle-format .csv/.csv.gz/.zip (default: the --config file's data, else {DEFAULT_DATA})")
     tr.add_argument("--run", default=None, help="run name (folder under the runs directory); default: a timestamp")
-    tr.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
-                    help="adapt (the default): the active model trained on this data for a few epochs with the "
+    tr.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                    help=f"{DEFAULT_PRESET} (the default; with --config: full, so that a config or card trains "
+                         "exactly what it says): the active model trained on this data for a few epochs with the "
                          "studio levers; studio: the recipe plus the levers that won on validation people, from "
                          "random weights; full: the "
                          "original recipe; fast: its half widths; quick: smoke test; finetune: a short "
@@ -242,7 +243,9 @@ def config_from_args(args):
                                          aux68=args.aux68,
                                          aux68_read15=True if args.aux68_read15 else None).items() if v is not None})
     fields.setdefault("data", str(DEFAULT_DATA))
-    return config_for(args.preset, augment, **fields)
+    # a --config file (a run's config.json, a card's config) is complete for the recipe: laid over the original
+    # recipe's defaults, fields it predates stay off, as they were when it was written
+    return config_for(args.preset or ("full" if args.config else DEFAULT_PRESET), augment, **fields)
 
 
 def _train(args) -> int:

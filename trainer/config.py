@@ -184,6 +184,8 @@ def starting_point(model: str | os.PathLike | None = None) -> dict[str, Any]:
         fields["widths"] = tuple(card.architecture.widths)
     if card.architecture.dropout is not None:
         fields["dropout"] = card.architecture.dropout
+    if card.config.get("aux68_read15"):  # its saved model reads the 15 points from a 68-point head
+        fields.update(aux68=card.config["aux68"], aux68_read15=True)
     return fields
 
 
@@ -197,5 +199,8 @@ def config_for(preset: str = DEFAULT_PRESET, augment: dict | None = None, **fiel
     if merged["init_from"] == ACTIVE_MODEL:
         merged.update(starting_point())
     merged.update({k: v for k, v in fields.items() if v is not None})
+    if PRESETS[preset].get("init_from") == ACTIVE_MODEL and not merged["init_from"]:
+        raise ValueError(f"The {preset} preset trains a model further for a few epochs at low learning rates: it "
+                         "needs a model to start from. Choose the studio preset to train from random weights.")
     merged["augment"] = {**merged["augment"], **(augment or {})}
     return RecipeConfig.from_dict(merged)

@@ -280,12 +280,13 @@ def _train(config: RecipeConfig, run, bus: ev.EventBus, should_stop: Callable[[]
     split = make_split(data, config)
     if len(split.train) == 0:
         raise ValueError("No complete training rows left after the test/validation split.")
-    check_parent(config, split)
     stages = config.stages(has_incomplete=len(split.incomplete) > 0)
     state = run.resume_point(stages)
     strategy = distributed.make_strategy(config.strategy)
     multi_worker = config.strategy == "multi_worker"
     chief = distributed.is_chief()
+    if config.init_from and chief and not run.checkpoint_path.is_file():  # a resumed run has its weights already
+        check_parent(config, split)
     wing_loss_class(), masked_loss_class(), masked_mse_metric()  # registered before a checkpoint using them is loaded
     with strategy.scope():
         if run.checkpoint_path.is_file() and not multi_worker:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from trainer.presets import ACTIVE_MODEL, PRESETS
+
 if TYPE_CHECKING:
     from core.card import ModelCard
 
@@ -23,6 +25,8 @@ PRESET_HELP = {"adapt": "starts from the model the app uses and trains it on thi
                          "from random weights",
                "full": "the original recipe, every number as published",
                "quick": "two tiny stages, to try the pipeline end to end"}
+#: Presets that train the active model further: their fine-tune toggle stays on.
+PRESETS_FROM_ACTIVE_MODEL = tuple(p for p, fields in PRESETS.items() if fields.get("init_from") == ACTIVE_MODEL)
 HEAD_LABELS = {"gap": "Global average pooling (the recipe)", "flatten": "Flatten (keeps the 3x3 layout)",
                "softargmax": "Heatmaps + soft-argmax"}
 PRECISION_LABELS: dict[bool | str, str] = {"auto": "Auto: bfloat16 where the CPU computes it", True: "bfloat16",
