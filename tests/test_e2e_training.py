@@ -17,6 +17,7 @@ from tests.helpers import write_synthetic_csv
 from trainer.export import load_keras_model
 
 SCREENSHOT = "/tmp/fks-training.png"
+ADAPT_SCREENSHOT = "/tmp/fks-training-adapt.png"
 expect.set_options(timeout=30_000)  # a shared 2-core machine can take more than the 5 s default to rerun
 
 
@@ -106,21 +107,25 @@ def test_start_watch_activate_fine_tune_and_cancel(streamlit_app, page, tmp_path
     assert list(marked.loc[marked["active"] != "", "run"]) == ["page-run"]
     screenshot(page, SCREENSHOT)
 
-    # fine-tune the model just made active, from the page: same data, widths and held-out people
-    page.get_by_text("Start from the active model's weights (fine-tune)").click()
+    # the default preset adapts the model just made active: its widths and head, fine-tuning always on
+    page.get_by_text("Adapt the active model (default)", exact=True).click()
     settle(page)
+    expect(page.get_by_label("Model widths", exact=True)).to_have_value("8,16,32,64,128")  # page-run's, not 32..512
+    expect(page.get_by_label("Start from the active model's weights (fine-tune)", exact=True)).to_be_checked()
+    expect(page.get_by_label("Start from the active model's weights (fine-tune)", exact=True)).to_be_disabled()
+    screenshot(page, ADAPT_SCREENSHOT)
+    _fill(page, "Held-out test rows (or fraction < 1)", "8")  # page-run's held-out people
     _start(page, "tuned-run")
     expect(page.get_by_text("Run 'tuned-run': finished")).to_be_visible(timeout=180_000)
     settle(page)
     card = json.loads((runs / "tuned-run" / "model.json").read_text())
     assert card["config"]["init_from"] == active and card["parent"]["run"] == "page-run"
     page_config = json.loads((runs / "page-run" / "config.json").read_text())
-    for config in (page_config, card["config"]):  # the widgets' choices reached both runs
-        assert (config["head"], config["loss"], config["mixed_precision"]) == ("softargmax", "wing", True)
+    # the widgets' choices reached the page's run; the adapted run took its parent's head
+    assert (page_config["head"], page_config["loss"], page_config["mixed_precision"]) == ("softargmax", "wing", True)
+    assert (card["config"]["head"], card["config"]["widths"]) == ("softargmax", [8, 16, 32, 64, 128])
 
     # a long run, cancelled: its checkpoint stays, the active model does not change
-    page.get_by_text("Start from the active model's weights (fine-tune)").click()
-    settle(page)
     page.get_by_text("Full recipe", exact=True).click()
     settle(page)
     _fill(page, "Held-out test rows (or fraction < 1)", "8")
