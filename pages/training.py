@@ -43,7 +43,7 @@ with st.expander("New run", expanded=jobs.running_run(root) is None):
     c1, c2, c3 = st.columns(3)
     widths_text = c1.text_input("Model widths", ",".join(map(str, base.widths)), key=f"w-{preset_label}")
     epochs = c2.number_input("Epochs per stage", 1, 200, base.epochs_per_stage, key=f"e-{preset_label}")
-    complete_rows = int(data.complete.sum()) if data is not None else 0
+    complete_rows = int((data.complete & ~data.is_copy).sum()) if data is not None else 0  # jitter copies hold no one out
     test_text = c3.text_input("Held-out test rows (or fraction < 1)", form.default_test_size(complete_rows),
                               key=f"test-{data_path}",  # a new file starts from its own default
                               help="Whole people are held out until this many rows (e.g. 500) or this fraction "
