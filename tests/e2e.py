@@ -78,12 +78,19 @@ def screenshot(page: Page, path: str) -> None:
 def open_dropdown(page: Page, label: str) -> None:
     """Open the selectbox labelled `label` and leave its options showing."""
     box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
+    listbox = page.get_by_role("listbox")
     # A click on a selectbox that kept the focus from an earlier choice leaves it closed (seen on pages without any
-    # timer too); the keyboard opens it.
-    if not page.get_by_role("listbox").is_visible():
-        box.press("ArrowDown")
-    page.get_by_role("listbox").wait_for()
+    # timer too); the keyboard opens it. On a loaded machine the list can take seconds to show: try a few times.
+    for _ in range(4):
+        box.click()
+        if not listbox.is_visible():
+            box.press("ArrowDown")
+        try:
+            listbox.wait_for(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    listbox.wait_for()
 
 
 def choose(page: Page, label: str, option: str | int) -> None:
