@@ -135,7 +135,13 @@ class RollSearch:
 
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
     copy_max_side: int = 224
-    sensitivity_boost: int = 2
+    sensitivity_boost: int = 3
+    #: copies half a step between (and beyond) `angles_deg`, searched only around the weakest boxes (min_neighbors
+    #: 1) of the copies within `between_reach_deg`: the cascade misses some faces on the copy at their angle and
+    #: finds them 7.5 deg off, and where it misses a face outright it usually leaves a weak box on it. None at
+    #: +-7.5: those copies put boxes on upright frames' chins and necks that the verifier let through.
+    between_angles_deg: tuple[float, ...] = (-52.5, -37.5, -22.5, 22.5, 37.5, 52.5)
+    between_reach_deg: float = 7.5
     #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly;
     #: 1 finds the upright faces the default sensitivity missed, the verifier keeping the phantoms out)
     upright_boost: int = 1
@@ -152,27 +158,58 @@ class RollSearch:
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
                     roll: RollSearch | None = None) -> np.ndarray:
-    """Candidate face boxes at any roll within about 10 deg of 0 or of `roll.angles_deg`, as an (N, 5) float array
+    """Candidate face boxes at any roll within about 10 deg of 0, `roll.angles_deg` or its in-between angles, as an (N, 5) float array
     (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
 
     The upright image goes through `detector.detect` with `settings` (min_neighbors lowered by
     `roll.upright_boost`; 0: its boxes, angle 0, are today's exactly); each turned copy through the same cascade
-    at `min_neighbors` lowered by `roll.sensitivity_boost`. One face usually comes back from two neighbouring
-    angles: the caller scores every candidate (the verifier, on its de-rotated crop) and keeps one per face
+    at `min_neighbors` lowered by `roll.sensitivity_boost`, and each in-between copy likewise around the copies'
+    weak boxes near its angle (search_around). One face usually comes back from two neighbouring angles: the caller scores every candidate (the verifier, on its de-rotated crop) and keeps one per face
     (one_turned_box_per_face).
     """
     s = settings or detector.settings
     roll = roll or RollSearch()
     upright = replace(s, min_neighbors=max(1, s.min_neighbors - roll.upright_boost)) if roll.upright_boost else s
     found = [_with_angle(detector.detect(gray, upright), 0.0)]
+    weak = [np.zeros((0, 5))]  # the copies' boxes at min_neighbors 1: where the in-between copies look
     for angle in roll.angles_deg:
         if angle == 0:
             continue
         copy, matrix, inner = turned_copy(gray, angle, s, roll)
-        boxes = detector.detect(copy, inner)
-        if len(boxes):
-            found.append(boxes_from_copy(boxes, matrix, angle))
+        by_sensitivity = detector.detect_at_sensitivities(copy, (inner.min_neighbors, 1), inner)
+        found.append(boxes_from_copy(by_sensitivity[inner.min_neighbors], matrix, angle))
+        weak.append(boxes_from_copy(by_sensitivity[1], matrix, angle))
+    hints = np.vstack(weak)
+    for angle in roll.between_angles_deg:
+        near = hints[np.abs(hints[:, 4] - angle) <= roll.between_reach_deg]
+        if len(near):
+            found.append(search_around(detector, gray, angle, near, s, roll))
     return np.vstack(found)
+
+
+#: An in-between copy is searched within this many box sides of each weak box's centre, for faces down to
+#: BETWEEN_SMALLEST of its side (a weak box sits on part of a face, or on a face at another scale).
+BETWEEN_REACH = 1.0
+BETWEEN_SMALLEST = 0.6
+
+
+def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hints_xywha: np.ndarray,
+                  settings: DetectorSettings, roll: RollSearch) -> np.ndarray:
+    """Turned boxes (N, 5) the cascade finds on the copy turned by `angle_deg` (turned_copy), in the one window of
+    that copy that holds every hint's surroundings (BETWEEN_REACH): a fraction of a whole copy's cost."""
+    copy, matrix, inner = turned_copy(gray, angle_deg, settings, roll)
+    scale = float(np.hypot(*matrix[0, :2]))
+    centres = (hints_xywha[:, :2] + hints_xywha[:, 2:4] / 2 - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5
+    reach = BETWEEN_REACH * hints_xywha[:, 2:3] * scale
+    x0, y0 = np.floor((centres - reach).min(axis=0)).clip(0).astype(int)
+    x1, y1 = np.minimum(np.ceil((centres + reach).max(axis=0)), (copy.shape[1], copy.shape[0])).astype(int)
+    if min(x1 - x0, y1 - y0) < 24:  # the cascade's window
+        return np.zeros((0, 5))
+    window = copy[y0:y1, x0:x1]
+    smallest = BETWEEN_SMALLEST * float(hints_xywha[:, 2].min()) * scale
+    boxes = detector.detect(window, replace(inner, min_size_fraction=smallest / min(window.shape),
+                                            max_side=max(window.shape)))
+    return boxes_from_copy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + (x0, y0, 0, 0), matrix, angle_deg)
 
 
 def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from core import overlays
-from core.detector import FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face, turned_box_iou
+from core.detector import (
+    DetectorSettings,
+    FaceDetector,
+    RollSearch,
+    detect_any_roll,
+    one_turned_box_per_face,
+    search_around,
+    turned_box_iou,
+)
 from core.geometry import turn_image
 from core.images import load_image
 from core.paths import SHIPPED_MODEL
@@ -74,6 +82,25 @@ def test_the_upright_copy_gives_todays_boxes_exactly(photos):
     detector = FaceDetector()
     found = detect_any_roll(detector, gray, roll=RollSearch())
     np.testing.assert_array_equal(found[found[:, 4] == 0][:, :4], detector.detect(gray))
+
+
+def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos):
+    detector, roll = FaceDetector(), RollSearch()
+    gray, _ = turn_image(cv2.cvtColor(load_image(photos / "james.jpg"), cv2.COLOR_BGR2GRAY), 25.0,
+                         border=cv2.BORDER_CONSTANT)  # James's own roll (about 11 deg) + 25
+    found = detect_any_roll(detector, gray, roll=roll)
+    base = detect_any_roll(detector, gray, roll=RollSearch(between_angles_deg=()))
+    np.testing.assert_array_equal(found[np.isin(found[:, 4], [0, *roll.angles_deg])], base)  # it only adds
+    face = base[base[:, 4] == 30.0][0]
+    assert np.isin(found[:, 4], roll.between_angles_deg).any()
+    # around a weak box on the face, the copy turned 22.5 deg finds the face; around one in a far corner, nothing
+    near = search_around(detector, gray, 22.5, face[None], DetectorSettings(), roll)
+    assert max(turned_box_iou(face, b) for b in near) > 0.5
+    corner = np.array([[0.0, 0.0, 40.0, 40.0, 30.0]])
+    assert len(search_around(detector, gray, 22.5, corner, DetectorSettings(), roll)) == 0
+    # no weak box near an in-between angle, no copy at it: a face-free scene gets none
+    street = cv2.cvtColor(load_image(photos / "streetview_no_face.jpg"), cv2.COLOR_BGR2GRAY)
+    assert not np.isin(detect_any_roll(detector, street, roll=roll)[:, 4], roll.between_angles_deg).any()
 
 
 @pytest.fixture(scope="module")
