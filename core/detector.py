@@ -135,6 +135,9 @@ class RollSearch:
 
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
     copy_max_side: int = 224
+    #: the smallest face the copies look for, in the copy's pixels: the first step of the cascade's pyramid (its
+    #: 24 px window) costs a third of a copy
+    copy_smallest_face: int = 26
     sensitivity_boost: int = 3
     #: copies half a step between (and beyond) `angles_deg`, searched only around the weakest boxes (min_neighbors
     #: 1) of the copies within `between_reach_deg`: the cascade misses some faces on the copy at their angle and
@@ -189,8 +192,8 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
 
 #: An in-between copy is searched within this many box sides of each weak box's centre, for faces down to
 #: BETWEEN_SMALLEST of its side (a weak box sits on part of a face, or on a face at another scale).
-BETWEEN_REACH = 1.0
-BETWEEN_SMALLEST = 0.6
+BETWEEN_REACH = 1.5
+BETWEEN_SMALLEST = 0.5
 
 
 def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hints_xywha: np.ndarray,
@@ -221,7 +224,7 @@ def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
     shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
     copy, matrix = turn_image(gray, -angle_deg, shrink)
     # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
-    fraction = settings.min_size_fraction * min(h, w) * shrink / min(copy.shape)
+    fraction = max(settings.min_size_fraction * min(h, w) * shrink, roll.copy_smallest_face) / min(copy.shape)
     k = max(1, settings.min_neighbors - roll.sensitivity_boost)
     return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
 
