@@ -123,7 +123,7 @@ def main() -> None:
         keypoints = _median_ms(lambda: any_roll.keypoints_for_boxes(gray, found.boxes_xywh, found.angles_deg),  # noqa: B023
                                args.runs, cpu)
         print(f"  where the any-roll path's CPU goes: upright cascade {upright:.1f} ms, "
-              f"{len(roll.angles_deg)} turned copies {cascade - upright:.1f} ms, verifier on "
+              f"{len(roll.angles_deg)} turned copies and the in-between windows {cascade - upright:.1f} ms, verifier on "
               f"{len(candidates)} candidates {verify:.1f} ms, keypoints ({sum(found.angles_deg != 0)} of "
               f"{len(found.boxes_xywh)} faces turned: eye-line pass + final pass) {keypoints:.1f} ms")
         if label.startswith("12"):
