@@ -129,7 +129,7 @@ class FaceDetector:
 class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
     roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
-    cost their pixels; faces in them are found down to the cascade's 24 px window, smaller ones only upright),
+    cost their pixels; faces in them are found down to `copy_smallest_face`, smaller ones only upright),
     at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out); the
     upright image at the settings' value minus `upright_boost`."""
 
@@ -161,14 +161,15 @@ class RollSearch:
 
 def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
                     roll: RollSearch | None = None) -> np.ndarray:
-    """Candidate face boxes at any roll within about 10 deg of 0, `roll.angles_deg` or its in-between angles, as an (N, 5) float array
-    (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in `gray`'s pixels.
+    """Candidate face boxes at any roll within about 10 deg of 0, of `roll.angles_deg` or of its in-between angles,
+    as an (N, 5) float array (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in
+    `gray`'s pixels.
 
     The upright image goes through `detector.detect` with `settings` (min_neighbors lowered by
     `roll.upright_boost`; 0: its boxes, angle 0, are today's exactly); each turned copy through the same cascade
     at `min_neighbors` lowered by `roll.sensitivity_boost`, and each in-between copy likewise around the copies'
-    weak boxes near its angle (search_around). One face usually comes back from two neighbouring angles: the caller scores every candidate (the verifier, on its de-rotated crop) and keeps one per face
-    (one_turned_box_per_face).
+    weak boxes near its angle (search_around). One face usually comes back from two neighbouring angles: the caller
+    scores every candidate (the verifier, on its de-rotated crop) and keeps one per face (one_turned_box_per_face).
     """
     s = settings or detector.settings
     roll = roll or RollSearch()
@@ -190,40 +191,73 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     return np.vstack(found)
 
 
-#: An in-between copy is searched within this many box sides of each weak box's centre, for faces down to
-#: BETWEEN_SMALLEST of its side (a weak box sits on part of a face, or on a face at another scale).
+#: An in-between copy is searched in a window BETWEEN_REACH box sides around each weak box's centre (overlapping
+#: windows merged), for faces down to BETWEEN_SMALLEST of the smallest weak box's side in it (a weak box sits on part
+#: of a face, or on a face at another scale).
 BETWEEN_REACH = 1.5
 BETWEEN_SMALLEST = 0.5
 
 
 def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hints_xywha: np.ndarray,
                   settings: DetectorSettings, roll: RollSearch) -> np.ndarray:
-    """Turned boxes (N, 5) the cascade finds on the copy turned by `angle_deg` (turned_copy), in the one window of
-    that copy that holds every hint's surroundings (BETWEEN_REACH): a fraction of a whole copy's cost."""
+    """Turned boxes (N, 5) the cascade finds on the copy turned by `angle_deg` (turned_copy) in the windows around
+    `hints_xywha` (turned boxes of `gray`): each window a fraction of a whole copy's cost."""
+    hints = np.asarray(hints_xywha, dtype=np.float64).reshape(-1, 5)
+    if len(hints) == 0:
+        return np.zeros((0, 5))
     copy, matrix, inner = turned_copy(gray, angle_deg, settings, roll)
     scale = float(np.hypot(*matrix[0, :2]))
-    centres = (hints_xywha[:, :2] + hints_xywha[:, 2:4] / 2 - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5
-    reach = BETWEEN_REACH * hints_xywha[:, 2:3] * scale
-    x0, y0 = np.floor((centres - reach).min(axis=0)).clip(0).astype(int)
-    x1, y1 = np.minimum(np.ceil((centres + reach).max(axis=0)), (copy.shape[1], copy.shape[0])).astype(int)
-    if min(x1 - x0, y1 - y0) < 24:  # the cascade's window
-        return np.zeros((0, 5))
-    window = copy[y0:y1, x0:x1]
-    smallest = BETWEEN_SMALLEST * float(hints_xywha[:, 2].min()) * scale
-    boxes = detector.detect(window, replace(inner, min_size_fraction=smallest / min(window.shape),
-                                            max_side=max(window.shape)))
-    return boxes_from_copy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + (x0, y0, 0, 0), matrix, angle_deg)
+    centres = (hints[:, :2] + hints[:, 2:4] / 2 - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5
+    sides = hints[:, 2] * scale
+    reach = BETWEEN_REACH * sides[:, None]
+    # the user's smallest face (settings.min_size_fraction), as turned_copy reckons it, without the copies' own floor
+    floor = settings.min_size_fraction * min(gray.shape) * scale
+    found = [np.zeros((0, 5))]
+    for x0, y0, x1, y1, side in merged_windows(np.hstack([centres - reach, centres + reach, sides[:, None]])):
+        x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+        x1, y1 = min(copy.shape[1], int(np.ceil(x1))), min(copy.shape[0], int(np.ceil(y1)))
+        if min(x1 - x0, y1 - y0) < 24:  # the cascade's window
+            continue
+        window = copy[y0:y1, x0:x1]
+        smallest = max(BETWEEN_SMALLEST * side, floor)
+        boxes = detector.detect(window, replace(inner, min_size_fraction=smallest / min(window.shape),
+                                                max_side=max(window.shape)))
+        found.append(boxes_from_copy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + (x0, y0, 0, 0),
+                                     matrix, angle_deg))
+    return np.vstack(found)
+
+
+def merged_windows(windows: np.ndarray) -> list[np.ndarray]:
+    """Rectangles (x0, y0, x1, y1, side) with every overlapping pair merged into their bounding rectangle (keeping the
+    smaller side), so that no pixel is searched twice."""
+    out: list[np.ndarray] = [np.array(w, dtype=np.float64) for w in windows]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    out[i] = np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:4], b[2:4]), min(a[4], b[4])]
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
 
 
 def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
                 roll: RollSearch) -> tuple[np.ndarray, np.ndarray, DetectorSettings]:
     """The copy of `gray` in which a face rolled by `angle_deg` stands upright (shrunk as `roll` says), the 2x3
     matrix from `gray`'s pixels to the copy's, and the cascade settings for it; one place for the search and for
-    the verifier's mining (trainer.verifier), so both see the same copies."""
+    the verifier's mining (trainer.verifier), so both see the same copies (the mining leaves the in-between
+    windows out)."""
     h, w = gray.shape
     shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
     copy, matrix = turn_image(gray, -angle_deg, shrink)
-    # the same smallest face (a fraction of the image's shorter side, not of the larger canvas)
+    # the same smallest face (a fraction of the image's shorter side, not of the larger canvas), and none under
+    # copy_smallest_face
     fraction = max(settings.min_size_fraction * min(h, w) * shrink, roll.copy_smallest_face) / min(copy.shape)
     k = max(1, settings.min_neighbors - roll.sensitivity_boost)
     return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))

@@ -10,6 +10,7 @@ from core.detector import (
     FaceDetector,
     RollSearch,
     detect_any_roll,
+    merged_windows,
     one_turned_box_per_face,
     search_around,
     turned_box_iou,
@@ -84,23 +85,45 @@ def test_the_upright_copy_gives_todays_boxes_exactly(photos):
     np.testing.assert_array_equal(found[found[:, 4] == 0][:, :4], detector.detect(gray))
 
 
-def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos):
+def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos, monkeypatch):
+    import core.detector
+
     detector, roll = FaceDetector(), RollSearch()
     gray, _ = turn_image(cv2.cvtColor(load_image(photos / "james.jpg"), cv2.COLOR_BGR2GRAY), 25.0,
                          border=cv2.BORDER_CONSTANT)  # James's own roll (about 11 deg) + 25
+    calls = []
+
+    def spy(detector, gray, angle, hints, settings, roll):
+        calls.append((angle, hints))
+        return search_around(detector, gray, angle, hints, settings, roll)
+
+    monkeypatch.setattr(core.detector, "search_around", spy)
     found = detect_any_roll(detector, gray, roll=roll)
     base = detect_any_roll(detector, gray, roll=RollSearch(between_angles_deg=()))
     np.testing.assert_array_equal(found[np.isin(found[:, 4], [0, *roll.angles_deg])], base)  # it only adds
-    face = base[base[:, 4] == 30.0][0]
     assert np.isin(found[:, 4], roll.between_angles_deg).any()
-    # around a weak box on the face, the copy turned 22.5 deg finds the face; around one in a far corner, nothing
+    # each in-between copy is searched only around weak boxes of copies within 7.5 deg of it
+    assert calls and all(angle in roll.between_angles_deg and np.isin(hints[:, 4], roll.angles_deg).all()
+                         and (np.abs(hints[:, 4] - angle) <= roll.between_reach_deg).all() for angle, hints in calls)
+    # around a box on the face (the 30 deg copy's), the copy turned 22.5 deg finds the face; around one in a far
+    # corner, nothing; around none, nothing
+    face = base[base[:, 4] == 30.0][0]
     near = search_around(detector, gray, 22.5, face[None], DetectorSettings(), roll)
     assert max(turned_box_iou(face, b) for b in near) > 0.5
     corner = np.array([[0.0, 0.0, 40.0, 40.0, 30.0]])
     assert len(search_around(detector, gray, 22.5, corner, DetectorSettings(), roll)) == 0
-    # no weak box near an in-between angle, no copy at it: a face-free scene gets none
-    street = cv2.cvtColor(load_image(photos / "streetview_no_face.jpg"), cv2.COLOR_BGR2GRAY)
-    assert not np.isin(detect_any_roll(detector, street, roll=roll)[:, 4], roll.between_angles_deg).any()
+    assert search_around(detector, gray, 22.5, np.zeros((0, 5)), DetectorSettings(), roll).shape == (0, 5)
+    # a blank image leaves no weak box, so no in-between copy is searched at all
+    calls.clear()
+    assert len(detect_any_roll(detector, np.full((240, 320), 128, np.uint8), roll=roll)) == 0
+    assert calls == []
+
+
+def test_in_between_windows_merge_where_they_overlap():
+    windows = np.array([[0, 0, 50, 50, 30], [40, 40, 90, 90, 20], [200, 0, 240, 40, 25], [80, 85, 120, 120, 40.0]])
+    merged = sorted(map(tuple, merged_windows(windows)))
+    assert merged == [(0, 0, 120, 120, 20), (200, 0, 240, 40, 25)]  # a chain of overlaps is one window
+    assert merged_windows(np.zeros((0, 5))) == []
 
 
 @pytest.fixture(scope="module")
