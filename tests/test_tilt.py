@@ -14,6 +14,7 @@ from core.detector import (
     one_turned_box_per_face,
     search_around,
     turned_box_iou,
+    turned_copy,
 )
 from core.geometry import turn_image
 from core.images import load_image
@@ -113,6 +114,11 @@ def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos, monkey
     corner = np.array([[0.0, 0.0, 40.0, 40.0, 30.0]])
     assert len(search_around(detector, gray, 22.5, corner, DetectorSettings(), roll)) == 0
     assert search_around(detector, gray, 22.5, np.zeros((0, 5)), DetectorSettings(), roll).shape == (0, 5)
+    # the user's smallest face holds in the windows too: a face smaller than it is not looked for
+    assert len(search_around(detector, gray, 22.5, face[None], DetectorSettings(min_size_fraction=0.9), roll)) == 0
+    # and the copies look for nothing under copy_smallest_face (the cascade's first, costliest step)
+    copy, _, inner = turned_copy(gray, 30.0, DetectorSettings(), roll)
+    assert inner.min_size_fraction * min(copy.shape) == pytest.approx(roll.copy_smallest_face)
     # a blank image leaves no weak box, so no in-between copy is searched at all
     calls.clear()
     assert len(detect_any_roll(detector, np.full((240, 320), 128, np.uint8), roll=roll)) == 0
