@@ -145,6 +145,11 @@ class RollSearch:
     #: +-7.5: those copies put boxes on upright frames' chins and necks that the verifier let through.
     between_angles_deg: tuple[float, ...] = (-52.5, -37.5, -22.5, 22.5, 37.5, 52.5)
     between_reach_deg: float = 7.5
+    #: an in-between copy is searched in a window this many box sides around each weak box's centre (overlapping
+    #: windows merged), for faces down to `between_smallest` of the smallest weak box's side in it (a weak box sits
+    #: on part of a face, or on a face at another scale)
+    between_window_sides: float = 1.5
+    between_smallest: float = 0.5
     #: how much more sensitive the search's upright pass is than the settings say (0: today's upright boxes exactly;
     #: 1 finds the upright faces the default sensitivity missed, the verifier keeping the phantoms out)
     upright_boost: int = 1
@@ -191,11 +196,8 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     return np.vstack(found)
 
 
-#: An in-between copy is searched in a window BETWEEN_REACH box sides around each weak box's centre (overlapping
-#: windows merged), for faces down to BETWEEN_SMALLEST of the smallest weak box's side in it (a weak box sits on part
-#: of a face, or on a face at another scale).
-BETWEEN_REACH = 1.5
-BETWEEN_SMALLEST = 0.5
+#: The Haar cascade's window (haarcascade_frontalface_default.xml): no face smaller than this is found.
+CASCADE_WINDOW_PX = 24
 
 
 def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hints_xywha: np.ndarray,
@@ -209,17 +211,16 @@ def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hi
     scale = float(np.hypot(*matrix[0, :2]))
     centres = (hints[:, :2] + hints[:, 2:4] / 2 - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5
     sides = hints[:, 2] * scale
-    reach = BETWEEN_REACH * sides[:, None]
-    # the user's smallest face (settings.min_size_fraction), as turned_copy reckons it, without the copies' own floor
-    floor = settings.min_size_fraction * min(gray.shape) * scale
+    reach = roll.between_window_sides * sides[:, None]
+    floor = _users_smallest_face(gray, settings, scale)  # without the copies' own floor
     found = [np.zeros((0, 5))]
     for x0, y0, x1, y1, side in merged_windows(np.hstack([centres - reach, centres + reach, sides[:, None]])):
         x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
         x1, y1 = min(copy.shape[1], int(np.ceil(x1))), min(copy.shape[0], int(np.ceil(y1)))
-        if min(x1 - x0, y1 - y0) < 24:  # the cascade's window
+        if min(x1 - x0, y1 - y0) < CASCADE_WINDOW_PX:
             continue
         window = copy[y0:y1, x0:x1]
-        smallest = max(BETWEEN_SMALLEST * side, floor)
+        smallest = max(roll.between_smallest * side, floor)
         boxes = detector.detect(window, replace(inner, min_size_fraction=smallest / min(window.shape),
                                                 max_side=max(window.shape)))
         found.append(boxes_from_copy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + (x0, y0, 0, 0),
@@ -230,21 +231,17 @@ def search_around(detector: FaceDetector, gray: np.ndarray, angle_deg: float, hi
 def merged_windows(windows: np.ndarray) -> list[np.ndarray]:
     """Rectangles (x0, y0, x1, y1, side) with every overlapping pair merged into their bounding rectangle (keeping the
     smaller side), so that no pixel is searched twice."""
-    out: list[np.ndarray] = [np.array(w, dtype=np.float64) for w in windows]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(out)):
-            for j in range(i + 1, len(out)):
-                a, b = out[i], out[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    out[i] = np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:4], b[2:4]), min(a[4], b[4])]
-                    del out[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return out
+    out: list[np.ndarray] = []
+    for w in np.asarray(windows, dtype=np.float64).reshape(-1, 5):
+        apart = []
+        for o in out:
+            if w[0] < o[2] and o[0] < w[2] and w[1] < o[3] and o[1] < w[3]:
+                w = np.r_[np.minimum(w[:2], o[:2]), np.maximum(w[2:4], o[2:4]), min(w[4], o[4])]
+            else:
+                apart.append(o)
+        out = [*apart, w]
+    # a window that grew may now overlap one it was checked against before: once more until nothing merges
+    return out if len(out) == len(windows) else merged_windows(np.array(out))
 
 
 def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
@@ -256,11 +253,15 @@ def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
     h, w = gray.shape
     shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
     copy, matrix = turn_image(gray, -angle_deg, shrink)
-    # the same smallest face (a fraction of the image's shorter side, not of the larger canvas), and none under
-    # copy_smallest_face
-    fraction = max(settings.min_size_fraction * min(h, w) * shrink, roll.copy_smallest_face) / min(copy.shape)
+    fraction = max(_users_smallest_face(gray, settings, shrink), roll.copy_smallest_face) / min(copy.shape)
     k = max(1, settings.min_neighbors - roll.sensitivity_boost)
     return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
+
+
+def _users_smallest_face(gray: np.ndarray, settings: DetectorSettings, shrink: float) -> float:
+    """The settings' smallest face in a copy shrunk by `shrink`, in its pixels: a fraction of the image's shorter
+    side, not of the turned copy's larger canvas, so a turned copy looks for the same faces as the upright pass."""
+    return settings.min_size_fraction * min(gray.shape) * shrink
 
 
 def boxes_from_copy(boxes_xywh: np.ndarray, matrix: np.ndarray, angle_deg: float) -> np.ndarray:
