@@ -128,13 +128,14 @@ class FaceDetector:
 @dataclass(frozen=True)
 class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
-    roll each copy makes upright), each shrunk so the image's long side is at most `copy_max_side` (the copies
-    cost their pixels; faces in them are found down to `copy_smallest_face`, smaller ones only upright),
+    roll each copy makes upright), each scaled so the image's long side is `copy_side` (larger images shrunk: the
+    copies cost their pixels; smaller ones enlarged: the cascade fires on a small face from more of its windows;
+    faces in them are found down to `copy_smallest_face`, smaller ones only upright),
     at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out); the
     upright image at the settings' value minus `upright_boost`."""
 
     angles_deg: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
-    copy_max_side: int = 224
+    copy_side: int = 224
     #: the smallest face the copies look for, in the copy's pixels: the first step of the cascade's pyramid (its
     #: 24 px window) costs a third of a copy
     copy_smallest_face: int = 26
@@ -247,22 +248,22 @@ def merged_windows(windows: np.ndarray) -> list[np.ndarray]:
 
 def turned_copy(gray: np.ndarray, angle_deg: float, settings: DetectorSettings,
                 roll: RollSearch) -> tuple[np.ndarray, np.ndarray, DetectorSettings]:
-    """The copy of `gray` in which a face rolled by `angle_deg` stands upright (shrunk as `roll` says), the 2x3
+    """The copy of `gray` in which a face rolled by `angle_deg` stands upright (scaled as `roll` says), the 2x3
     matrix from `gray`'s pixels to the copy's, and the cascade settings for it; one place for the search and for
     the verifier's mining (trainer.verifier), so both see the same copies (the mining leaves the in-between
     windows out)."""
     h, w = gray.shape
-    shrink = min(1.0, settings.max_side / max(h, w), roll.copy_max_side / max(h, w))
-    copy, matrix = turn_image(gray, -angle_deg, shrink)
-    fraction = max(_users_smallest_face(gray, settings, shrink), roll.copy_smallest_face) / min(copy.shape)
+    scale = min(settings.max_side, roll.copy_side) / max(h, w)
+    copy, matrix = turn_image(gray, -angle_deg, scale)
+    fraction = max(_users_smallest_face(gray, settings, scale), roll.copy_smallest_face) / min(copy.shape)
     k = max(1, settings.min_neighbors - roll.sensitivity_boost)
     return copy, matrix, DetectorSettings(roll.scale_factor, k, fraction, max(copy.shape))
 
 
-def _users_smallest_face(gray: np.ndarray, settings: DetectorSettings, shrink: float) -> float:
-    """The settings' smallest face in a copy shrunk by `shrink`, in its pixels: a fraction of the image's shorter
+def _users_smallest_face(gray: np.ndarray, settings: DetectorSettings, scale: float) -> float:
+    """The settings' smallest face in a copy scaled by `scale`, in its pixels: a fraction of the image's shorter
     side, not of the turned copy's larger canvas, so a turned copy looks for the same faces as the upright pass."""
-    return settings.min_size_fraction * min(gray.shape) * shrink
+    return settings.min_size_fraction * min(gray.shape) * scale
 
 
 def boxes_from_copy(boxes_xywh: np.ndarray, matrix: np.ndarray, angle_deg: float) -> np.ndarray:

@@ -161,6 +161,22 @@ def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pip
         assert len(today.find_faces(turned)) == 0  # what the upright detector did with it
 
 
+@pytest.mark.parametrize("turn", [-25.0, 30.0])
+def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos, pipelines, turn):
+    _, any_roll = pipelines
+    image = load_image(photos / "gus.jpg")
+    small = cv2.resize(image, None, fx=100 / max(image.shape[:2]), fy=100 / max(image.shape[:2]),
+                       interpolation=cv2.INTER_AREA)
+    turned, _ = turn_image(small, turn, border=cv2.BORDER_CONSTANT)
+    gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
+    roll = RollSearch()
+    copy, matrix, _ = turned_copy(gray, turn, DetectorSettings(), roll)
+    assert np.hypot(*matrix[0, :2]) == pytest.approx(roll.copy_side / max(gray.shape))  # enlarged, not left as is
+    assert len(any_roll.find_faces(turned)) == 1
+    at_own_size = RollSearch(copy_side=max(gray.shape))
+    assert len(any_roll.verify_any_roll(gray, detect_any_roll(any_roll.detector, gray, roll=at_own_size)).boxes_xywh) == 0
+
+
 def _turned_ellipse_mask(shape, box, angle, grow=1.0):
     (cx, cy), (ax, ay) = overlays.face_ellipse(box, angle)
     yy, xx = np.mgrid[:shape[0], :shape[1]]
