@@ -128,9 +128,10 @@ class FaceDetector:
 @dataclass(frozen=True)
 class RollSearch:
     """Where the cascade looks for tilted faces: copies of the image turned by each of `angles_deg` (the face
-    roll each copy makes upright), each scaled so the image's long side is `copy_side` (larger images shrunk: the
-    copies cost their pixels; smaller ones enlarged: the cascade fires on a small face from more of its windows;
-    faces in them are found down to `copy_smallest_face`, smaller ones only upright),
+    roll each copy makes upright), each scaled so the image's long side is `copy_side` (no more than the settings'
+    `max_side`; larger images shrunk: the copies cost their pixels; smaller ones enlarged: the cascade fires on a
+    small face from more of its windows; faces in them are found down to `copy_smallest_face` copy pixels, that is
+    `copy_smallest_face` x long side / `copy_side` image pixels, smaller ones only upright),
     at `min_neighbors` = the settings' value minus `sensitivity_boost` (the verifier keeps the phantoms out); the
     upright image at the settings' value minus `upright_boost`."""
 

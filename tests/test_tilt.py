@@ -167,12 +167,18 @@ def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos
     image = load_image(photos / "gus.jpg")
     small = cv2.resize(image, None, fx=100 / max(image.shape[:2]), fy=100 / max(image.shape[:2]),
                        interpolation=cv2.INTER_AREA)
-    turned, _ = turn_image(small, turn, border=cv2.BORDER_CONSTANT)
+    upright = any_roll.find_faces(small)
+    assert len(upright) == 1
+    turned, to_turned = turn_image(small, turn, border=cv2.BORDER_CONSTANT)
     gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
     roll = RollSearch()
     copy, matrix, _ = turned_copy(gray, turn, DetectorSettings(), roll)
     assert np.hypot(*matrix[0, :2]) == pytest.approx(roll.copy_side / max(gray.shape))  # enlarged, not left as is
-    assert len(any_roll.find_faces(turned)) == 1
+    found = any_roll.find_faces(turned)
+    assert len(found) == 1  # Gus's face, where turning the image took it, with his roll
+    face_there = to_turned[:, :2] @ upright[0].keypoints_px.mean(0) + to_turned[:, 2]
+    assert np.linalg.norm(found[0].keypoints_px.mean(0) - face_there) < 0.15 * found[0].box_xywh[2]
+    assert abs(found[0].angle_deg - (upright[0].angle_deg + turn)) <= 15
     at_own_size = RollSearch(copy_side=max(gray.shape))
     assert len(any_roll.verify_any_roll(gray, detect_any_roll(any_roll.detector, gray, roll=at_own_size)).boxes_xywh) == 0
 

@@ -107,18 +107,21 @@ def test_mining_turned_copies_reads_each_box_as_the_any_roll_search_does(frames,
     assert max(misses) < 1e-6
     assert np.median(offsets) < 12 and max(offsets) < 48  # the face sits in its crop (IoU 0.3 lets a few off centre)
     # overlaps are the turned box's own with the labelled face's box as it is (a box on a corner of the face is no
-    # face): the same IoU counted on a pixel grid, each square's corners taken from its crop's geometry
+    # face): the same IoU counted on a grid of points over both squares, each box's corners taken from its crop's
+    # geometry (boxes as the detector gives them: a box (x, y, w, h) spans x..x+w, half a pixel right of where
+    # CropTransform, which counts pixel centres, puts it)
     for j in faces[:: max(1, len(faces) // 8)]:
         p = label[str(turned.frames[j])]
-        height, width = source.read_gray(str(turned.frames[j])).shape
-        grid = np.stack(np.meshgrid(np.arange(0, width, 0.25), np.arange(0, height, 0.25)), -1).reshape(-1, 2)
         lo, hi = p.min(0), p.max(0)
-        in_label = (grid >= lo).all(1) & (grid <= hi).all(1)
         square = crop_from_box(turned.boxes[j], margin=1.0, shift_down=0.0, angle_deg=float(turned.angle[j]))
-        inside = square.to_crop(grid)  # the box is the whole crop at margin 1
-        in_box = ((inside >= -0.5) & (inside <= square.size - 0.5)).all(1)
+        corners = square.corners() + 0.5
+        start, stop = np.minimum(lo, corners.min(0)), np.maximum(hi, corners.max(0))
+        grid = np.stack(np.meshgrid(*(np.arange(a, b, 0.1) for a, b in zip(start, stop))), -1).reshape(-1, 2)
+        in_label = (grid >= lo).all(1) & (grid < hi).all(1)
+        inside = square.to_crop(grid - 0.5)  # the box is the whole crop at margin 1
+        in_box = ((inside >= -0.5) & (inside < square.size - 0.5)).all(1)
         counted = (in_label & in_box).sum() / (in_label | in_box).sum()
-        assert abs(turned.iou[j] - counted) < 0.01, (j, turned.iou[j], counted)
+        assert abs(turned.iou[j] - counted) < 0.004, (j, turned.iou[j], counted)
 
 
 def test_contact_sheets_show_every_chosen_crop(mined, tmp_path):
