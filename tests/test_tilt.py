@@ -172,7 +172,7 @@ def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos
     turned, to_turned = turn_image(small, turn, border=cv2.BORDER_CONSTANT)
     gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
     roll = RollSearch()
-    copy, matrix, _ = turned_copy(gray, turn, DetectorSettings(), roll)
+    _, matrix, _ = turned_copy(gray, turn, DetectorSettings(), roll)
     assert np.hypot(*matrix[0, :2]) == pytest.approx(roll.copy_side / max(gray.shape))  # enlarged, not left as is
     found = any_roll.find_faces(turned)
     assert len(found) == 1  # Gus's face, where turning the image took it, with his roll

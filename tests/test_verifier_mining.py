@@ -108,8 +108,8 @@ def test_mining_turned_copies_reads_each_box_as_the_any_roll_search_does(frames,
     assert np.median(offsets) < 12 and max(offsets) < 48  # the face sits in its crop (IoU 0.3 lets a few off centre)
     # overlaps are the turned box's own with the labelled face's box as it is (a box on a corner of the face is no
     # face): the same IoU counted on a grid of points over both squares, each box's corners taken from its crop's
-    # geometry (boxes as the detector gives them: a box (x, y, w, h) spans x..x+w, half a pixel right of where
-    # CropTransform, which counts pixel centres, puts it)
+    # geometry (boxes as the detector gives them: a box (x, y, w, h) spans x..x+w, half a pixel right of and below
+    # where CropTransform, which counts pixel centres, puts it)
     for j in faces[:: max(1, len(faces) // 8)]:
         p = label[str(turned.frames[j])]
         lo, hi = p.min(0), p.max(0)
