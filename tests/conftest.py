@@ -41,10 +41,14 @@ def photos(shared_data) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
-    """A small untrained keypoint model saved (with its ONNX twin) by the test session itself."""
+    """A small untrained keypoint model saved (with its ONNX twin) by the test session itself; its weights seeded,
+    so a test that reads its points reads the same ones in every run."""
+    import keras
+
     from trainer.architecture import build_model
     from trainer.export import save_model
 
+    keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     save_model(build_model(widths=(8, 16, 32, 64, 128)), path)
     return path

@@ -121,7 +121,9 @@ def test_int8_twin_is_close_to_the_float_model_and_tied_to_its_weights(tiny_mode
     crops = np.random.default_rng(5).integers(0, 256, (16, 96, 96), dtype=np.uint8)
     quantize_onnx(onnx_path_for(copy), crops, int8_path_for(copy), file_sha256(copy))
     int8 = KeypointPredictor(copy, int8=True)
-    assert np.abs(int8.predict_crops(crops) - float_predictor.predict_crops(crops)).max() < 1.0  # crop px
+    # crop px: an untrained model's points move 0.2-0.95 px under quantisation (12 seeds; the fixture's is 0.95),
+    # a twin of other weights puts them tens of px away
+    assert np.abs(int8.predict_crops(crops) - float_predictor.predict_crops(crops)).max() < 1.5
     quantize_onnx(onnx_path_for(copy), crops, int8_path_for(copy), "other weights")
     with pytest.raises(ModelError, match="no int8 twin"):
         KeypointPredictor(copy, int8=True)

@@ -37,9 +37,11 @@ def test_synthetic_negatives_are_varied_face_free_images():
 
 @pytest.fixture(scope="module")
 def constant_verifier_path(tmp_path_factory):
-    """An untrained verifier; each test writes its card (threshold) beside it."""
+    """A verifier that scores every crop 0.5 (its last layer zeroed); each test writes its card (threshold) beside it."""
     path = tmp_path_factory.mktemp("verifier") / "v.keras"
-    save_model(v.build_verifier((4, 8)), path)
+    model = v.build_verifier((4, 8))
+    model.get_layer("face").set_weights([np.zeros_like(w) for w in model.get_layer("face").get_weights()])
+    save_model(model, path)
     return path
 
 

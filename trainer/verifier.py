@@ -267,16 +267,25 @@ class VerifierConfig:
     hard_repeat: int = 4  # detector boxes without a face are few and the ones that matter: seen this often per epoch
     min_recall: float = MIN_RECALL
     seed: int = 0
+    #: each crop brought to zero mean and unit variance inside the model, before the convolutions: a face in shadow
+    #: or glare, and the dim corners a turned copy brings in, read alike (on training people it never saw it kept
+    #: more turned faces with fewer phantoms: README, "Faces at any tilt")
+    contrast_norm: bool = True
 
 
-def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: float = VerifierConfig.dropout):
+def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: float = VerifierConfig.dropout,
+                   contrast_norm: bool = VerifierConfig.contrast_norm):
     """Conv + batch norm + ReLU + max-pool per width, global average pooling, one sigmoid: few channels,
-    so a box costs a fraction of a millisecond through ONNX Runtime."""
+    so a box costs a fraction of a millisecond through ONNX Runtime. `contrast_norm` is a layer of the model, so
+    the ONNX twin and every caller get it without code of their own."""
     import keras
     from keras import layers
 
     inputs = keras.Input(CROP_SHAPE, name="crop")
-    x = layers.GlobalAveragePooling2D(name="gap")(conv_blocks(inputs, widths))
+    x = inputs
+    if contrast_norm:
+        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="contrast")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(conv_blocks(x, widths))
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="face")(x)
     return keras.Model(inputs, outputs, name="face_verifier")
@@ -481,7 +490,7 @@ def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, bus: ev
     positives = float(train.labels.mean())
     batches = _weighted_batches(train, config.batch_size, {0: 0.5 / (1 - positives), 1: 0.5 / positives}, config.seed)
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * len(batches))
-    model = build_verifier(config.widths, config.dropout)
+    model = build_verifier(config.widths, config.dropout, config.contrast_norm)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy",
                   metrics=[keras.metrics.AUC(name="auc")])
     bus.emit(ev.StageStart(stage=0, stages=1, name="verifier", phase="verifier", lr=config.learning_rate,
