@@ -45,6 +45,18 @@ def constant_verifier_path(tmp_path_factory):
     return path
 
 
+@pytest.mark.parametrize("contrast_norm", [True, False])
+def test_a_contrast_normalised_verifier_scores_a_face_in_a_darker_frame_alike(tmp_path, contrast_norm):
+    """The normalisation is a layer of the model: the ONNX twin the app runs has it too. (Halving the contrast
+    is not exact: the layer's epsilon, 1e-3, is a few percent of a dim crop's variance.)"""
+    path = tmp_path / "v.keras"
+    save_model(v.build_verifier((4, 8), contrast_norm=contrast_norm), path)
+    lit = np.random.default_rng(3).integers(60, 256, (8, 96, 96), dtype=np.uint8)
+    darker = lit - 60
+    scores = FaceVerifier(path).score_crops(np.concatenate([lit, darker]))
+    assert np.allclose(scores[:8], scores[8:], rtol=0, atol=1e-5) == contrast_norm
+
+
 def _with_threshold(path, threshold):
     card_path_for(path).write_text(json.dumps({"threshold": threshold}))
     return FaceVerifier(path)
