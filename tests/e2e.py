@@ -95,9 +95,20 @@ def open_dropdown(page: Page, label: str) -> None:
 
 def choose(page: Page, label: str, option: str | int) -> None:
     """Pick `option` (its text, or its position) in the selectbox labelled `label`, then settle()."""
-    open_dropdown(page, label)
-    (page.get_by_role("option").nth(option) if isinstance(option, int)
-     else page.get_by_role("option", name=option, exact=True)).click()
+    item = (page.get_by_role("option").nth(option) if isinstance(option, int)
+            else page.get_by_role("option", name=option, exact=True))
+    # The open list can be redrawn under the pointer (a rerun the last step started), so that the option never
+    # holds still for the click: close it and open it again.
+    for _ in range(3):
+        open_dropdown(page, label)
+        try:
+            item.click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    else:
+        open_dropdown(page, label)
+        item.click()
     settle(page)
 
 
