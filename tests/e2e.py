@@ -98,7 +98,8 @@ def choose(page: Page, label: str, option: str | int) -> None:
     item = (page.get_by_role("option").nth(option) if isinstance(option, int)
             else page.get_by_role("option", name=option, exact=True))
     # The open list can be redrawn under the pointer (a rerun the last step started), so that the option never
-    # holds still for the click: close it and open it again.
+    # holds still for the click: let the rerun end first, and if it still moves, close the list and open it again.
+    settle(page)
     for _ in range(3):
         open_dropdown(page, label)
         try:

@@ -47,8 +47,8 @@ def constant_verifier_path(tmp_path_factory):
 
 @pytest.mark.parametrize("contrast_norm", [True, False])
 def test_a_contrast_normalised_verifier_scores_a_face_in_a_darker_frame_alike(tmp_path, contrast_norm):
-    """The normalisation is a layer of the model: the ONNX twin the app runs has it too. (Halving the contrast
-    is not exact: the layer's epsilon, 1e-3, is a few percent of a dim crop's variance.)"""
+    """The normalisation is a layer of the model: the ONNX twin the app runs has it too. A brightness shift is
+    cancelled exactly; a change of contrast is not (the layer's epsilon is a part of a crop's variance)."""
     path = tmp_path / "v.keras"
     save_model(v.build_verifier((4, 8), contrast_norm=contrast_norm), path)
     lit = np.random.default_rng(3).integers(60, 256, (8, 96, 96), dtype=np.uint8)

@@ -267,9 +267,9 @@ class VerifierConfig:
     hard_repeat: int = 4  # detector boxes without a face are few and the ones that matter: seen this often per epoch
     min_recall: float = MIN_RECALL
     seed: int = 0
-    #: each crop brought to zero mean and unit variance inside the model, before the convolutions: a face in shadow
-    #: or glare, and the dim corners a turned copy brings in, read alike (on training people it never saw it kept
-    #: more turned faces with fewer phantoms: README, "Faces at any tilt")
+    #: each crop brought to zero mean and unit variance inside the model, before the convolutions, so a darker or
+    #: brighter frame reads alike (a contrast change only partly: the layer's epsilon, 1e-3, is a good part of a dim
+    #: face's variance); which verifier it made and how it did: README, "Faces at any tilt"
     contrast_norm: bool = True
 
 
