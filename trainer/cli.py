@@ -129,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--turned", action="store_true",
                      help="also mine the turned copies the any-roll search makes (core.detector.RollSearch)")
     ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
-    ver.add_argument("--no-contrast-norm", action="store_true",
-                     help="read crops as they are, without the model's contrast normalisation (the older verifiers)")
+    ver.add_argument("--contrast-norm", action="store_true",
+                     help="normalise each crop's brightness and contrast inside the model (VerifierConfig.contrast_norm)")
     ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
 
     ph = sub.add_parser("phantoms", help="boxes that hold no face, and faces kept, on the held-out people's frames")
@@ -366,8 +366,8 @@ def _train_verifier(args) -> int:
     config = v.VerifierConfig()
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    if args.no_contrast_norm:
-        config = dataclasses.replace(config, contrast_norm=False)
+    if args.contrast_norm:
+        config = dataclasses.replace(config, contrast_norm=True)
     v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, mined_path, config,
                      log=lambda line: print(line, file=sys.stderr, flush=True), command=command_line(),
                      bus=ev.EventBus([ev.ProgressBar()]), roll=roll)

@@ -269,8 +269,8 @@ class VerifierConfig:
     seed: int = 0
     #: each crop brought to zero mean and unit variance inside the model, before the convolutions, so a darker or
     #: brighter frame reads alike (a contrast change only partly: the layer's epsilon, 1e-3, is a good part of a dim
-    #: face's variance); which verifier it made and how it did: README, "Faces at any tilt"
-    contrast_norm: bool = True
+    #: face's variance); off in the shipped verifier: README, "Faces at any tilt", for the one it made and why not
+    contrast_norm: bool = False
 
 
 def build_verifier(widths: tuple[int, ...] = VerifierConfig.widths, dropout: float = VerifierConfig.dropout,
