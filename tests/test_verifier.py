@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.card import card_path_for
+from core.detector import RollSearch
 from core.images import load_image
 from core.model import ModelError
 from core.paths import SHIPPED_MODEL, SHIPPED_VERIFIER
@@ -135,6 +136,37 @@ def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_p
     assert written["metrics"]["val"]["recall"] >= 0.997  # the rule, on validation people
     assert written["data"]["train"]["face"] == 60  # people p3..p11, a third of their crops
     assert FaceVerifier(tmp_path / "face-verifier.keras").threshold == card.threshold
+
+
+def test_excluded_people_and_turned_boxes_stay_out_of_training_unless_asked(tmp_path):
+    """One cache serves verifiers of both kinds, and a verifier can be judged on training people none of them saw."""
+    rng = np.random.default_rng(1)
+    people = np.array([f"p{i % 12}" for i in range(240)])
+    kind = np.arange(240) % 3
+    angle = np.where(np.arange(240) % 5 == 0, 30.0, 0.0)  # a fifth of the boxes from a turned copy
+    mined = v.MinedCrops(rng.integers(0, 255, (240, 96, 96), dtype=np.uint8),
+                         np.array([f"{p}_{i:02d}.jpg" for i, p in enumerate(people)]), people,
+                         np.tile([10.0, 10.0, 50.0, 50.0], (240, 1)), np.where(kind == 0, 0.6, 0.0),
+                         np.zeros(240), np.where(kind == 2, 0, 5), angle)
+    mined.save(tmp_path / "mined.npz")
+    keypoint_card = tmp_path / "kp.keras"
+    card_path_for(keypoint_card).write_text(json.dumps({"data": {"val_people": ["p0", "p1"], "test_people": ["p2"]}}))
+    config = v.VerifierConfig(widths=(4,), epochs=1, synthetic=10)
+    train_faces = lambda keep: sum((kind == 0) & keep & ~np.isin(people, ["p0", "p1", "p2"]))  # noqa: E731
+
+    def trained(name, **kwargs):
+        lines = []
+        card = v.train_verifier("unused.zip", keypoint_card, tmp_path / name / "v.keras", tmp_path / "mined.npz",
+                                config, log=lines.append, **kwargs)
+        return card, " ".join(lines)
+
+    upright, lines = trained("upright", exclude_people=frozenset({"p3", "p4"}))
+    assert upright.data["train"]["face"] == train_faces((angle == 0) & ~np.isin(people, ["p3", "p4"]))
+    assert upright.split["excluded_from_training"] == ["p3", "p4"] and "left out" in lines
+    turned, _ = trained("turned", roll=RollSearch())
+    assert turned.data["train"]["face"] == train_faces(np.ones(240, bool)) and "excluded_from_training" not in turned.split
+    with pytest.raises(ValueError, match="validation or test"):
+        trained("bad", exclude_people=frozenset({"p0"}))
 
 
 # -- the shipped verifier ------------------------------------------------------------------------------

@@ -129,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--turned", action="store_true",
                      help="also mine the turned copies the any-roll search makes (core.detector.RollSearch)")
     ver.add_argument("--epochs", type=int, help="training epochs (default: VerifierConfig's)")
+    ver.add_argument("--exclude-people", metavar="FILE",
+                     help="training people to leave out (names, one a line), to judge verifiers on people none saw")
     ver.add_argument("--contrast-norm", action="store_true",
                      help="normalise each crop's brightness and contrast inside the model (VerifierConfig.contrast_norm)")
     ver.add_argument("--sheets", help="only write contact sheets (PNG) of the mined hard negatives into this folder")
@@ -368,9 +370,10 @@ def _train_verifier(args) -> int:
         config = dataclasses.replace(config, epochs=args.epochs)
     if args.contrast_norm:
         config = dataclasses.replace(config, contrast_norm=True)
+    excluded = frozenset(Path(args.exclude_people).read_text().split()) if args.exclude_people else frozenset()
     v.train_verifier(args.frames, args.split_from or SHIPPED_MODEL, args.out or SHIPPED_VERIFIER, mined_path, config,
                      log=lambda line: print(line, file=sys.stderr, flush=True), command=command_line(),
-                     bus=ev.EventBus([ev.ProgressBar()]), roll=roll)
+                     bus=ev.EventBus([ev.ProgressBar()]), roll=roll, exclude_people=excluded)
     return 0
 
 

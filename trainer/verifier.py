@@ -504,14 +504,19 @@ def _fit(config: VerifierConfig, train: VerifierSets, val: VerifierSets, bus: ev
 def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: str | os.PathLike,
                    mined_path: str | os.PathLike, config: VerifierConfig = VerifierConfig(),
                    log: Callable[[str], None] = print, command: str | None = None,
-                   bus: ev.EventBus | None = None, roll: RollSearch | None = None) -> VerifierCard:
+                   bus: ev.EventBus | None = None, roll: RollSearch | None = None,
+                   exclude_people: frozenset[str] = frozenset()) -> VerifierCard:
     """Mine (or reuse `mined_path`), train, choose the threshold on validation people, save `out` + card.
 
     Training progress goes to `bus` as the recipe's events (run, stage, batches, epochs, end, error); `log`
-    gets the lines about mining and the data. `roll`: mine the turned copies of this any-roll search too (mine)."""
+    gets the lines about mining and the data. `roll`: mine the turned copies of this any-roll search too (mine);
+    without it only upright boxes are learnt, even from a cache mined with turned copies, so that verifiers of
+    both kinds can share one cache. `exclude_people`: training people left out, to judge verifiers on people
+    none of them saw (listed in the card)."""
     bus = bus or ev.EventBus()
     try:
-        return _train_verifier(frames, keypoint_model, Path(out), Path(mined_path), config, log, command, bus, roll)
+        return _train_verifier(frames, keypoint_model, Path(out), Path(mined_path), config, log, command, bus, roll,
+                               exclude_people)
     except Exception as exc:
         bus.emit(ev.RunError(message=f"{type(exc).__name__}: {exc}"))
         raise
@@ -519,7 +524,8 @@ def train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike,
 
 def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike, out: Path, mined_path: Path,
                     config: VerifierConfig, log: Callable[[str], None], command: str | None,
-                    bus: ev.EventBus, roll: RollSearch | None = None) -> VerifierCard:
+                    bus: ev.EventBus, roll: RollSearch | None = None,
+                    exclude_people: frozenset[str] = frozenset()) -> VerifierCard:
     started = time.perf_counter()
     split = read_card(keypoint_model).data
     val_people, test_people = set(split.val_people or []), set(split.test_people or [])
@@ -532,10 +538,15 @@ def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike
         log(f"mining detector boxes at min_neighbors {MINED_MIN_NEIGHBORS[0]}..{MINED_MIN_NEIGHBORS[-1]} into {mined_path}")
         mined = mine(frames, mined_path, seed=config.seed, roll=roll,
                      progress=lambda d, n: log(f"mined {d}/{n}") if d % 500 == 0 or d == n else None)
+    if roll is None and (mined.angle != 0).any():
+        log(f"upright boxes only: {int((mined.angle != 0).sum())} boxes of turned copies in {mined_path} left out")
+        mined = mined.subset(mined.angle == 0)
+    if exclude_people & (val_people | test_people):
+        raise ValueError("--exclude-people names validation or test people; they are never trained on anyway.")
     rng = np.random.default_rng(config.seed + 1)
     synthetic = synthetic_negatives(config.synthetic, rng)
     n_val_synth = config.synthetic // 10
-    train = sets_for(mined, None, exclude=val_people | test_people, synthetic=synthetic[n_val_synth:])
+    train = sets_for(mined, None, exclude=val_people | test_people | exclude_people, synthetic=synthetic[n_val_synth:])
     val = sets_for(mined, val_people, synthetic=synthetic[:n_val_synth])
     test = sets_for(mined, test_people, synthetic=synthetic_negatives(n_val_synth, np.random.default_rng(config.seed + 2)))
     log(f"train {train.counts()}; val {val.counts()}; test {test.counts()}")
@@ -560,7 +571,8 @@ def _train_verifier(frames: str | os.PathLike, keypoint_model: str | os.PathLike
         threshold=round(threshold, 6),
         threshold_rule=f"highest that keeps >= {config.min_recall:.1%} of the validation people's face boxes",
         input="core.geometry.crop_from_box of a detector box, 96x96 grayscale in [0, 1]",
-        split={"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people)},
+        split={"from": str(keypoint_model), "val_people": sorted(val_people), "test_people": sorted(test_people),
+               **({"excluded_from_training": sorted(exclude_people)} if exclude_people else {})},
         data={"frames": str(frames), "mined": str(mined_path), "train": train.counts(), "val": val.counts(),
               "test": test.counts(), "mined_min_neighbors": list(MINED_MIN_NEIGHBORS), "face_iou": FACE_IOU,
               "negative_iou": NEGATIVE_IOU, "turned_angles": sorted({float(a) for a in mined.angle if a}),
