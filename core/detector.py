@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -113,16 +114,20 @@ class FaceDetector:
         min_side = max(20, int(round(s.min_size_fraction * min(small.shape))))
         raw = self._cascade.detectMultiScale(small, scaleFactor=s.scale_factor, minNeighbors=0,
                                              minSize=(min_side, min_side))
-        raw = [list(map(int, r)) for r in raw]
-        out = {}
-        for k in min_neighbors:
-            boxes, neighbours = cv2.groupRectangles(raw, int(k), GROUP_EPS) if raw else ((), ())
-            if len(boxes) == 0:
-                out[k] = np.zeros((0, 4), dtype=int)
-                continue
-            boxes = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
-            out[k] = boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
-        return out
+        return {k: group_windows(raw, k, factor) for k in min_neighbors}
+
+
+def group_windows(raw: Sequence | np.ndarray, min_neighbors: int, factor: float = 1.0) -> np.ndarray:
+    """The cascade's raw windows (minNeighbors 0) grouped as detectMultiScale does at `min_neighbors`
+    (cv2.groupRectangles, eps 0.2), scaled back by 1 / `factor`, one box per face. The windows come in the order
+    OpenCV's worker threads finished, which varies from call to call on a busy machine; sorted first, so that boxes
+    tied on neighbour count and size are always settled the same way (the same image, the same boxes)."""
+    windows = sorted(list(map(int, r)) for r in raw)
+    grouped, neighbours = cv2.groupRectangles(windows, int(min_neighbors), GROUP_EPS) if windows else ((), ())
+    if len(grouped) == 0:
+        return np.zeros((0, 4), dtype=int)
+    boxes = np.round(np.asarray(grouped, dtype=np.float64).reshape(-1, 4) / factor).astype(int)
+    return boxes[one_box_per_face(boxes, np.asarray(neighbours, dtype=np.float64).reshape(-1))]
 
 
 @dataclass(frozen=True)

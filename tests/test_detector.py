@@ -1,7 +1,7 @@
 """One box per face: NMS across scales and the containment rule, on synthetic boxes and real frames."""
 import numpy as np
 
-from core.detector import FaceDetector, one_box_per_face
+from core.detector import FaceDetector, group_windows, one_box_per_face
 from core.geometry import box_iou
 
 
@@ -34,6 +34,15 @@ def test_no_boxes_and_order_largest_first():
 #: positions that its grouping does not merge): found by scanning the frames with detectMultiScale2.
 DOUBLE_BOX_FRAMES = ["Orlando_Bloom_02.jpg", "Connie_Chung_22.jpg", "Queen_Rania_50.jpg", "Kyle_Shewfelt_02.jpg",
                      "Wayne_Newton_10.jpg", "Jacqueline_Gold_31.jpg", "Mack_Brown_42.jpg"]
+
+
+def test_windows_in_any_order_give_the_same_box():
+    """Two groups of three windows, 15 px apart: as likely a face as each other (same neighbours, same size) and
+    overlapping past the NMS threshold, so one is kept; OpenCV's threads hand the windows over in any order."""
+    windows = [[10, 10, 50, 50], [11, 10, 50, 50], [10, 11, 50, 50], [25, 10, 50, 50], [26, 10, 50, 50], [25, 11, 50, 50]]
+    kept = {tuple(map(tuple, group_windows([windows[i] for i in order], 2)))
+            for order in np.random.default_rng(0).permuted(np.tile(np.arange(6), (20, 1)), axis=1)}
+    assert len(kept) == 1 and len(next(iter(kept))) == 1
 
 
 def test_real_frames_with_two_boxes_on_one_face_get_one(shared_data):
