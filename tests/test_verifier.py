@@ -105,22 +105,30 @@ def test_webcam_runs_the_verifier_on_detection_frames_only(photos, tiny_model_pa
     assert len(calls) == 2 and processor.stats().faces == 2
 
 
-def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_path):
-    """A tiny run on made-up crops: the files, the split and the threshold rule, not accuracy."""
-    rng = np.random.default_rng(0)
-    people = np.array([f"p{i % 12}" for i in range(240)])
-    kind = np.arange(240) % 3  # 0 face, 1 detector box without a face, 2 random crop
-    crops = rng.integers(0, 255, (240, 96, 96), dtype=np.uint8)
-    crops[kind == 0] //= 2  # something to learn
-    mined = v.MinedCrops(crops, np.array([f"{p}_{i:02d}.jpg" for i, p in enumerate(people)]), people,
-                         np.tile([10.0, 10.0, 50.0, 50.0], (240, 1)), np.where(kind == 0, 0.6, 0.0),
-                         np.zeros(240), np.where(kind == 2, 0, 5))
-    mined.save(tmp_path / "mined.npz")
+#: The made-up cache's 240 crops: person p0..p11 and kind (0 face, 1 detector box without a face, 2 random crop)
+MADE_UP_PEOPLE = np.array([f"p{i % 12}" for i in range(240)])
+MADE_UP_KIND = np.arange(240) % 3
+
+
+def _made_up_cache(tmp_path, angle: np.ndarray | None = None):
+    """(keypoint card, mined cache) in tmp_path: crops of MADE_UP_PEOPLE / MADE_UP_KIND (faces darker, something to
+    learn), validation people p0 and p1, test person p2."""
+    crops = np.random.default_rng(0).integers(0, 255, (240, 96, 96), dtype=np.uint8)
+    crops[MADE_UP_KIND == 0] //= 2
+    v.MinedCrops(crops, np.array([f"{p}_{i:02d}.jpg" for i, p in enumerate(MADE_UP_PEOPLE)]), MADE_UP_PEOPLE,
+                 np.tile([10.0, 10.0, 50.0, 50.0], (240, 1)), np.where(MADE_UP_KIND == 0, 0.6, 0.0), np.zeros(240),
+                 np.where(MADE_UP_KIND == 2, 0, 5), np.zeros(240) if angle is None else angle).save(tmp_path / "mined.npz")
     keypoint_card = tmp_path / "kp.keras"
     card_path_for(keypoint_card).write_text(json.dumps({"data": {"val_people": ["p0", "p1"], "test_people": ["p2"]}}))
+    return keypoint_card, tmp_path / "mined.npz"
+
+
+def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_path):
+    """A tiny run on made-up crops: the files, the split and the threshold rule, not accuracy."""
+    keypoint_card, mined = _made_up_cache(tmp_path)
     config = v.VerifierConfig(widths=(4, 8), epochs=2, synthetic=20)
     events, bar = [], io.StringIO()
-    card = v.train_verifier("unused.zip", keypoint_card, tmp_path / "face-verifier.keras", tmp_path / "mined.npz",
+    card = v.train_verifier("unused.zip", keypoint_card, tmp_path / "face-verifier.keras", mined,
                             config, log=lambda line: None, bus=ev.EventBus([events.append, ev.ProgressBar(bar)]))
     kinds = [e.NAME for e in events if not isinstance(e, ev.BatchProgress)]
     assert kinds == [ev.RUN_START, ev.STAGE_START, ev.EPOCH_END, ev.EPOCH_END, ev.STAGE_END, ev.RUN_END]
@@ -140,28 +148,21 @@ def test_training_writes_a_verifier_and_a_card_chosen_on_validation_people(tmp_p
 
 def test_excluded_people_and_turned_boxes_stay_out_of_training_unless_asked(tmp_path):
     """One cache serves verifiers of both kinds, and a verifier can be judged on training people none of them saw."""
-    rng = np.random.default_rng(1)
-    people = np.array([f"p{i % 12}" for i in range(240)])
-    kind = np.arange(240) % 3
     angle = np.where(np.arange(240) % 5 == 0, 30.0, 0.0)  # a fifth of the boxes from a turned copy
-    mined = v.MinedCrops(rng.integers(0, 255, (240, 96, 96), dtype=np.uint8),
-                         np.array([f"{p}_{i:02d}.jpg" for i, p in enumerate(people)]), people,
-                         np.tile([10.0, 10.0, 50.0, 50.0], (240, 1)), np.where(kind == 0, 0.6, 0.0),
-                         np.zeros(240), np.where(kind == 2, 0, 5), angle)
-    mined.save(tmp_path / "mined.npz")
-    keypoint_card = tmp_path / "kp.keras"
-    card_path_for(keypoint_card).write_text(json.dumps({"data": {"val_people": ["p0", "p1"], "test_people": ["p2"]}}))
+    keypoint_card, mined = _made_up_cache(tmp_path, angle)
     config = v.VerifierConfig(widths=(4,), epochs=1, synthetic=10)
-    train_faces = lambda keep: sum((kind == 0) & keep & ~np.isin(people, ["p0", "p1", "p2"]))  # noqa: E731
+
+    def train_faces(keep):
+        return sum((MADE_UP_KIND == 0) & keep & ~np.isin(MADE_UP_PEOPLE, ["p0", "p1", "p2"]))
 
     def trained(name, **kwargs):
         lines = []
-        card = v.train_verifier("unused.zip", keypoint_card, tmp_path / name / "v.keras", tmp_path / "mined.npz",
-                                config, log=lines.append, **kwargs)
+        card = v.train_verifier("unused.zip", keypoint_card, tmp_path / name / "v.keras", mined, config,
+                                log=lines.append, **kwargs)
         return card, " ".join(lines)
 
     upright, lines = trained("upright", exclude_people=frozenset({"p3", "p4"}))
-    assert upright.data["train"]["face"] == train_faces((angle == 0) & ~np.isin(people, ["p3", "p4"]))
+    assert upright.data["train"]["face"] == train_faces((angle == 0) & ~np.isin(MADE_UP_PEOPLE, ["p3", "p4"]))
     assert upright.split["excluded_from_training"] == ["p3", "p4"] and "left out" in lines
     turned, _ = trained("turned", roll=RollSearch())
     assert turned.data["train"]["face"] == train_faces(np.ones(240, bool)) and "excluded_from_training" not in turned.split
