@@ -7,8 +7,10 @@ every face of a frame in one model call. `render` draws an effect on a copy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from core.card import Recentring
 from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
-from core.schema import CROP_SIZE, flip_keypoints
+from core.schema import CROP_SIZE, NUM_KEYPOINTS, flip_keypoints
 from core.twins import FasterTwin
 from core.verifier import FaceVerifier, load_verifier
 
@@ -105,6 +107,8 @@ class FacePipeline:
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
         self.refine_roll, self.refine_upright = refine_roll, refine_upright
         self._live_lock = threading.Lock()
+        self._recent_readings: OrderedDict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._readings_lock = threading.Lock()
 
     @property
     def live_predictor(self) -> KeypointPredictor | FasterTwin:
@@ -159,8 +163,18 @@ class FacePipeline:
         accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold, turned_threshold))
         # boxes compete for a face on score, upright ones with roll.upright_bonus (candidates list upright boxes
         # first, so with no bonus they win ties)
-        priority = scores[accepted] + roll.upright_bonus * (angles[accepted] == 0)
-        keep = _largest_first(boxes, accepted[one_turned_box_per_face(candidates[accepted], priority)])
+        priority = scores + roll.upright_bonus * (angles == 0)
+        read_alike: dict[int, bool] = {}  # turned boxes checked by the keypoint model, by candidate index
+        while True:
+            keep = accepted[one_turned_box_per_face(candidates[accepted], priority[accepted])]
+            unchecked = [int(i) for i in keep if angles[i] != 0 and int(i) not in read_alike]
+            if roll.max_flip_disagreement is None or not unchecked:
+                break
+            # only the boxes that would be kept are read (a dropped box only ever hid boxes below it)
+            disagreement = self.flip_disagreement(gray, boxes[unchecked], angles[unchecked])
+            read_alike.update(zip(unchecked, disagreement <= roll.max_flip_disagreement, strict=True))
+            accepted = accepted[[read_alike.get(int(i), True) for i in accepted]]
+        keep = _largest_first(boxes, keep)
         found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
         if with_rejected:
             refused = np.flatnonzero(scores < self.verifier.threshold)
@@ -172,6 +186,39 @@ class FacePipeline:
             found.rejected_xywh, found.rejected_scores = boxes[refused], scores[refused]
             found.rejected_angles_deg = angles[refused]
         return found
+
+    def flip_disagreement(self, gray: np.ndarray, boxes_xywh: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+        """(N,) how differently the keypoint model reads each box's de-rotated crop and that crop's mirror: the
+        mean absolute difference between the two readings' coordinates (the mirror's mirrored back), as a
+        fraction of the crop side. A face reads alike both ways; most of the picture frames, collars and hair
+        that the turned copies fire on and the verifier lets through do not (RollSearch.max_flip_disagreement)."""
+        crops = [crop_from_box(b, angle_deg=float(a)) for b, a in zip(boxes_xywh, angles_deg, strict=True)]
+        if not crops:
+            return np.zeros(0)
+        direct, mirrored_back = self.read_both_ways(np.stack([c.extract(gray) for c in crops]))
+        return np.abs(direct - mirrored_back).reshape(len(crops), -1).mean(axis=1) / CROP_SIZE
+
+    def read_both_ways(self, images: np.ndarray, predictor: KeypointPredictor | FasterTwin | None = None,
+                       remembered: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, 15, 2, crop px) read on each 96 x 96 crop and on its mirror (mirrored back), in one model
+        call. The last `remembered` crops' readings are kept by their pixels: the flip check reads a turned face's
+        crop, and the keypoint step's first pass reads the same crop again."""
+        predictor = predictor or self.predictor
+        keys = [(id(predictor), hashlib.blake2b(image.tobytes(), digest_size=16).digest()) for image in images]
+        with self._readings_lock:
+            known = {k: self._recent_readings[k] for k in keys if k in self._recent_readings}
+        new = [i for i, k in enumerate(keys) if k not in known]
+        if new:
+            both = predictor.predict_crops(np.concatenate([images[new], images[new][:, :, ::-1]]))
+            mirrored_back = flip_keypoints(both[len(new):], CROP_SIZE)
+            known.update((keys[i], (both[j], mirrored_back[j])) for j, i in enumerate(new))
+            with self._readings_lock:
+                for i in new:
+                    self._recent_readings[keys[i]] = known[keys[i]]
+                while len(self._recent_readings) > remembered:
+                    self._recent_readings.popitem(last=False)
+        return (np.stack([known[k][0] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2),
+                np.stack([known[k][1] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2))
 
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None, angles_deg: np.ndarray | None = None) -> list[Face]:
@@ -234,8 +281,8 @@ class FacePipeline:
         predictor = predictor or self.predictor
         images = np.stack([c.extract(gray) for c in crops])
         if self.flip_average:
-            both = predictor.predict_crops(np.concatenate([images, images[:, :, ::-1]]))
-            keypoints_crop = (both[: len(crops)] + flip_keypoints(both[len(crops):], CROP_SIZE)) / 2
+            direct, mirrored_back = self.read_both_ways(images, predictor)
+            keypoints_crop = (direct + mirrored_back) / 2
         else:
             keypoints_crop = predictor.predict_crops(images)
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]

@@ -1,5 +1,7 @@
 """Faces at any roll: turned detection boxes, one box per face across angles, turned privacy regions and
 rejected boxes, and the rotated evaluation (frames turned with their labels)."""
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -181,6 +183,93 @@ def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos
     assert abs(found[0].angle_deg - (upright[0].angle_deg + turn)) <= 15
     at_own_size = RollSearch(copy_side=max(gray.shape))
     assert len(any_roll.verify_any_roll(gray, detect_any_roll(any_roll.detector, gray, roll=at_own_size)).boxes_xywh) == 0
+
+
+def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(shared_data, pipelines):
+    """A validation person's upright frame where a copy turned by 15 deg fires on the wall beside him and the
+    verifier passes it: the keypoint model reads that crop and its mirror differently, the face alike."""
+    from trainer.frames import FrameSource
+
+    _, any_roll = pipelines
+    source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")
+    names, points = source.read_labels()
+    name = "Albert_Brooks_32.jpg"
+    gray, face_points = source.read_gray(name), points[names.index(name)]
+    candidates = detect_any_roll(any_roll.detector, gray, roll=any_roll.roll)
+    scores = any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4])
+    on_face = label_ious(candidates[:, :4], face_points, candidates[:, 4]) >= 0.5
+    turned_pass = (candidates[:, 4] != 0) & (scores >= any_roll.roll.turned_threshold)
+    assert (turned_pass & ~on_face).any() and (turned_pass & on_face).any()
+    limit = any_roll.roll.max_flip_disagreement
+    disagreement = any_roll.flip_disagreement(gray, candidates[:, :4], candidates[:, 4])
+    assert (disagreement[turned_pass & ~on_face] > limit).all()
+    assert (disagreement[turned_pass & on_face] <= limit).any()
+    found = any_roll.verify_any_roll(gray, candidates)
+    assert (label_ious(found.boxes_xywh, face_points, found.angles_deg) >= 0.5).tolist() == [True]
+    from core.pipeline import FacePipeline
+
+    unchecked = FacePipeline(SHIPPED_MODEL, roll=replace(any_roll.roll, max_flip_disagreement=None))
+    assert len(unchecked.verify_any_roll(gray, candidates).boxes_xywh) == 2  # the wall's box comes back
+
+
+def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, monkeypatch):
+    """Checking the kept turned boxes until all pass keeps what checking every candidate first would."""
+    from core.pipeline import FacePipeline
+
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 300, (40, 2))
+    candidates = np.c_[centres, np.full((40, 2), 60.0), rng.choice([0.0, 15.0, -30.0, 45.0], 40)]
+    scores = rng.uniform(0.5, 1.0, 40)
+    fails = rng.uniform(size=40) < 0.4  # the boxes the keypoint model would read differently mirrored
+    index = {tuple(c[:4]): i for i, c in enumerate(candidates)}
+    read: list[int] = []
+    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
+                            verifier=False)
+
+    class Verifier:
+        threshold = 0.55
+
+        def score_boxes(self, gray, boxes, angles):
+            return scores[[index[tuple(b)] for b in boxes]]
+
+    def flip_disagreement(gray, boxes, angles):
+        rows = [index[tuple(b)] for b in boxes]
+        read.extend(rows)
+        return np.where(fails[rows], 1.0, 0.0)
+
+    pipeline.verifier = Verifier()
+    monkeypatch.setattr(pipeline, "flip_disagreement", flip_disagreement)
+    gray = np.zeros((400, 400), np.uint8)
+    found = pipeline.verify_any_roll(gray, candidates)
+    assert read and len(read) == len(set(read)) and len(read) < (candidates[:, 4] != 0).sum()
+    checked_first = np.where(fails & (candidates[:, 4] != 0), 0.0, scores)
+    pipeline.roll = RollSearch(turned_threshold=0.6, max_flip_disagreement=None)
+    monkeypatch.setattr(Verifier, "score_boxes", lambda self, g, boxes, angles: checked_first[[index[tuple(b)] for b in boxes]])
+    expected = pipeline.verify_any_roll(gray, candidates)
+    assert sorted(map(tuple, found.boxes_xywh)) == sorted(map(tuple, expected.boxes_xywh))
+    assert not any(fails[index[tuple(b)]] and a != 0 for b, a in zip(found.boxes_xywh, found.angles_deg))
+
+
+def test_a_crop_read_a_moment_ago_is_not_read_again(tiny_model_path, monkeypatch):
+    """The flip check and the keypoint step's first pass read a turned face's crop alike: one model call."""
+    from core.pipeline import FacePipeline
+
+    pipeline = FacePipeline(tiny_model_path, verifier=False, flip_average=True, recentre=False)
+    read = []
+    predict = pipeline.predictor.predict_crops
+    monkeypatch.setattr(pipeline.predictor, "predict_crops", lambda crops: read.append(len(crops)) or predict(crops))
+    crops = np.random.default_rng(0).integers(0, 256, (40, 96, 96), dtype=np.uint8)
+    first = pipeline.read_both_ways(crops[:3])
+    again = pipeline.read_both_ways(crops[[2, 0, 5]])  # two of them known: only the new one (and its mirror) read
+    assert read == [6, 2]
+    np.testing.assert_array_equal(again[0][:2], first[0][[2, 0]])
+    np.testing.assert_array_equal(again[1][:2], first[1][[2, 0]])
+    fresh = predict(np.concatenate([crops[5:6], crops[5:6, :, ::-1]]))
+    np.testing.assert_allclose(again[0][2], fresh[0], atol=1e-4)
+    pipeline.read_both_ways(crops[6:40])  # more than it keeps: the oldest go
+    read.clear()
+    pipeline.read_both_ways(crops[:1])
+    assert read == [2]
 
 
 def _turned_ellipse_mask(shape, box, angle, grow=1.0):
