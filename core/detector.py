@@ -163,9 +163,11 @@ class RollSearch:
     upright_boost: int = 1
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
-    #: the verifier score a box from a turned copy needs; None: the verifier's own threshold (a verifier that also
-    #: learnt on the turned copies' boxes, trainer.verifier.mine with a RollSearch, chose it on them too)
-    turned_threshold: float | None = 0.8
+    #: the verifier score a box from a turned copy needs (above the verifier's own threshold: the copies show it
+    #: more non-faces than the upright pass; the flip check below keeps most of them out, so it can be this low);
+    #: None: the verifier's own threshold (a verifier that also learnt on the turned copies' boxes,
+    #: trainer.verifier.mine with a RollSearch, chose it on them too)
+    turned_threshold: float | None = 0.5
     #: added to an accepted upright box's score when boxes compete for one face (one_turned_box_per_face): 1 keeps
     #: every accepted upright box (today's box and crop); 0 lets a better-scored turned box of a tilted face win
     #: over an upright box on part of it, upright boxes winning ties

@@ -220,6 +220,11 @@ class FacePipeline:
         return (np.stack([known[k][0] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2),
                 np.stack([known[k][1] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2))
 
+    def forget_recent_readings(self) -> None:
+        """Drop the crops' readings read_both_ways remembers (a benchmark times every image's readings afresh)."""
+        with self._readings_lock:
+            self._recent_readings.clear()
+
     def find_faces(self, image_bgr: np.ndarray, settings: DetectorSettings | None = None,
                    boxes_xywh: np.ndarray | None = None, angles_deg: np.ndarray | None = None) -> list[Face]:
         """Faces of a BGR image; pass `boxes_xywh` (and their `angles_deg`) to skip detection (e.g. boxes

@@ -270,6 +270,9 @@ def test_a_crop_read_a_moment_ago_is_not_read_again(tiny_model_path, monkeypatch
     read.clear()
     pipeline.read_both_ways(crops[:1])
     assert read == [2]
+    pipeline.forget_recent_readings()
+    pipeline.read_both_ways(crops[:1])
+    assert read == [2, 2]
 
 
 def _turned_ellipse_mask(shape, box, angle, grow=1.0):
