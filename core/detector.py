@@ -172,9 +172,10 @@ class RollSearch:
     #: every accepted upright box (today's box and crop); 0 lets a better-scored turned box of a tilted face win
     #: over an upright box on part of it, upright boxes winning ties
     upright_bonus: float = 0.0
-    #: a box from a turned copy is kept only when the keypoint model reads its crop and the crop's mirror alike
-    #: (FacePipeline.flip_disagreement at most this fraction of the crop side; None: no such check): the verifier
-    #: alone lets through some of the picture frames, collars and hair the turned copies fire on
+    #: with a verifier, a box from a turned copy is kept only when the keypoint model (the pipeline's own, float
+    #: unless it runs int8) reads its crop and the crop's mirror alike (FacePipeline.flip_disagreement at most
+    #: this fraction of the crop side; None: no such check): the verifier alone lets through some of the picture
+    #: frames, collars and hair the turned copies fire on
     max_flip_disagreement: float | None = 0.015
 
 

@@ -23,7 +23,7 @@ from core.card import Recentring
 from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
-from core.schema import CROP_SIZE, NUM_KEYPOINTS, flip_keypoints
+from core.schema import CROP_SIZE, flip_keypoints
 from core.twins import FasterTwin
 from core.verifier import FaceVerifier, load_verifier
 
@@ -198,27 +198,30 @@ class FacePipeline:
         direct, mirrored_back = self.read_both_ways(np.stack([c.extract(gray) for c in crops]))
         return np.abs(direct - mirrored_back).reshape(len(crops), -1).mean(axis=1) / CROP_SIZE
 
-    def read_both_ways(self, images: np.ndarray, predictor: KeypointPredictor | FasterTwin | None = None,
-                       remembered: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def read_both_ways(self, images: np.ndarray, predictor: KeypointPredictor | FasterTwin | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, 15, 2, crop px) read on each 96 x 96 crop and on its mirror (mirrored back), in one model
-        call. The last `remembered` crops' readings are kept by their pixels: the flip check reads a turned face's
-        crop, and the keypoint step's first pass reads the same crop again."""
+        call. The readings of the last REMEMBERED_READINGS crops read (or asked for again) are kept by their pixels
+        and predictor: the flip check reads a turned face's crop, and the keypoint step's first pass (with
+        flip_average) reads the same crop again. A FasterTwin's remembered reading is that of the twin it chose
+        for the batch it came in."""
         predictor = predictor or self.predictor
         keys = [(id(predictor), hashlib.blake2b(image.tobytes(), digest_size=16).digest()) for image in images]
         with self._readings_lock:
             known = {k: self._recent_readings[k] for k in keys if k in self._recent_readings}
+            for k in known:
+                self._recent_readings.move_to_end(k)
         new = [i for i, k in enumerate(keys) if k not in known]
         if new:
             both = predictor.predict_crops(np.concatenate([images[new], images[new][:, :, ::-1]]))
             mirrored_back = flip_keypoints(both[len(new):], CROP_SIZE)
-            known.update((keys[i], (both[j], mirrored_back[j])) for j, i in enumerate(new))
+            known.update((keys[i], (both[j].copy(), mirrored_back[j].copy())) for j, i in enumerate(new))
             with self._readings_lock:
                 for i in new:
                     self._recent_readings[keys[i]] = known[keys[i]]
-                while len(self._recent_readings) > remembered:
+                while len(self._recent_readings) > REMEMBERED_READINGS:
                     self._recent_readings.popitem(last=False)
-        return (np.stack([known[k][0] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2),
-                np.stack([known[k][1] for k in keys]).reshape(-1, NUM_KEYPOINTS, 2))
+        return np.stack([known[k][0] for k in keys]), np.stack([known[k][1] for k in keys])
 
     def forget_recent_readings(self) -> None:
         """Drop the crops' readings read_both_ways remembers (a benchmark times every image's readings afresh)."""
@@ -292,6 +295,9 @@ class FacePipeline:
             keypoints_crop = predictor.predict_crops(images)
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
 
+
+#: How many crops' readings a FacePipeline remembers (read_both_ways): a few frames' faces, a few kB.
+REMEMBERED_READINGS = 32
 
 #: A face read on an upright crop whose eye line is off the mean face's by more than this is read again on a
 #: crop turned by it (natural roll in upright crops stays well inside it).

@@ -20,7 +20,9 @@ from core.detector import (
 )
 from core.geometry import turn_image
 from core.images import load_image
+from core.model import KeypointPredictor
 from core.paths import SHIPPED_MODEL
+from core.pipeline import REMEMBERED_READINGS
 from trainer.evaluate import rotate_frame
 from trainer.frames import label_ious
 
@@ -186,8 +188,9 @@ def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos
 
 
 def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(shared_data, pipelines):
-    """A validation person's upright frame where a copy turned by 15 deg fires on the wall beside him and the
-    verifier passes it: the keypoint model reads that crop and its mirror differently, the face alike."""
+    """A validation person's upright frame where the copy turned by -15 deg fires on his collar and the wall
+    beside his face and the verifier passes it: the keypoint model reads that crop and its mirror differently,
+    the face alike."""
     from trainer.frames import FrameSource
 
     _, any_roll = pipelines
@@ -199,7 +202,8 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     scores = any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4])
     on_face = label_ious(candidates[:, :4], face_points, candidates[:, 4]) >= 0.5
     turned_pass = (candidates[:, 4] != 0) & (scores >= any_roll.roll.turned_threshold)
-    assert (turned_pass & ~on_face).any() and (turned_pass & on_face).any()
+    assert (turned_pass & on_face).any()
+    assert candidates[turned_pass & ~on_face, 4].tolist() == [-15.0]
     limit = any_roll.roll.max_flip_disagreement
     disagreement = any_roll.flip_disagreement(gray, candidates[:, :4], candidates[:, 4])
     assert (disagreement[turned_pass & ~on_face] > limit).all()
@@ -266,13 +270,39 @@ def test_a_crop_read_a_moment_ago_is_not_read_again(tiny_model_path, monkeypatch
     np.testing.assert_array_equal(again[1][:2], first[1][[2, 0]])
     fresh = predict(np.concatenate([crops[5:6], crops[5:6, :, ::-1]]))
     np.testing.assert_allclose(again[0][2], fresh[0], atol=1e-4)
-    pipeline.read_both_ways(crops[6:40])  # more than it keeps: the oldest go
+    # four remembered, oldest first 1, 2, 0, 5 (0 and 2 were asked for again); one too many: crop 1 goes
+    pipeline.read_both_ways(crops[6:6 + REMEMBERED_READINGS - 3])
     read.clear()
-    pipeline.read_both_ways(crops[:1])
+    pipeline.read_both_ways(crops[0:1])
+    assert read == []
+    pipeline.read_both_ways(crops[1:2])
     assert read == [2]
     pipeline.forget_recent_readings()
-    pipeline.read_both_ways(crops[:1])
+    pipeline.read_both_ways(crops[2:3])
     assert read == [2, 2]
+    other = KeypointPredictor(tiny_model_path)  # another model's reading of the same pixels is its own
+    monkeypatch.setattr(other, "predict_crops", lambda crops: read.append(-len(crops)) or predict(crops))
+    pipeline.read_both_ways(crops[2:3], other)
+    assert read == [2, 2, -2]
+
+
+def test_a_face_kept_from_a_turned_copy_is_read_once_for_the_check_and_once_after_its_eye_line(photos):
+    """The flip check's reading of a kept turned face is its eye-line pass: detection and keypoints together
+    read its crop twice (check, final pass), not three times."""
+    from core.pipeline import FacePipeline
+
+    pipeline = FacePipeline(SHIPPED_MODEL)
+    assert pipeline.flip_average and pipeline.refine_roll
+    gray = cv2.cvtColor(turn_image(load_image(photos / "james.jpg"), 30.0, border=cv2.BORDER_CONSTANT)[0],
+                        cv2.COLOR_BGR2GRAY)
+    read = []
+    predict = pipeline.predictor.predict_crops
+    pipeline.predictor.predict_crops = lambda crops: read.append(len(crops)) or predict(crops)
+    found = pipeline.detect(gray)
+    assert len(found.boxes_xywh) == 1 and found.angles_deg[0] != 0
+    assert sum(read) == 2  # the kept turned box and its mirror
+    faces = pipeline.keypoints_for_boxes(gray, found.boxes_xywh, found.angles_deg)
+    assert sum(read) == 4 and faces[0].crop.angle_deg != found.angles_deg[0]  # the final pass on the turned crop
 
 
 def _turned_ellipse_mask(shape, box, angle, grow=1.0):
