@@ -114,8 +114,9 @@ class Detection:
 
 
 def _swap_sides(face: Face) -> Face:
-    """The same points with left and right names exchanged (core.schema.FLIP_PERMUTATION)."""
-    return Face(face.box_xywh, face.keypoints_px[FLIP_PERMUTATION], face.crop)
+    """The same points with left and right names exchanged (core.schema.FLIP_PERMUTATION); box, crop and angle
+    as they were."""
+    return replace(face, keypoints_px=face.keypoints_px[FLIP_PERMUTATION])
 
 
 def _lower_this_threads_priority(niceness: int = 10) -> None:

@@ -123,3 +123,17 @@ def test_sunglasses_lie_along_the_turned_eye_line(tilted_faces):
     ys, xs = np.nonzero(drawn)
     centre = expected[EYES].mean(axis=0)
     assert np.hypot(xs.mean() - centre[0], ys.mean() - centre[1]) < 0.3 * np.linalg.norm(eye_line)
+
+
+def test_a_mirrored_snapshot_keeps_the_turned_face_angle(face_frame, pipeline):
+    """The webcam shows the frame mirrored and names the points the person's way; the snapshot's faces (and
+    its CSV) keep the box's angle as shown: a head turned 35 deg counter-clockwise shows turned clockwise."""
+    from core.export import faces_dataframe
+
+    processor = LiveProcessor(pipeline, LiveSettings(effect="none", mirror=True, background_detection=False))
+    for i, degrees in enumerate([*np.linspace(0, 35, 35), *[35.0] * 10]):
+        processor.process(turned(face_frame, degrees)[0], now=i / 30)
+    (face,) = processor.snapshot().faces
+    assert face.angle_deg == pytest.approx(-35, abs=7) and face.angle_deg == face.crop.angle_deg
+    assert faces_dataframe([face])["box_angle_deg"].iloc[0] == pytest.approx(-35, abs=7)
+    processor.close()

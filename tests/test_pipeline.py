@@ -87,6 +87,11 @@ def test_pipeline_on_synthetic_image_maps_keypoints_into_the_box(tiny_model_path
     from core.export import faces_dataframe, faces_json
 
     assert json.loads(faces_json(faces))["faces"][1]["face"] == 2
+    # a tilted face's box is turned: its angle goes out with it
+    tilted = [Face(faces[0].box_xywh, faces[0].keypoints_px, faces[0].crop, angle_deg=-30.0)]
+    assert faces_table(tilted)[0]["box_angle_deg"] == -30.0 and table[0]["box_angle_deg"] == 0.0
+    assert json.loads(faces_json(tilted))["faces"][0]["box_angle_deg"] == -30.0
+    assert list(faces_dataframe([]).columns[:6]) == ["face", "box_x", "box_y", "box_w", "box_h", "box_angle_deg"]
     # a person removed face 1 on the photo page: face 2 keeps its number in the table and the JSON
     assert list(faces_dataframe(faces[1:], numbers=[2])["face"]) == [2]
     assert [f["face"] for f in json.loads(faces_json(faces[1:], numbers=[2]))["faces"]] == [2]
