@@ -80,26 +80,15 @@ def _time_paths(pipelines: dict[str, FacePipeline], upload: bytes, runs: int) ->
                 statistics.median(cpu[n]) * 1000) for n in pipelines}
 
 
-def _median_ms(fn, runs: int, clock=time.perf_counter) -> float:
+def _median_ms(fn, runs: int, clock=time.perf_counter, before=None) -> float:
+    """Median ms of `fn` over `runs`, each after `before` (untimed) when given."""
     times = []
     for _ in range(runs):
+        if before is not None:
+            before()
         t = clock()
         fn()
         times.append(clock() - t)
-    return statistics.median(times) * 1000
-
-
-def _after_forgetting(pipeline: FacePipeline, fn, runs: int, before=None) -> float:
-    """Median CPU ms of `fn` (all threads), each run after the pipeline forgot its remembered readings and ran
-    `before` untimed."""
-    times = []
-    for _ in range(runs):
-        pipeline.forget_recent_readings()
-        if before is not None:
-            before()
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
     return statistics.median(times) * 1000
 
 
@@ -136,11 +125,16 @@ def main() -> None:
                              args.runs, cpu) if any_roll.verifier else 0.0)
         found = any_roll.detect(gray)
         turned = found.angles_deg != 0
-        flip_check = _after_forgetting(any_roll, lambda: any_roll.flip_disagreement(  # noqa: B023
-            gray, found.boxes_xywh[turned], found.angles_deg[turned]), args.runs)  # noqa: B023
+        flip_check = _median_ms(lambda: any_roll.flip_disagreement(gray, found.boxes_xywh[turned],  # noqa: B023
+                                                                   found.angles_deg[turned]),  # noqa: B023
+                                args.runs, cpu, before=any_roll.forget_recent_readings)
         # the keypoint step as the path runs it: after detection, whose flip check read the turned faces' crops
-        keypoints = _after_forgetting(any_roll, lambda: any_roll.keypoints_for_boxes(  # noqa: B023
-            gray, found.boxes_xywh, found.angles_deg), args.runs, before=lambda: any_roll.detect(gray))  # noqa: B023
+        def detect_afresh() -> None:
+            any_roll.forget_recent_readings()
+            any_roll.detect(gray)  # noqa: B023
+
+        keypoints = _median_ms(lambda: any_roll.keypoints_for_boxes(gray, found.boxes_xywh, found.angles_deg),  # noqa: B023
+                               args.runs, cpu, before=detect_afresh)
         print(f"  where the any-roll path's CPU goes: upright cascade {upright:.1f} ms, "
               f"{len(roll.angles_deg)} turned copies and the in-between windows {cascade - upright:.1f} ms, verifier on "
               f"{len(candidates)} candidates {verify:.1f} ms, flip check on {sum(turned)} kept turned boxes "

@@ -24,8 +24,8 @@ def faces_table(faces: list[Face]) -> list[dict]:
     """
     rows = []
     for number, f in enumerate(faces, start=1):
-        row: dict[str, float] = {"face": number, "box_x": int(f.box_xywh[0]), "box_y": int(f.box_xywh[1]),
-               "box_w": int(f.box_xywh[2]), "box_h": int(f.box_xywh[3]), "box_angle_deg": round(f.angle_deg, 1)}
+        row: dict[str, float] = {"face": number,
+                                 **dict(zip(BOX_COLUMNS, [*map(int, f.box_xywh), round(f.angle_deg, 1)], strict=True))}
         row.update({c: round(float(v), 2) for c, v in zip(COORD_COLUMNS, f.keypoints_px.reshape(-1))})
         rows.append(row)
     return rows

@@ -107,7 +107,7 @@ class FacePipeline:
         self.roll: RollSearch | None = RollSearch() if roll is None or roll is True else (roll or None)
         self.refine_roll, self.refine_upright = refine_roll, refine_upright
         self._live_lock = threading.Lock()
-        self._recent_readings: OrderedDict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._recent_readings: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._readings_lock = threading.Lock()
 
     @property
@@ -201,21 +201,22 @@ class FacePipeline:
     def read_both_ways(self, images: np.ndarray, predictor: KeypointPredictor | FasterTwin | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, 15, 2, crop px) read on each 96 x 96 crop and on its mirror (mirrored back), in one model
-        call. The readings of the last REMEMBERED_READINGS crops read (or asked for again) are kept by their pixels
-        and predictor: the flip check reads a turned face's crop, and the keypoint step's first pass (with
-        flip_average) reads the same crop again. A FasterTwin's remembered reading is that of the twin it chose
-        for the batch it came in."""
+        call. The pipeline's own model's readings of the last REMEMBERED_READINGS crops read (or asked for again)
+        are kept by their pixels: the flip check reads a turned face's crop, and the keypoint step's first pass
+        (with flip_average) reads the same crop again. Another predictor's (the webcam's twin, whose crops are new
+        every frame) are read as they come."""
         predictor = predictor or self.predictor
-        keys = [(id(predictor), hashlib.blake2b(image.tobytes(), digest_size=16).digest()) for image in images]
+        if predictor is not self.predictor:
+            return _read_both_ways(predictor, images)
+        keys = [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
         with self._readings_lock:
             known = {k: self._recent_readings[k] for k in keys if k in self._recent_readings}
             for k in known:
                 self._recent_readings.move_to_end(k)
         new = [i for i, k in enumerate(keys) if k not in known]
         if new:
-            both = predictor.predict_crops(np.concatenate([images[new], images[new][:, :, ::-1]]))
-            mirrored_back = flip_keypoints(both[len(new):], CROP_SIZE)
-            known.update((keys[i], (both[j].copy(), mirrored_back[j].copy())) for j, i in enumerate(new))
+            direct, mirrored_back = _read_both_ways(predictor, images[new])
+            known.update((keys[i], (direct[j], mirrored_back[j])) for j, i in enumerate(new))
             with self._readings_lock:
                 for i in new:
                     self._recent_readings[keys[i]] = known[keys[i]]
@@ -294,6 +295,11 @@ class FacePipeline:
         else:
             keypoints_crop = predictor.predict_crops(images)
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
+
+
+def _read_both_ways(predictor: KeypointPredictor | FasterTwin, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    both = predictor.predict_crops(np.concatenate([images, images[:, :, ::-1]]))
+    return both[: len(images)].copy(), flip_keypoints(both[len(images):], CROP_SIZE)
 
 
 #: How many crops' readings a FacePipeline remembers (read_both_ways): a few frames' faces, a few kB.
