@@ -318,11 +318,13 @@ def draw_face_number(image: np.ndarray, box_xywh: Sequence[float], number: int,
 
 
 def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float | None = None,
-                      colour: tuple[int, int, int] = (230, 230, 230), angle_deg: float = 0.0) -> np.ndarray:
+                      colour: tuple[int, int, int] = (230, 230, 230), angle_deg: float = 0.0,
+                      note: str = "") -> np.ndarray:
     """A dashed light-grey box (dark-edged, so it shows on light and dark parts) with the face verifier's
-    score on a dark tag: a detection the verifier did not accept, turned about its centre by `angle_deg`
-    (counter-clockwise as shown) like the face it was found as. Line width and text follow the image size,
-    not the box's, so small rejected boxes stay visible when a large photo is shown shrunk."""
+    score and `note` (why it was refused, when not for its score) on a dark tag: a detection that was not
+    accepted, turned about its centre by `angle_deg` (counter-clockwise as shown) like the face it was found
+    as. Line width and text follow the image size, not the box's, so small rejected boxes stay visible when a
+    large photo is shown shrunk."""
     x, y, w, h = (int(round(v)) for v in box_xywh)
     thickness = max(2, int(round(max(image.shape[:2]) / 400)))
     dash = max(4, int(round(max(w, h) / 10)))
@@ -340,8 +342,9 @@ def draw_rejected_box(image: np.ndarray, box_xywh: Sequence[float], score: float
             p1 = (x0 + (x1 - x0) * end // length, y0 + (y1 - y0) * end // length)
             cv2.line(image, p0, p1, (30, 30, 30), thickness + 2, cv2.LINE_AA)
             cv2.line(image, p0, p1, colour, thickness, cv2.LINE_AA)
-    if score is not None:
-        draw_tag(image, f"{score:.2f}", (x, y - thickness - 1), colour=colour)
+    tag = " ".join(t for t in ("" if score is None else f"{score:.2f}", note) if t)
+    if tag:
+        draw_tag(image, tag, (x, y - thickness - 1), colour=colour)
     return image
 
 

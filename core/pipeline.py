@@ -41,7 +41,9 @@ class Face:
 
 @dataclass
 class Detections:
-    """One detection step's result: accepted boxes and, when asked for, the boxes the verifier rejected.
+    """One detection step's result: accepted boxes and, when asked for, the boxes refused (one per place): under
+    the verifier's threshold (a box from a turned copy: under FacePipeline.turned_threshold), or, flagged in
+    `rejected_by_flip_check`, read differently mirrored by the keypoint model (RollSearch.max_flip_disagreement).
 
     Scores are the verifier's (None without a verifier); boxes are (N, 4) x, y, w, h in image pixels, each
     turned about its centre by its angle (degrees, counter-clockwise positive as shown; 0 = upright).
@@ -53,12 +55,15 @@ class Detections:
     rejected_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # empty: every box upright
     rejected_angles_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rejected_by_flip_check: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __post_init__(self) -> None:
         if len(self.angles_deg) == 0:
             self.angles_deg = np.zeros(len(self.boxes_xywh))
         if len(self.rejected_angles_deg) == 0:
             self.rejected_angles_deg = np.zeros(len(self.rejected_xywh))
+        if len(self.rejected_by_flip_check) == 0:
+            self.rejected_by_flip_check = np.zeros(len(self.rejected_xywh), dtype=bool)
 
 
 class FacePipeline:
@@ -136,6 +141,12 @@ class FacePipeline:
             return self.verify(gray, self.detector.detect(gray, settings), with_rejected)
         return self.verify_any_roll(gray, detect_any_roll(self.detector, gray, settings, self.roll), with_rejected)
 
+    @property
+    def turned_threshold(self) -> float | None:
+        """The verifier score a box from a turned copy needs (RollSearch.turned_threshold, never under the
+        verifier's own threshold); None without a verifier."""
+        return None if self.verifier is None else _turned_threshold(self.verifier, self.roll or RollSearch())
+
     def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
         """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
         half, for boxes found elsewhere (the webcam's detection process)."""
@@ -159,8 +170,8 @@ class FacePipeline:
             return Detections(boxes[keep], None, angles_deg=angles[keep])
         scores = self.verifier.score_boxes(gray, boxes, angles)
         roll = self.roll or RollSearch()
-        turned_threshold = max(self.verifier.threshold, roll.turned_threshold or 0.0)
-        accepted = np.flatnonzero(scores >= np.where(angles == 0, self.verifier.threshold, turned_threshold))
+        needed = np.where(angles == 0, self.verifier.threshold, _turned_threshold(self.verifier, roll))
+        accepted = np.flatnonzero(scores >= needed)
         # boxes compete for a face on score, upright ones with roll.upright_bonus (candidates list upright boxes
         # first, so with no bonus they win ties)
         priority = scores + roll.upright_bonus * (angles == 0)
@@ -177,14 +188,16 @@ class FacePipeline:
         keep = _largest_first(boxes, keep)
         found = Detections(boxes[keep], scores[keep], angles_deg=angles[keep])
         if with_rejected:
-            refused = np.flatnonzero(scores < self.verifier.threshold)
+            read_apart = np.zeros(len(candidates), dtype=bool)
+            read_apart[[i for i, alike in read_alike.items() if not alike]] = True
+            refused = np.flatnonzero((scores < needed) | read_apart)
             refused = refused[one_turned_box_per_face(candidates[refused], scores[refused])]
             # a rejected box on a face that was accepted at another angle is that face, not a rejection
             face_too = [len(one_turned_box_per_face(np.vstack([candidates[keep], candidates[i]]),
                                                     np.r_[scores[keep] + 1, scores[i]])) <= len(keep) for i in refused]
             refused = refused[~np.asarray(face_too, dtype=bool)] if len(refused) else refused
             found.rejected_xywh, found.rejected_scores = boxes[refused], scores[refused]
-            found.rejected_angles_deg = angles[refused]
+            found.rejected_angles_deg, found.rejected_by_flip_check = angles[refused], read_apart[refused]
         return found
 
     def flip_disagreement(self, gray: np.ndarray, boxes_xywh: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
@@ -295,6 +308,10 @@ class FacePipeline:
         else:
             keypoints_crop = predictor.predict_crops(images)
         return [c.to_image(k) for c, k in zip(crops, keypoints_crop)]
+
+
+def _turned_threshold(verifier: FaceVerifier, roll: RollSearch) -> float:
+    return max(verifier.threshold, roll.turned_threshold or 0.0)
 
 
 def _read_both_ways(predictor: KeypointPredictor | FasterTwin, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

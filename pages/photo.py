@@ -32,7 +32,7 @@ with st.sidebar:
                             help="Higher finds more (smaller, fainter) faces but also more false ones.")
     show_rejected = st.checkbox("Show rejected boxes", value=False, disabled=pipeline.verifier is None,
                                 help="Draw (dashed grey, with the face verifier's score) the detector boxes "
-                                     "the verifier judged not to be faces." if pipeline.verifier is not None else
+                                     "judged not to be faces." if pipeline.verifier is not None else
                                      "No face verifier is installed (models/face-verifier.keras): every box is kept.")
 
 source = st.radio("Source", ["Upload", "Camera", "Sample"], horizontal=True, label_visibility="collapsed")
@@ -98,12 +98,19 @@ hidden = (st.multiselect("Faces to hide", numbers, default=numbers, format_func=
 result = render(image, faces, effect, hide=[numbers.index(n) for n in hidden], privacy=privacy)
 shown = result.copy()  # what the page shows: the download stays without numbers and rejected boxes
 if show_rejected:
-    for box, score, angle in zip(detections.rejected_xywh, detections.rejected_scores, detections.rejected_angles_deg,
-                                 strict=True):
-        draw_rejected_box(shown, box, score, angle_deg=angle)
-    st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier "
-               f"(threshold {pipeline.verifier.threshold:.2f}), drawn dashed grey with their score. Each face kept "
-               "shows its number and score: remove one kept by mistake under **Faces in the result**.")
+    for box, score, angle, mirror in zip(detections.rejected_xywh, detections.rejected_scores,
+                                         detections.rejected_angles_deg, detections.rejected_by_flip_check, strict=True):
+        draw_rejected_box(shown, box, score, angle_deg=angle, note="mirror" if mirror else "")
+    thresholds = f"threshold {pipeline.verifier.threshold:.2f}"
+    turned = pipeline.turned_threshold
+    if pipeline.roll is not None and turned is not None and turned > pipeline.verifier.threshold:
+        thresholds += f"; {turned:.2f} for a box found on a turned copy"
+    mirrored = int(detections.rejected_by_flip_check.sum())
+    st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier ({thresholds})"
+               + (f" or, tagged *mirror*, because the keypoint model read the crop and its mirror differently "
+                  f"({mirrored})" if mirrored else "")
+               + ", drawn dashed grey with their score. Each face kept shows its number and score: remove one "
+               "kept by mistake under **Faces in the result**.")
 scores = detections.scores if show_rejected and detections.scores is not None else None
 for n, face in zip(numbers, faces, strict=True):  # the numbers the pickers, the table and the downloads use
     draw_face_number(shown, face.box_xywh, n, None if scores is None else float(scores[n - 1]))

@@ -137,6 +137,14 @@ def test_face_numbers_and_scores_stay_readable_on_a_large_photo_shown_small():
     assert x1 < 4000 and y0 >= 0 and (y1 - y0) / 3000 * 460 > 8  # over 8 px tall at 460 px wide
     rejected = overlays.draw_rejected_box(np.full((3000, 4000, 3), 235, np.uint8), (1000, 1000, 200, 200), 0.12)
     assert (rejected[800:1000, 1000:1400].max(axis=2) < 60).sum() > 2000  # the score's dark tag
+    noted = overlays.draw_rejected_box(np.full((3000, 4000, 3), 235, np.uint8), (1000, 1000, 200, 200), 0.12,
+                                       note="mirror")
+
+    def tag_width(image: np.ndarray) -> int:
+        columns = np.flatnonzero((image[800:990].max(axis=2) < 60).any(axis=0))
+        return int(columns.max() - columns.min())
+
+    assert tag_width(noted) > 1.5 * tag_width(rejected)  # why it was refused, beside the score
 
 
 def test_a_close_up_draws_numbers_big_enough_to_read():

@@ -212,8 +212,12 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     assert (label_ious(found.boxes_xywh, face_points, found.angles_deg) >= 0.5).tolist() == [True]
     from core.pipeline import FacePipeline
 
+    shown = any_roll.verify_any_roll(gray, candidates, with_rejected=True)  # "Show rejected boxes" draws it
+    assert shown.rejected_angles_deg[shown.rejected_by_flip_check].tolist() == [-15.0]
+    assert (label_ious(shown.rejected_xywh[shown.rejected_by_flip_check], face_points, [-15.0]) < 0.3).all()
     unchecked = FacePipeline(SHIPPED_MODEL, roll=replace(any_roll.roll, max_flip_disagreement=None))
     assert len(unchecked.verify_any_roll(gray, candidates).boxes_xywh) == 2  # the wall's box comes back
+    assert not unchecked.verify_any_roll(gray, candidates, with_rejected=True).rejected_by_flip_check.any()
 
 
 def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, monkeypatch):
@@ -252,6 +256,34 @@ def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, mon
     expected = pipeline.verify_any_roll(gray, candidates)
     assert sorted(map(tuple, found.boxes_xywh)) == sorted(map(tuple, expected.boxes_xywh))
     assert not any(fails[index[tuple(b)]] and a != 0 for b, a in zip(found.boxes_xywh, found.angles_deg))
+
+
+def test_turned_boxes_refused_are_among_the_rejected_boxes(tiny_model_path, monkeypatch):
+    """What "Show rejected boxes" draws: a turned box under the turned threshold (though over the verifier's own)
+    and one the flip check refuses (flagged) are rejected boxes too, beside those under the verifier's threshold."""
+    from core.pipeline import FacePipeline
+
+    candidates = np.array([[0, 0, 60, 60, 0.0], [200, 0, 60, 60, 15.0], [0, 200, 60, 60, -30.0],
+                           [200, 200, 60, 60, 45.0]])
+    scores = np.array([0.9, 0.58, 0.9, 0.3])  # upright face; under the turned threshold; read apart; verifier's
+    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
+                            verifier=False)
+
+    class Verifier:
+        threshold = 0.55
+
+        def score_boxes(self, gray, boxes, angles):
+            return scores[[int(b[0] // 200 + 2 * (b[1] // 200)) for b in boxes]]
+
+    pipeline.verifier = Verifier()
+    monkeypatch.setattr(pipeline, "flip_disagreement",
+                        lambda gray, boxes, angles: np.where(np.asarray(angles) == -30.0, 1.0, 0.0))
+    assert pipeline.turned_threshold == 0.6
+    found = pipeline.verify_any_roll(np.zeros((300, 300), np.uint8), candidates, with_rejected=True)
+    assert found.boxes_xywh.tolist() == [[0, 0, 60, 60]]
+    refused = {a: (s, m) for a, s, m in zip(found.rejected_angles_deg, found.rejected_scores,
+                                            found.rejected_by_flip_check, strict=True)}
+    assert refused == {15.0: (0.58, False), -30.0: (0.9, True), 45.0: (0.3, False)}
 
 
 def test_a_crop_read_a_moment_ago_is_not_read_again(tiny_model_path, monkeypatch):
