@@ -41,9 +41,10 @@ class Face:
 
 @dataclass
 class Detections:
-    """One detection step's result: accepted boxes and, when asked for, the boxes refused (one per place): under
-    the verifier's threshold (a box from a turned copy: under FacePipeline.turned_threshold), or, flagged in
-    `rejected_by_flip_check`, read differently mirrored by the keypoint model (RollSearch.max_flip_disagreement).
+    """One detection step's result: accepted boxes and, when asked for, the boxes refused (one per place, none on
+    a face accepted at another angle): under the verifier's threshold (a box from a turned copy: under
+    FacePipeline.turned_threshold), or, flagged in `rejected_by_flip_check`, read differently mirrored by the
+    keypoint model (RollSearch.max_flip_disagreement).
 
     Scores are the verifier's (None without a verifier); boxes are (N, 4) x, y, w, h in image pixels, each
     turned about its centre by its angle (degrees, counter-clockwise positive as shown; 0 = upright).
@@ -144,8 +145,8 @@ class FacePipeline:
     @property
     def turned_threshold(self) -> float | None:
         """The verifier score a box from a turned copy needs (RollSearch.turned_threshold, never under the
-        verifier's own threshold); None without a verifier."""
-        return None if self.verifier is None else _turned_threshold(self.verifier, self.roll or RollSearch())
+        verifier's own threshold); None without a verifier or without turned copies."""
+        return None if self.verifier is None or self.roll is None else _turned_threshold(self.verifier, self.roll)
 
     def verify(self, gray: np.ndarray, boxes: np.ndarray, with_rejected: bool = False) -> Detections:
         """The verifier's verdict on detector boxes of `gray` (all kept without a verifier); `detect`'s second
@@ -191,11 +192,12 @@ class FacePipeline:
             read_apart = np.zeros(len(candidates), dtype=bool)
             read_apart[[i for i, alike in read_alike.items() if not alike]] = True
             refused = np.flatnonzero((scores < needed) | read_apart)
-            refused = refused[one_turned_box_per_face(candidates[refused], scores[refused])]
-            # a rejected box on a face that was accepted at another angle is that face, not a rejection
+            # a refused box on a face that was accepted at another angle is that face, not a rejection; left out
+            # before the refused boxes are thinned to one per place, or it would hide the low-scored ones it touches
             face_too = [len(one_turned_box_per_face(np.vstack([candidates[keep], candidates[i]]),
                                                     np.r_[scores[keep] + 1, scores[i]])) <= len(keep) for i in refused]
             refused = refused[~np.asarray(face_too, dtype=bool)] if len(refused) else refused
+            refused = refused[one_turned_box_per_face(candidates[refused], scores[refused])]
             found.rejected_xywh, found.rejected_scores = boxes[refused], scores[refused]
             found.rejected_angles_deg, found.rejected_by_flip_check = angles[refused], read_apart[refused]
         return found

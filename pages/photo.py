@@ -101,16 +101,17 @@ if show_rejected:
     for box, score, angle, mirror in zip(detections.rejected_xywh, detections.rejected_scores,
                                          detections.rejected_angles_deg, detections.rejected_by_flip_check, strict=True):
         draw_rejected_box(shown, box, score, angle_deg=angle, note="mirror" if mirror else "")
-    thresholds = f"threshold {pipeline.verifier.threshold:.2f}"
+    thresholds = f"{pipeline.verifier.threshold:.2f}"
     turned = pipeline.turned_threshold
-    if pipeline.roll is not None and turned is not None and turned > pipeline.verifier.threshold:
+    if turned is not None and turned > pipeline.verifier.threshold:
         thresholds += f"; {turned:.2f} for a box found on a turned copy"
     mirrored = int(detections.rejected_by_flip_check.sum())
-    st.caption(f"{len(detections.rejected_xywh)} box(es) rejected by the face verifier ({thresholds})"
-               + (f" or, tagged *mirror*, because the keypoint model read the crop and its mirror differently "
-                  f"({mirrored})" if mirrored else "")
-               + ", drawn dashed grey with their score. Each face kept shows its number and score: remove one "
-               "kept by mistake under **Faces in the result**.")
+    st.caption(f"{len(detections.rejected_xywh)} box(es) rejected, drawn dashed grey with the face verifier's "
+               f"score: under its threshold ({thresholds})"
+               + (f", or tagged *mirror* ({mirrored}): the keypoint model read the crop and its mirror "
+                  "differently, so it is not taken for a face" if mirrored else "")
+               + ". Each face kept shows its number and score: remove one kept by mistake under **Faces in the "
+               "result**.")
 scores = detections.scores if show_rejected and detections.scores is not None else None
 for n, face in zip(numbers, faces, strict=True):  # the numbers the pickers, the table and the downloads use
     draw_face_number(shown, face.box_xywh, n, None if scores is None else float(scores[n - 1]))

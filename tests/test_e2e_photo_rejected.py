@@ -20,7 +20,7 @@ def test_show_rejected_boxes_on_a_sample_photo(streamlit_app, page, photos, tmp_
     expect(metric).to_contain_text("1")  # the scarf is not a face
     expect(page.locator(NO_EXCEPTION)).to_have_count(0)
     page.get_by_text("Show rejected boxes").click()
-    expect(page.get_by_text("rejected by the face verifier")).to_be_visible()
+    expect(page.get_by_text("rejected, drawn dashed grey")).to_be_visible()
     expect(page.locator(NO_EXCEPTION)).to_have_count(0)
     page.get_by_role("group", name="Detector sensitivity").get_by_role("slider").focus()
     page.keyboard.press("End")  # most sensitive: more boxes, all but the face rejected
@@ -29,6 +29,6 @@ def test_show_rejected_boxes_on_a_sample_photo(streamlit_app, page, photos, tmp_
     expect(page.locator(NO_EXCEPTION)).to_have_count(0)
     page.screenshot(path=str(tmp_path / "rejected.png"), full_page=True)
     page.get_by_text("Show rejected boxes").click()
-    expect(page.get_by_text("rejected by the face verifier")).to_have_count(0)
+    expect(page.get_by_text("rejected, drawn dashed grey")).to_have_count(0)
     expect(page.locator(NO_EXCEPTION)).to_have_count(0)
     print(f"screenshot: {tmp_path / 'rejected.png'}")
