@@ -34,7 +34,7 @@ def test_show_rejected_boxes_draws_them_and_the_page_keeps_working(photos, monke
     assert not at.exception
     shown = [c.value for c in at.caption if "rejected, drawn dashed grey" in c.value]
     assert shown and shown[0].startswith(f"{len(detections.rejected_xywh)} box(es) rejected"), shown
-    assert f"threshold {FacePipeline(SHIPPED_MODEL).verifier.threshold:.2f}" in shown[0]
+    assert f"under its threshold ({FacePipeline(SHIPPED_MODEL).verifier.threshold:.2f}" in shown[0]
     assert at.metric[0].value == str(len(detections.boxes_xywh))  # rejected boxes are not counted as faces
     box.uncheck().run()
     assert not at.exception and "rejected, drawn dashed grey" not in " ".join(c.value for c in at.caption)
