@@ -219,39 +219,50 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     assert len(unchecked.verify_any_roll(gray, candidates).boxes_xywh) == 2  # the wall's box comes back
 
 
-def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, monkeypatch):
-    """Checking the kept turned boxes until all pass keeps what checking every candidate first would."""
+class _ListedScores:
+    """A face verifier that gives each candidate box the score listed for it (looked up by x, y, w, h)."""
+
+    def __init__(self, candidates: np.ndarray, scores: np.ndarray, threshold: float):
+        self.index = {tuple(c[:4]): i for i, c in enumerate(candidates)}
+        self.scores, self.threshold = scores, threshold
+
+    def score_boxes(self, gray, boxes, angles):
+        return self.scores[[self.index[tuple(b)] for b in boxes]]
+
+
+def _pipeline_with_listed_scores(tiny_model_path, candidates, scores, threshold: float):
+    """A pipeline whose verifier scores the candidates as listed, turned boxes needing 0.6 and the flip check's
+    0.5 (the test sets what flip_disagreement answers)."""
     from core.pipeline import FacePipeline
 
+    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
+                            verifier=False)
+    pipeline.verifier = _ListedScores(candidates, scores, threshold)
+    return pipeline
+
+
+def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, monkeypatch):
+    """Checking the kept turned boxes until all pass keeps what checking every candidate first would."""
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 300, (40, 2))
     candidates = np.c_[centres, np.full((40, 2), 60.0), rng.choice([0.0, 15.0, -30.0, 45.0], 40)]
     scores = rng.uniform(0.5, 1.0, 40)
     fails = rng.uniform(size=40) < 0.4  # the boxes the keypoint model would read differently mirrored
-    index = {tuple(c[:4]): i for i, c in enumerate(candidates)}
+    pipeline = _pipeline_with_listed_scores(tiny_model_path, candidates, scores, 0.55)
+    index = pipeline.verifier.index
     read: list[int] = []
-    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
-                            verifier=False)
-
-    class Verifier:
-        threshold = 0.55
-
-        def score_boxes(self, gray, boxes, angles):
-            return scores[[index[tuple(b)] for b in boxes]]
 
     def flip_disagreement(gray, boxes, angles):
         rows = [index[tuple(b)] for b in boxes]
         read.extend(rows)
         return np.where(fails[rows], 1.0, 0.0)
 
-    pipeline.verifier = Verifier()
     monkeypatch.setattr(pipeline, "flip_disagreement", flip_disagreement)
     gray = np.zeros((400, 400), np.uint8)
     found = pipeline.verify_any_roll(gray, candidates)
     assert read and len(read) == len(set(read)) and len(read) < (candidates[:, 4] != 0).sum()
-    checked_first = np.where(fails & (candidates[:, 4] != 0), 0.0, scores)
     pipeline.roll = RollSearch(turned_threshold=0.6, max_flip_disagreement=None)
-    monkeypatch.setattr(Verifier, "score_boxes", lambda self, g, boxes, angles: checked_first[[index[tuple(b)] for b in boxes]])
+    pipeline.verifier.scores = np.where(fails & (candidates[:, 4] != 0), 0.0, scores)  # every candidate checked first
     expected = pipeline.verify_any_roll(gray, candidates)
     assert sorted(map(tuple, found.boxes_xywh)) == sorted(map(tuple, expected.boxes_xywh))
     assert not any(fails[index[tuple(b)]] and a != 0 for b, a in zip(found.boxes_xywh, found.angles_deg))
@@ -260,21 +271,10 @@ def test_the_flip_check_reads_only_boxes_that_would_be_kept(tiny_model_path, mon
 def test_turned_boxes_refused_are_among_the_rejected_boxes(tiny_model_path, monkeypatch):
     """What "Show rejected boxes" draws: a turned box under the turned threshold (though over the verifier's own)
     and one the flip check refuses (flagged) are rejected boxes too, beside those under the verifier's threshold."""
-    from core.pipeline import FacePipeline
-
     candidates = np.array([[0, 0, 60, 60, 0.0], [200, 0, 60, 60, 15.0], [0, 200, 60, 60, -30.0],
                            [200, 200, 60, 60, 45.0]])
     scores = np.array([0.9, 0.58, 0.9, 0.3])  # upright face; under the turned threshold; read apart; verifier's
-    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
-                            verifier=False)
-
-    class Verifier:
-        threshold = 0.55
-
-        def score_boxes(self, gray, boxes, angles):
-            return scores[[int(b[0] // 200 + 2 * (b[1] // 200)) for b in boxes]]
-
-    pipeline.verifier = Verifier()
+    pipeline = _pipeline_with_listed_scores(tiny_model_path, candidates, scores, 0.55)
     monkeypatch.setattr(pipeline, "flip_disagreement",
                         lambda gray, boxes, angles: np.where(np.asarray(angles) == -30.0, 1.0, 0.0))
     assert pipeline.turned_threshold == 0.6
@@ -288,22 +288,10 @@ def test_turned_boxes_refused_are_among_the_rejected_boxes(tiny_model_path, monk
 def test_a_refused_box_on_a_face_kept_at_another_angle_hides_no_other_rejected_box(tiny_model_path, monkeypatch):
     """A box refused on a face kept upright is that face, not a rejection; it is left out before the refused boxes
     are thinned to one per place, so a low-scored box it touches (and the kept face does not) is still drawn."""
-    from core.pipeline import FacePipeline
-
     candidates = np.array([[100, 100, 100, 100, -15.0],  # on the face, refused by the flip check
                            [120, 120, 60, 60, 0.0],  # the face, kept upright once the turned box is refused
                            [80, 80, 40, 40, 0.0]])  # touches the turned box, not the face's upright one
-    scores = np.array([0.9, 0.8, 0.1])
-    pipeline = FacePipeline(tiny_model_path, roll=RollSearch(turned_threshold=0.6, max_flip_disagreement=0.5),
-                            verifier=False)
-
-    class Verifier:
-        threshold = 0.5
-
-        def score_boxes(self, gray, boxes, angles):
-            return scores[[int(np.flatnonzero((candidates[:, :4] == b).all(axis=1))[0]) for b in boxes]]
-
-    pipeline.verifier = Verifier()
+    pipeline = _pipeline_with_listed_scores(tiny_model_path, candidates, np.array([0.9, 0.8, 0.1]), 0.5)
     monkeypatch.setattr(pipeline, "flip_disagreement", lambda gray, boxes, angles: np.ones(len(boxes)))
     found = pipeline.verify_any_roll(np.zeros((300, 300), np.uint8), candidates, with_rejected=True)
     assert found.boxes_xywh.tolist() == [[120, 120, 60, 60]]
