@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
-from core.detector import DetectorSettings, detect_any_roll
+from core.detector import DetectorSettings, detect_any_roll, search_copies
 from core.geometry import turn_image
 from core.images import load_image
 from core.paths import SHARED_DATA
@@ -118,9 +118,11 @@ def main() -> None:
         roll = any_roll.roll
         cpu = time.process_time  # CPU time, all threads: the shares hold under load from elsewhere
         upright = _median_ms(lambda: any_roll.detector.detect(gray), args.runs, cpu)  # noqa: B023
-        candidates = detect_any_roll(any_roll.detector, gray, None, any_roll.roll)
-        cascade = _median_ms(lambda: detect_any_roll(any_roll.detector, gray, None, any_roll.roll),  # noqa: B023
-                             args.runs, cpu)
+        candidates = any_roll.candidates_any_roll(gray)
+        copies = _median_ms(lambda: search_copies(any_roll.detector, gray, None, roll), args.runs, cpu)  # noqa: B023
+        looked_around = _median_ms(lambda: any_roll.candidates_any_roll(gray), args.runs, cpu,  # noqa: B023
+                                   before=any_roll.forget_recent_readings) - copies
+        everywhere = _median_ms(lambda: detect_any_roll(any_roll.detector, gray, None, roll), args.runs, cpu) - copies  # noqa: B023
         verify = (_median_ms(lambda: any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4]),  # noqa: B023
                              args.runs, cpu) if any_roll.verifier else 0.0)
         found = any_roll.detect(gray)
@@ -136,7 +138,9 @@ def main() -> None:
         keypoints = _median_ms(lambda: any_roll.keypoints_for_boxes(gray, found.boxes_xywh, found.angles_deg),  # noqa: B023
                                args.runs, cpu, before=detect_afresh)
         print(f"  where the any-roll path's CPU goes: upright cascade {upright:.1f} ms, "
-              f"{len(roll.angles_deg)} turned copies and the in-between windows {cascade - upright:.1f} ms, verifier on "
+              f"{len(roll.angles_deg)} turned copies {copies - upright:.1f} ms, the first verdict and the in-between "
+              f"windows and second look around weak boxes on no face found {looked_around:.1f} ms (around every weak "
+              f"box, as the webcam's process searches: {everywhere:.1f} ms), verifier on "
               f"{len(candidates)} candidates {verify:.1f} ms, flip check on {sum(turned)} kept turned boxes "
               f"{flip_check:.1f} ms, keypoints ({sum(turned)} of {len(found.boxes_xywh)} faces turned: eye-line pass, "
               f"read by the flip check, + final pass) {keypoints:.1f} ms")

@@ -163,6 +163,19 @@ class RollSearch:
     upright_boost: int = 1
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
+    #: each copy is searched a second time, at this finer scale step, in a window around its own weak boxes
+    #: (search_around at its own angle; None: no second look): the cascade misses some faces that fall between the
+    #: scales of the copies' coarser grid, and usually leaves a weak box on them
+    second_look_scale_factor: float | None = 1.1
+    #: with a verifier (FacePipeline.detect), the in-between windows and the second look leave out the weak boxes
+    #: whose centre lies on a face already accepted from the upright pass and the copies: that face is found, and
+    #: the windows around a large face cost most of a copy each. False: around every weak box (as the webcam's
+    #: detection process, which has no verifier, always searches)
+    skip_found_faces: bool = True
+    #: a box from a turned copy is a candidate only when no more than this share of its area lies outside the
+    #: image: the copy's windows there see the turned canvas's repeated border, not the picture (the upright pass
+    #: never looks outside the image)
+    max_outside_share: float = 0.05
     #: the verifier score a box from a turned copy needs (above the verifier's own threshold: the copies show it
     #: more non-faces than the upright pass; the flip check below keeps most of them out, so it can be this low);
     #: None: the verifier's own threshold (a verifier that also learnt on the turned copies' boxes,
@@ -183,32 +196,81 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
                     roll: RollSearch | None = None) -> np.ndarray:
     """Candidate face boxes at any roll within about 10 deg of 0, of `roll.angles_deg` or of its in-between angles,
     as an (N, 5) float array (x, y, w, h, angle_deg): the box (x, y, w, h) turned about its centre by angle_deg, in
-    `gray`'s pixels.
+    `gray`'s pixels: search_copies's candidates, then search_between's around every one of the copies' weak boxes.
+    One face usually comes back from two neighbouring angles: the caller scores every candidate (the verifier, on
+    its de-rotated crop) and keeps one per face (one_turned_box_per_face). FacePipeline.detect searches between
+    only where the first candidates hold no face yet (RollSearch.skip_found_faces)."""
+    roll = roll or RollSearch()
+    found, weak = search_copies(detector, gray, settings, roll)
+    return np.vstack([found, search_between(detector, gray, weak, settings, roll)])
+
+
+def search_copies(detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings | None = None,
+                  roll: RollSearch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The upright pass's and the turned copies' candidates (N, 5), and the copies' weak boxes (M, 5: their boxes
+    at min_neighbors 1), where search_between looks harder.
 
     The upright image goes through `detector.detect` with `settings` (min_neighbors lowered by
     `roll.upright_boost`; 0: its boxes, angle 0, are today's exactly); each turned copy through the same cascade
-    at `min_neighbors` lowered by `roll.sensitivity_boost`, and each in-between copy likewise around the copies'
-    weak boxes near its angle (search_around). One face usually comes back from two neighbouring angles: the caller
-    scores every candidate (the verifier, on its de-rotated crop) and keeps one per face (one_turned_box_per_face).
-    """
+    at `min_neighbors` lowered by `roll.sensitivity_boost`."""
     s = settings or detector.settings
     roll = roll or RollSearch()
     upright = replace(s, min_neighbors=max(1, s.min_neighbors - roll.upright_boost)) if roll.upright_boost else s
     found = [_with_angle(detector.detect(gray, upright), 0.0)]
-    weak = [np.zeros((0, 5))]  # the copies' boxes at min_neighbors 1: where the in-between copies look
+    weak = [np.zeros((0, 5))]
     for angle in roll.angles_deg:
         if angle == 0:
             continue
         copy, matrix, inner = turned_copy(gray, angle, s, roll)
         by_sensitivity = detector.detect_at_sensitivities(copy, (inner.min_neighbors, 1), inner)
-        found.append(boxes_from_copy(by_sensitivity[inner.min_neighbors], matrix, angle))
+        found.append(_inside(boxes_from_copy(by_sensitivity[inner.min_neighbors], matrix, angle), gray, roll))
         weak.append(boxes_from_copy(by_sensitivity[1], matrix, angle))
-    hints = np.vstack(weak)
+    return np.vstack(found), np.vstack(weak)
+
+
+def search_between(detector: FaceDetector, gray: np.ndarray, weak_xywha: np.ndarray,
+                   settings: DetectorSettings | None = None, roll: RollSearch | None = None) -> np.ndarray:
+    """Candidates (N, 5) found around the copies' weak boxes `weak_xywha` (search_copies): each in-between copy
+    around the weak boxes within `roll.between_reach_deg` of its angle, and each copy again around its own at
+    `roll.second_look_scale_factor` (search_around)."""
+    s = settings or detector.settings
+    roll = roll or RollSearch()
+    weak = np.asarray(weak_xywha, dtype=np.float64).reshape(-1, 5)
+    found = [np.zeros((0, 5))]
     for angle in roll.between_angles_deg:
-        near = hints[np.abs(hints[:, 4] - angle) <= roll.between_reach_deg]
+        near = weak[np.abs(weak[:, 4] - angle) <= roll.between_reach_deg]
         if len(near):
             found.append(search_around(detector, gray, angle, near, s, roll))
-    return np.vstack(found)
+    if roll.second_look_scale_factor is not None:
+        finer = replace(roll, scale_factor=roll.second_look_scale_factor)
+        for angle in roll.angles_deg:
+            own = weak[weak[:, 4] == angle]
+            if len(own):
+                found.append(search_around(detector, gray, angle, own, s, finer))
+    return _inside(np.vstack(found), gray, roll)
+
+
+def outside_share(boxes_xywha: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(N,) the share of each turned box's area that lies outside an image of `shape` (height, width, ...)."""
+    boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
+    h, w = shape[:2]
+    image = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    inside = [float(cv2.intersectConvexConvex(corners, image)[0]) for corners in turned_corners(boxes)]
+    return 1.0 - np.asarray(inside, dtype=np.float64).reshape(-1) / (boxes[:, 2] * boxes[:, 3])
+
+
+def _inside(boxes_xywha: np.ndarray, gray: np.ndarray, roll: RollSearch) -> np.ndarray:
+    """The turned boxes that keep within the image as far as `roll.max_outside_share` allows."""
+    return boxes_xywha[outside_share(boxes_xywha, gray.shape) <= roll.max_outside_share]
+
+
+def centres_inside(boxes_xywha: np.ndarray, within_xywha: np.ndarray) -> np.ndarray:
+    """(N,) whether each turned box's centre lies inside (or on the edge of) any of the turned boxes `within_xywha`."""
+    boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
+    centres = boxes[:, :2] + boxes[:, 2:4] / 2  # as turned_corners places a box
+    polygons = turned_corners(within_xywha)
+    return np.array([any(cv2.pointPolygonTest(p, (float(x), float(y)), False) >= 0 for p in polygons)
+                     for x, y in centres], dtype=bool)
 
 
 #: The Haar cascade's window (haarcascade_frontalface_default.xml): no face smaller than this is found.

@@ -20,7 +20,15 @@ import numpy as np
 
 from core import overlays
 from core.card import Recentring
-from core.detector import DetectorSettings, FaceDetector, RollSearch, detect_any_roll, one_turned_box_per_face
+from core.detector import (
+    DetectorSettings,
+    FaceDetector,
+    RollSearch,
+    centres_inside,
+    one_turned_box_per_face,
+    search_between,
+    search_copies,
+)
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
 from core.schema import CROP_SIZE, flip_keypoints
@@ -140,7 +148,31 @@ class FacePipeline:
         settings = settings or self.detector.settings
         if self.roll is None:
             return self.verify(gray, self.detector.detect(gray, settings), with_rejected)
-        return self.verify_any_roll(gray, detect_any_roll(self.detector, gray, settings, self.roll), with_rejected)
+        return self.verify_any_roll(gray, *self._search_any_roll(gray, settings), with_rejected=with_rejected)
+
+    def candidates_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
+        """`detect`'s candidates (N, 5: x, y, w, h, angle_deg; core.detector.detect_any_roll's), the copies' weak
+        boxes looked around only where the verifier accepts no face yet (RollSearch.skip_found_faces)."""
+        return self._search_any_roll(gray, settings)[0]
+
+    def _search_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The candidates and the verifier's scores of them (None without a verifier): a first verdict on the
+        upright pass's and the copies' candidates says which weak boxes lie on a face already; the final verdict
+        reuses its scores and its flip-check readings (read_both_ways)."""
+        roll = self.roll or RollSearch()
+        settings = settings or self.detector.settings
+        found, weak = search_copies(self.detector, gray, settings, roll)
+        if self.verifier is None:
+            return np.vstack([found, search_between(self.detector, gray, weak, settings, roll)]), None
+        scores = self.verifier.score_boxes(gray, found[:, :4], found[:, 4]) if len(found) else np.zeros(0)
+        if roll.skip_found_faces and len(weak):
+            first = self.verify_any_roll(gray, found, scores)
+            weak = weak[~centres_inside(weak, np.hstack([first.boxes_xywh, first.angles_deg[:, None]]))]
+        more = search_between(self.detector, gray, weak, settings, roll)
+        if len(more):
+            found, scores = np.vstack([found, more]), np.r_[scores, self.verifier.score_boxes(gray, more[:, :4], more[:, 4])]
+        return found, scores
 
     @property
     def turned_threshold(self) -> float | None:
@@ -159,17 +191,19 @@ class FacePipeline:
             return Detections(boxes[keep], scores[keep])
         return Detections(boxes[keep], scores[keep], boxes[~keep], scores[~keep])
 
-    def verify_any_roll(self, gray: np.ndarray, candidates_xywha: np.ndarray, with_rejected: bool = False) -> Detections:
+    def verify_any_roll(self, gray: np.ndarray, candidates_xywha: np.ndarray, scores: np.ndarray | None = None,
+                        with_rejected: bool = False) -> Detections:
         """The verifier's verdict on candidates at any roll (x, y, w, h, angle_deg; core.detector.detect_any_roll),
-        each scored on its de-rotated crop, one box per face: `detect`'s second half, also for candidates found
-        elsewhere (the webcam's detection process)."""
+        each scored on its de-rotated crop (unless its `scores` are given), one box per face: `detect`'s second
+        half, also for candidates found elsewhere (the webcam's detection process)."""
         candidates = np.asarray(candidates_xywha, dtype=np.float64).reshape(-1, 5)
         boxes, angles = candidates[:, :4], candidates[:, 4]
         if self.verifier is None:  # no scores: upright boxes first, then larger ones
             upright_first = (angles == 0) * 1e12 + boxes[:, 2] * boxes[:, 3]
             keep = _largest_first(boxes, one_turned_box_per_face(candidates, upright_first))
             return Detections(boxes[keep], None, angles_deg=angles[keep])
-        scores = self.verifier.score_boxes(gray, boxes, angles)
+        if scores is None:
+            scores = self.verifier.score_boxes(gray, boxes, angles)
         roll = self.roll or RollSearch()
         needed = np.where(angles == 0, self.verifier.threshold, _turned_threshold(self.verifier, roll))
         accepted = np.flatnonzero(scores >= needed)

@@ -11,10 +11,13 @@ from core.detector import (
     DetectorSettings,
     FaceDetector,
     RollSearch,
+    centres_inside,
     detect_any_roll,
     merged_windows,
     one_turned_box_per_face,
+    outside_share,
     search_around,
+    search_copies,
     turned_box_iou,
     turned_copy,
 )
@@ -107,9 +110,14 @@ def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos, monkey
     base = detect_any_roll(detector, gray, roll=RollSearch(between_angles_deg=()))
     np.testing.assert_array_equal(found[np.isin(found[:, 4], [0, *roll.angles_deg])], base)  # it only adds
     assert np.isin(found[:, 4], roll.between_angles_deg).any()
-    # each in-between copy is searched only around weak boxes of copies within 7.5 deg of it
-    assert calls and all(angle in roll.between_angles_deg and np.isin(hints[:, 4], roll.angles_deg).all()
-                         and (np.abs(hints[:, 4] - angle) <= roll.between_reach_deg).all() for angle, hints in calls)
+    # each in-between copy is searched only around weak boxes of copies within 7.5 deg of it, and each copy a
+    # second time (at the finer scale step) only around its own
+    between = [(angle, hints) for angle, hints in calls if angle in roll.between_angles_deg]
+    second = [(angle, hints) for angle, hints in calls if angle in roll.angles_deg]
+    assert between and second and len(between) + len(second) == len(calls)
+    assert all(np.isin(hints[:, 4], roll.angles_deg).all() and (np.abs(hints[:, 4] - angle) <= roll.between_reach_deg).all()
+               for angle, hints in between)
+    assert all((hints[:, 4] == angle).all() for angle, hints in second)
     # around a box on the face (the 30 deg copy's), the copy turned 22.5 deg finds the face; around one in a far
     # corner, nothing; around none, nothing
     face = base[base[:, 4] == 30.0][0]
@@ -135,6 +143,42 @@ def test_in_between_windows_merge_where_they_overlap():
     assert merged == [(0, 0, 120, 120, 20), (200, 0, 240, 40, 25)]  # a chain of overlaps is one window
     assert merged_windows(np.zeros((0, 5))) == []
 
+
+def test_centres_inside_turned_boxes():
+    face = np.array([[100.0, 100.0, 40.0, 40.0, 45.0]])  # a diamond about (120, 120), reaching 28 px each way
+    boxes = np.array([[110.0, 110.0, 20.0, 20.0, 10.0],  # centre (120, 120)
+                      [125.0, 85.0, 10.0, 10.0, 0.0],  # centre (130, 90): inside the square upright, not turned
+                      [130.0, 110.0, 20.0, 20.0, -30.0]])  # centre (140, 120)
+    np.testing.assert_array_equal(centres_inside(boxes, face), [True, False, True])
+    assert not centres_inside(boxes, np.zeros((0, 5))).any()
+
+
+
+def test_outside_share_of_turned_boxes():
+    boxes = np.array([[0, 0, 10, 10, 0], [-5, 0, 10, 10, 0], [0, 0, 10, 10, 45], [50, 50, 10, 10, 0]], float)
+    # a diamond in the corner pokes out by a triangle (2.07 px high) on each side: 2 x 2.07^2 of its 100 px^2
+    np.testing.assert_allclose(outside_share(boxes, (20, 20, 3)), [0, 0.5, 0.0858, 1], atol=1e-3)
+    assert outside_share(np.zeros((0, 5)), (20, 20)).shape == (0,)
+
+
+def test_a_turned_box_reaching_out_of_the_image_is_no_candidate(shared_data, pipelines, monkeypatch):
+    """A validation person's upright frame where the copy turned by -15 deg, looked at a second time, fires on
+    the turned canvas above his head (a fifth of the box outside the picture) and the verifier passes it."""
+    from trainer.frames import FrameSource
+
+    _, any_roll = pipelines
+    source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")
+    names, points = source.read_labels()
+    name = "Lindsey_Graham_01.jpg"
+    gray, face_points = source.read_gray(name), points[names.index(name)]
+    found = any_roll.detect(gray)
+    assert (label_ious(found.boxes_xywh, face_points, found.angles_deg) >= 0.5).tolist() == [True]
+    candidates = any_roll.candidates_any_roll(gray)
+    assert (outside_share(candidates, gray.shape)[candidates[:, 4] != 0] <= any_roll.roll.max_outside_share).all()
+    monkeypatch.setattr(any_roll, "roll", replace(any_roll.roll, max_outside_share=1.0))
+    anywhere = any_roll.detect(gray)
+    outside = outside_share(np.hstack([anywhere.boxes_xywh, anywhere.angles_deg[:, None]]), gray.shape)
+    assert len(anywhere.boxes_xywh) == 2 and outside.max() > 0.2
 
 @pytest.fixture(scope="module")
 def pipelines():
@@ -164,6 +208,34 @@ def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pip
     if abs(turn) >= 30:
         assert len(today.find_faces(turned)) == 0  # what the upright detector did with it
 
+
+
+def test_the_detection_step_looks_harder_only_where_no_face_is_found_yet(photos, pipelines, monkeypatch):
+    import core.detector
+
+    _, any_roll = pipelines
+    gray = cv2.cvtColor(load_image(photos / "james.jpg"), cv2.COLOR_BGR2GRAY)
+    looked_around = []
+
+    def spy(detector, gray, angle, hints, settings, roll):
+        looked_around.append(hints)
+        return search_around(detector, gray, angle, hints, settings, roll)
+
+    monkeypatch.setattr(core.detector, "search_around", spy)
+    found = any_roll.detect(gray)
+    assert len(found.boxes_xywh) == 1
+    face = np.hstack([found.boxes_xywh, found.angles_deg[:, None]])
+    _, weak = search_copies(any_roll.detector, gray, roll=any_roll.roll)
+    on_face = centres_inside(weak, face)
+    assert on_face.any()  # the copies leave weak boxes on James's face, found by the upright pass and the copies...
+    assert not centres_inside(np.vstack([np.zeros((0, 5)), *looked_around]), face).any()  # ...none looked around
+    # searching around every weak box (the webcam's detection process) looks around those too, and finds him alike
+    looked_around.clear()
+    monkeypatch.setattr(any_roll, "roll", replace(any_roll.roll, skip_found_faces=False))
+    everywhere = any_roll.detect(gray)
+    assert centres_inside(np.vstack(looked_around), face).sum() >= on_face.sum()
+    assert len(everywhere.boxes_xywh) == 1 and turned_box_iou(face[0], np.r_[everywhere.boxes_xywh[0],
+                                                                             everywhere.angles_deg[0]]) > 0.5
 
 @pytest.mark.parametrize("turn", [-25.0, 30.0])
 def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos, pipelines, turn):
@@ -198,12 +270,12 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     names, points = source.read_labels()
     name = "Albert_Brooks_32.jpg"
     gray, face_points = source.read_gray(name), points[names.index(name)]
-    candidates = detect_any_roll(any_roll.detector, gray, roll=any_roll.roll)
+    candidates = any_roll.candidates_any_roll(gray)
     scores = any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4])
     on_face = label_ious(candidates[:, :4], face_points, candidates[:, 4]) >= 0.5
     turned_pass = (candidates[:, 4] != 0) & (scores >= any_roll.roll.turned_threshold)
     assert (turned_pass & on_face).any()
-    assert candidates[turned_pass & ~on_face, 4].tolist() == [-15.0]
+    assert set(candidates[turned_pass & ~on_face, 4].tolist()) == {-15.0}  # the copy's box and its second look's
     limit = any_roll.roll.max_flip_disagreement
     disagreement = any_roll.flip_disagreement(gray, candidates[:, :4], candidates[:, 4])
     assert (disagreement[turned_pass & ~on_face] > limit).all()

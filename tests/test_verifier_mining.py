@@ -64,7 +64,7 @@ def test_mining_again_takes_the_earlier_detector_boxes_as_they_are(frames, mined
 
 
 def test_mining_turned_copies_reads_each_box_as_the_any_roll_search_does(frames, mined, tmp_path):
-    from core.detector import FaceDetector, RollSearch, detect_any_roll
+    from core.detector import FaceDetector, RollSearch, search_copies
     from core.geometry import crop_from_box
     from trainer.frames import FrameSource
 
@@ -76,13 +76,14 @@ def test_mining_turned_copies_reads_each_box_as_the_any_roll_search_does(frames,
     assert set(np.unique(turned.angle)) == {0.0, *roll.angles_deg}
     flat = turned.angle == 0  # the upright part is the upright mining, box for box
     assert np.array_equal(turned.boxes[flat & (turned.strictness > 0)], upright.boxes[upright.strictness > 0])
-    # at the search's own sensitivity, a copy's boxes are the ones the search returns for that angle
+    # at the search's own sensitivity, a copy's boxes are the ones the search's copies give for that angle (the
+    # second look around their weak boxes is not mined)
     source = FrameSource(frames[0])
     names, points68 = source.read_labels()
     name = names[0]
     gray = source.read_gray(name)
     k = 5 - roll.sensitivity_boost
-    searched = detect_any_roll(FaceDetector(), gray, roll=roll)
+    searched, _ = search_copies(FaceDetector(), gray, roll=roll)
     for angle in roll.angles_deg:
         mask = (turned.frames == name) & (turned.angle == angle) & (turned.strictness >= k)
         expected = searched[searched[:, 4] == angle, :4]

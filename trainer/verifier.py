@@ -30,7 +30,15 @@ import cv2
 import numpy as np
 
 from core.card import VerifierCard, read_card
-from core.detector import DetectorSettings, FaceDetector, RollSearch, boxes_from_copy, turned_box_iou, turned_copy
+from core.detector import (
+    DetectorSettings,
+    FaceDetector,
+    RollSearch,
+    boxes_from_copy,
+    outside_share,
+    turned_box_iou,
+    turned_copy,
+)
 from core.files import atomic_path
 from core.geometry import box_iou, crop_from_box
 from core.model import to_model_input
@@ -224,6 +232,8 @@ def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable
                 picked = rng.permutation(len(randoms))[:turned_random_per_angle]
                 for box, strictness in boxes + [(randoms[j], 0) for j in picked]:
                     turned = boxes_from_copy(box, matrix, angle)[0]
+                    if strictness and outside_share(turned, gray.shape)[0] > roll.max_outside_share:
+                        continue  # not a candidate of the search either
                     add(gray, name, turned[:4], turned_label_iou(turned, label), below_face(box, seen), strictness,
                         angle)
         if progress:
