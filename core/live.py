@@ -385,7 +385,10 @@ class LiveProcessor:
                 if process.alive:
                     if not turned:
                         return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
-                    candidates = process.detect(gray, settings, self.pipeline.roll)
+                    # no second look there: with no verifier in the process to leave the faces found out
+                    # (RollSearch.skip_found_faces), it would look around every weak box, on the frames' CPU
+                    search = replace(self.pipeline.roll, second_look_scale_factor=None)
+                    candidates = process.detect(gray, settings, search)
                     return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
                 raise DetectorProcessError("the face detection process ended")
             except DetectorProcessError:
