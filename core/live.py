@@ -379,15 +379,16 @@ class LiveProcessor:
         self._detections += 1
         # in the niced process, while faces are followed (each kept by its own crop), new ones are looked for on
         # turned copies on one detection frame in ROLL_EVERY: that search's work overlaps the frames drawn meanwhile
-        turned = self.pipeline.roll is not None and (not self._tracks or self._detections % ROLL_EVERY == 1)
+        roll = self.pipeline.roll
+        turned = roll is not None and (not self._tracks or self._detections % ROLL_EVERY == 1)
         if process is not None:
             try:
                 if process.alive:
-                    if not turned:
+                    if not turned or roll is None:
                         return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
                     # no second look there: with no verifier in the process to leave the faces found out
                     # (RollSearch.skip_found_faces), it would look around every weak box, on the frames' CPU
-                    search = replace(self.pipeline.roll, second_look_scale_factor=None)
+                    search = replace(roll, second_look_scale_factor=None)
                     candidates = process.detect(gray, settings, search)
                     return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
                 raise DetectorProcessError("the face detection process ended")

@@ -218,6 +218,7 @@ def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable
         rows["strictness"].append(strictness)
         rows["angle"].append(angle)
 
+    max_outside = roll.max_outside_share if roll else 1.0
     for i, (name, pts) in enumerate(zip(names, points68)):
         gray = source.read_gray(name)
         if gray is not None:
@@ -232,7 +233,7 @@ def mine(frames: str | os.PathLike, out: Path, seed: int = 0, progress: Callable
                 picked = rng.permutation(len(randoms))[:turned_random_per_angle]
                 for box, strictness in boxes + [(randoms[j], 0) for j in picked]:
                     turned = boxes_from_copy(box, matrix, angle)[0]
-                    if strictness and outside_share(turned, gray.shape)[0] > roll.max_outside_share:
+                    if strictness and outside_share(turned, gray.shape)[0] > max_outside:
                         continue  # not a candidate of the search either
                     add(gray, name, turned[:4], turned_label_iou(turned, label), below_face(box, seen), strictness,
                         angle)
