@@ -161,16 +161,19 @@ def test_outside_share_of_turned_boxes():
     assert outside_share(np.zeros((0, 5)), (20, 20)).shape == (0,)
 
 
+def _frame_and_its_face(shared_data, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A frame of the shared 68-point set, grayscale, and its labelled points."""
+    from trainer.frames import FrameSource
+
+    source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")
+    names, points = source.read_labels()
+    return source.read_gray(name), points[names.index(name)]
+
 def test_a_turned_box_reaching_out_of_the_image_is_no_candidate(shared_data, pipelines, monkeypatch):
     """A validation person's upright frame where the copy turned by -15 deg, looked at a second time, fires on
     the turned canvas above his head (a fifth of the box outside the picture) and the verifier passes it."""
-    from trainer.frames import FrameSource
-
     _, any_roll = pipelines
-    source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")
-    names, points = source.read_labels()
-    name = "Lindsey_Graham_01.jpg"
-    gray, face_points = source.read_gray(name), points[names.index(name)]
+    gray, face_points = _frame_and_its_face(shared_data, "Lindsey_Graham_01.jpg")
     found = any_roll.detect(gray)
     assert (label_ious(found.boxes_xywh, face_points, found.angles_deg) >= 0.5).tolist() == [True]
     candidates = any_roll.candidates_any_roll(gray)
@@ -263,13 +266,8 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     """A validation person's upright frame where the copy turned by -15 deg fires on his collar and the wall
     beside his face and the verifier passes it: the keypoint model reads that crop and its mirror differently,
     the face alike."""
-    from trainer.frames import FrameSource
-
     _, any_roll = pipelines
-    source = FrameSource(shared_data / "youtube-faces-68" / "training.zip")
-    names, points = source.read_labels()
-    name = "Albert_Brooks_32.jpg"
-    gray, face_points = source.read_gray(name), points[names.index(name)]
+    gray, face_points = _frame_and_its_face(shared_data, "Albert_Brooks_32.jpg")
     candidates = any_roll.candidates_any_roll(gray)
     scores = any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4])
     on_face = label_ious(candidates[:, :4], face_points, candidates[:, 4]) >= 0.5
