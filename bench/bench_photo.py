@@ -15,6 +15,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -122,7 +123,9 @@ def main() -> None:
         copies = _median_ms(lambda: search_copies(any_roll.detector, gray, None, roll), args.runs, cpu)  # noqa: B023
         looked_around = _median_ms(lambda: any_roll.candidates_any_roll(gray), args.runs, cpu,  # noqa: B023
                                    before=any_roll.forget_recent_readings) - copies
-        everywhere = _median_ms(lambda: detect_any_roll(any_roll.detector, gray, None, roll), args.runs, cpu) - copies  # noqa: B023
+        webcam_search = replace(roll, second_look_scale_factor=None)  # core.live's detection process
+        everywhere = _median_ms(lambda: detect_any_roll(any_roll.detector, gray, None, webcam_search),  # noqa: B023
+                                args.runs, cpu) - copies
         verify = (_median_ms(lambda: any_roll.verifier.score_boxes(gray, candidates[:, :4], candidates[:, 4]),  # noqa: B023
                              args.runs, cpu) if any_roll.verifier else 0.0)
         found = any_roll.detect(gray)
@@ -138,9 +141,10 @@ def main() -> None:
         keypoints = _median_ms(lambda: any_roll.keypoints_for_boxes(gray, found.boxes_xywh, found.angles_deg),  # noqa: B023
                                args.runs, cpu, before=detect_afresh)
         print(f"  where the any-roll path's CPU goes: upright cascade {upright:.1f} ms, "
-              f"{len(roll.angles_deg)} turned copies {copies - upright:.1f} ms, the first verdict and the in-between "
-              f"windows and second look around weak boxes on no face found {looked_around:.1f} ms (around every weak "
-              f"box, as the webcam's process searches: {everywhere:.1f} ms), verifier on "
+              f"{len(roll.angles_deg)} turned copies {copies - upright:.1f} ms, the first verdict (its verifier and "
+              f"flip check) and the in-between windows and second look around weak boxes on no face found "
+              f"{looked_around:.1f} ms (the webcam's process: in-between windows around every weak box, no second "
+              f"look, {everywhere:.1f} ms), verifier on "
               f"{len(candidates)} candidates {verify:.1f} ms, flip check on {sum(turned)} kept turned boxes "
               f"{flip_check:.1f} ms, keypoints ({sum(turned)} of {len(found.boxes_xywh)} faces turned: eye-line pass, "
               f"read by the flip check, + final pass) {keypoints:.1f} ms")

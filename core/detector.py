@@ -255,8 +255,9 @@ def outside_share(boxes_xywha: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
     boxes = np.asarray(boxes_xywha, dtype=np.float64).reshape(-1, 5)
     h, w = shape[:2]
     image = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-    inside = [float(cv2.intersectConvexConvex(corners, image)[0]) for corners in turned_corners(boxes)]
-    return 1.0 - np.asarray(inside, dtype=np.float64).reshape(-1) / (boxes[:, 2] * boxes[:, 3])
+    inside = np.array([cv2.intersectConvexConvex(corners, image)[0] for corners in turned_corners(boxes)], np.float64)
+    area = boxes[:, 2] * boxes[:, 3]
+    return 1.0 - np.divide(inside.reshape(-1), area, out=np.zeros_like(area), where=area > 0)  # no area: all outside
 
 
 def _inside(boxes_xywha: np.ndarray, gray: np.ndarray, roll: RollSearch) -> np.ndarray:

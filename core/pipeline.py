@@ -151,8 +151,8 @@ class FacePipeline:
         return self.verify_any_roll(gray, *self._search_any_roll(gray, settings), with_rejected=with_rejected)
 
     def candidates_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
-        """`detect`'s candidates (N, 5: x, y, w, h, angle_deg; core.detector.detect_any_roll's), the copies' weak
-        boxes looked around only where the verifier accepts no face yet (RollSearch.skip_found_faces)."""
+        """`detect`'s candidates (N, 5: x, y, w, h, angle_deg): core.detector.detect_any_roll's, less the windows
+        around the copies' weak boxes on faces the verifier already accepts (RollSearch.skip_found_faces)."""
         return self._search_any_roll(gray, settings)[0]
 
     def _search_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None
@@ -166,7 +166,8 @@ class FacePipeline:
         if self.verifier is None:
             return np.vstack([found, search_between(self.detector, gray, weak, settings, roll)]), None
         scores = self.verifier.score_boxes(gray, found[:, :4], found[:, 4]) if len(found) else np.zeros(0)
-        if roll.skip_found_faces and len(weak):
+        looks_between = bool(roll.between_angles_deg) or roll.second_look_scale_factor is not None
+        if roll.skip_found_faces and looks_between and len(weak):
             first = self.verify_any_roll(gray, found, scores)
             weak = weak[~centres_inside(weak, np.hstack([first.boxes_xywh, first.angles_deg[:, None]]))]
         more = search_between(self.detector, gray, weak, settings, roll)

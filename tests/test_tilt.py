@@ -147,11 +147,12 @@ def test_in_between_windows_merge_where_they_overlap():
 def test_centres_inside_turned_boxes():
     face = np.array([[100.0, 100.0, 40.0, 40.0, 45.0]])  # a diamond about (120, 120), reaching 28 px each way
     boxes = np.array([[110.0, 110.0, 20.0, 20.0, 10.0],  # centre (120, 120)
-                      [125.0, 85.0, 10.0, 10.0, 0.0],  # centre (130, 90): inside the square upright, not turned
-                      [130.0, 110.0, 20.0, 20.0, -30.0]])  # centre (140, 120)
-    np.testing.assert_array_equal(centres_inside(boxes, face), [True, False, True])
+                      [132.0, 98.0, 10.0, 10.0, 0.0],  # centre (137, 103): inside the square upright, not turned
+                      [130.0, 110.0, 20.0, 20.0, -30.0],  # centre (140, 120)
+                      [125.0, 125.0, 60.0, 60.0, 0.0]])  # its corner inside, its centre (155, 155) not
+    np.testing.assert_array_equal(centres_inside(boxes, face), [True, False, True, False])
+    np.testing.assert_array_equal(centres_inside(boxes, np.c_[face[:, :4], [0.0]]), [True, True, True, False])
     assert not centres_inside(boxes, np.zeros((0, 5))).any()
-
 
 
 def test_outside_share_of_turned_boxes():
@@ -159,6 +160,7 @@ def test_outside_share_of_turned_boxes():
     # a diamond in the corner pokes out by a triangle (2.07 px high) on each side: 2 x 2.07^2 of its 100 px^2
     np.testing.assert_allclose(outside_share(boxes, (20, 20, 3)), [0, 0.5, 0.0858, 1], atol=1e-3)
     assert outside_share(np.zeros((0, 5)), (20, 20)).shape == (0,)
+    assert outside_share(np.array([[5.0, 5.0, 0.0, 0.0, 30.0]]), (20, 20)).tolist() == [1.0]  # no area: nothing inside
 
 
 def _frame_and_its_face(shared_data, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +212,6 @@ def test_a_tilted_face_is_found_once_with_its_angle_and_read_upright(photos, pip
     assert np.linalg.norm(face.keypoints_px - expected, axis=1).mean() / iod < 0.05
     if abs(turn) >= 30:
         assert len(today.find_faces(turned)) == 0  # what the upright detector did with it
-
 
 
 def test_the_detection_step_looks_harder_only_where_no_face_is_found_yet(photos, pipelines, monkeypatch):
@@ -273,7 +274,7 @@ def test_a_turned_box_the_keypoint_model_reads_differently_mirrored_is_dropped(s
     on_face = label_ious(candidates[:, :4], face_points, candidates[:, 4]) >= 0.5
     turned_pass = (candidates[:, 4] != 0) & (scores >= any_roll.roll.turned_threshold)
     assert (turned_pass & on_face).any()
-    assert set(candidates[turned_pass & ~on_face, 4].tolist()) == {-15.0}  # the copy's box and its second look's
+    assert candidates[turned_pass & ~on_face, 4].tolist() == [-15.0, -15.0]  # the copy's box and its second look's
     limit = any_roll.roll.max_flip_disagreement
     disagreement = any_roll.flip_disagreement(gray, candidates[:, :4], candidates[:, 4])
     assert (disagreement[turned_pass & ~on_face] > limit).all()
