@@ -161,7 +161,6 @@ class FacePipeline:
         upright pass's and the copies' candidates says which weak boxes lie on a face already; the final verdict
         reuses its scores and its flip-check readings (read_both_ways)."""
         roll = self.roll or RollSearch()
-        settings = settings or self.detector.settings
         found, weak = search_copies(self.detector, gray, settings, roll)
         if self.verifier is None:
             return np.vstack([found, search_between(self.detector, gray, weak, settings, roll)]), None

@@ -171,6 +171,7 @@ def _frame_and_its_face(shared_data, name: str) -> tuple[np.ndarray, np.ndarray]
     names, points = source.read_labels()
     return source.read_gray(name), points[names.index(name)]
 
+
 def test_a_turned_box_reaching_out_of_the_image_is_no_candidate(shared_data, pipelines, monkeypatch):
     """A validation person's upright frame where the copy turned by -15 deg, looked at a second time, fires on
     the turned canvas above his head (a fifth of the box outside the picture) and the verifier passes it."""
@@ -184,6 +185,7 @@ def test_a_turned_box_reaching_out_of_the_image_is_no_candidate(shared_data, pip
     anywhere = any_roll.detect(gray)
     outside = outside_share(np.hstack([anywhere.boxes_xywh, anywhere.angles_deg[:, None]]), gray.shape)
     assert len(anywhere.boxes_xywh) == 2 and outside.max() > 0.2
+
 
 @pytest.fixture(scope="module")
 def pipelines():
@@ -240,6 +242,7 @@ def test_the_detection_step_looks_harder_only_where_no_face_is_found_yet(photos,
     assert centres_inside(np.vstack(looked_around), face).sum() >= on_face.sum()
     assert len(everywhere.boxes_xywh) == 1 and turned_box_iou(face[0], np.r_[everywhere.boxes_xywh[0],
                                                                              everywhere.angles_deg[0]]) > 0.5
+
 
 @pytest.mark.parametrize("turn", [-25.0, 30.0])
 def test_a_small_tilted_face_is_found_on_copies_enlarged_to_the_copy_side(photos, pipelines, turn):
