@@ -164,8 +164,9 @@ class RollSearch:
     #: the cascade's scale step on the copies (coarser than the upright pass's: they cost less)
     scale_factor: float = 1.2
     #: each copy is searched a second time, at this finer scale step, in a window around its own weak boxes
-    #: (search_around at its own angle; None: no second look): the cascade misses some faces that fall between the
-    #: scales of the copies' coarser grid, and usually leaves a weak box on them
+    #: (search_around at its own angle), and the in-between copies' windows use it too (None: no second look, the
+    #: in-between windows at `scale_factor`): the cascade misses some faces that fall between the scales of the
+    #: copies' coarser grid, and usually leaves a weak box on them
     second_look_scale_factor: float | None = 1.1
     #: with a verifier (FacePipeline.detect), the in-between windows and the second look leave out the weak boxes
     #: whose centre lies on a face already accepted from the upright pass and the copies: that face is found, and
@@ -231,18 +232,18 @@ def search_copies(detector: FaceDetector, gray: np.ndarray, settings: DetectorSe
 def search_between(detector: FaceDetector, gray: np.ndarray, weak_xywha: np.ndarray,
                    settings: DetectorSettings | None = None, roll: RollSearch | None = None) -> np.ndarray:
     """Candidates (N, 5) found around the copies' weak boxes `weak_xywha` (search_copies): each in-between copy
-    around the weak boxes within `roll.between_reach_deg` of its angle, and each copy again around its own at
-    `roll.second_look_scale_factor` (search_around)."""
+    around the weak boxes within `roll.between_reach_deg` of its angle, and each copy again around its own, all at
+    `roll.second_look_scale_factor` when set (search_around)."""
     s = settings or detector.settings
     roll = roll or RollSearch()
     weak = np.asarray(weak_xywha, dtype=np.float64).reshape(-1, 5)
+    finer = roll if roll.second_look_scale_factor is None else replace(roll, scale_factor=roll.second_look_scale_factor)
     found = [np.zeros((0, 5))]
     for angle in roll.between_angles_deg:
         near = weak[np.abs(weak[:, 4] - angle) <= roll.between_reach_deg]
         if len(near):
-            found.append(search_around(detector, gray, angle, near, s, roll))
+            found.append(search_around(detector, gray, angle, near, s, finer))
     if roll.second_look_scale_factor is not None:
-        finer = replace(roll, scale_factor=roll.second_look_scale_factor)
         for angle in roll.angles_deg:
             own = weak[weak[:, 4] == angle]
             if len(own):

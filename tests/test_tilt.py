@@ -102,7 +102,7 @@ def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos, monkey
     calls = []
 
     def spy(detector, gray, angle, hints, settings, roll):
-        calls.append((angle, hints))
+        calls.append((angle, hints, roll.scale_factor))
         return search_around(detector, gray, angle, hints, settings, roll)
 
     monkeypatch.setattr(core.detector, "search_around", spy)
@@ -111,13 +111,19 @@ def test_in_between_copies_look_only_around_the_copies_weak_boxes(photos, monkey
     np.testing.assert_array_equal(found[np.isin(found[:, 4], [0, *roll.angles_deg])], base)  # it only adds
     assert np.isin(found[:, 4], roll.between_angles_deg).any()
     # each in-between copy is searched only around weak boxes of copies within 7.5 deg of it, and each copy a
-    # second time (at the finer scale step) only around its own
-    between = [(angle, hints) for angle, hints in calls if angle in roll.between_angles_deg]
-    second = [(angle, hints) for angle, hints in calls if angle in roll.angles_deg]
+    # second time only around its own, all at the finer scale step
+    between = [(angle, hints) for angle, hints, _ in calls if angle in roll.between_angles_deg]
+    second = [(angle, hints) for angle, hints, _ in calls if angle in roll.angles_deg]
     assert between and second and len(between) + len(second) == len(calls)
+    assert {step for *_, step in calls} == {roll.second_look_scale_factor}
     assert all(np.isin(hints[:, 4], roll.angles_deg).all() and (np.abs(hints[:, 4] - angle) <= roll.between_reach_deg).all()
                for angle, hints in between)
     assert all((hints[:, 4] == angle).all() for angle, hints in second)
+    # without the second look the in-between windows keep the copies' scale step
+    calls.clear()
+    detect_any_roll(detector, gray, roll=replace(roll, second_look_scale_factor=None))
+    assert calls and all(angle in roll.between_angles_deg for angle, *_ in calls)
+    assert {step for *_, step in calls} == {roll.scale_factor}
     # around a box on the face (the 30 deg copy's), the copy turned 22.5 deg finds the face; around one in a far
     # corner, nothing; around none, nothing
     face = base[base[:, 4] == 30.0][0]
