@@ -173,6 +173,11 @@ class RollSearch:
     #: the windows around a large face cost most of a copy each. False: around every weak box (as the webcam's
     #: detection process, which has no verifier, always searches)
     skip_found_faces: bool = True
+    #: with a verifier (FacePipeline.detect), an image on which all of the above finds no face has its in-between
+    #: copies searched whole as well, like the six copies: some faces the cascade misses at the copies' angles
+    #: leave no weak box near them, yet stand out on a copy turned half a step further. Images with a face found
+    #: cost nothing more.
+    whole_between_when_no_face: bool = True
     #: a box from a turned copy is a candidate only when no more than this share of its area lies outside the
     #: image: the copy's windows there see the turned canvas's repeated border, not the picture (the upright pass
     #: never looks outside the image)
@@ -217,12 +222,19 @@ def search_copies(detector: FaceDetector, gray: np.ndarray, settings: DetectorSe
     s = settings or detector.settings
     roll = roll or RollSearch()
     upright = replace(s, min_neighbors=max(1, s.min_neighbors - roll.upright_boost)) if roll.upright_boost else s
-    found = [_with_angle(detector.detect(gray, upright), 0.0)]
-    weak = [np.zeros((0, 5))]
-    for angle in roll.angles_deg:
+    found, weak = search_turned_copies(detector, gray, roll.angles_deg, s, roll)
+    return np.vstack([_with_angle(detector.detect(gray, upright), 0.0), found]), weak
+
+
+def search_turned_copies(detector: FaceDetector, gray: np.ndarray, angles_deg: tuple[float, ...],
+                         settings: DetectorSettings, roll: RollSearch) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates (N, 5) of whole copies turned by each of `angles_deg` (0 skipped: the upright pass's) at
+    the copies' sensitivity, and their weak boxes (M, 5: at min_neighbors 1)."""
+    found, weak = [np.zeros((0, 5))], [np.zeros((0, 5))]
+    for angle in angles_deg:
         if angle == 0:
             continue
-        copy, matrix, inner = turned_copy(gray, angle, s, roll)
+        copy, matrix, inner = turned_copy(gray, angle, settings, roll)
         by_sensitivity = detector.detect_at_sensitivities(copy, (inner.min_neighbors, 1), inner)
         found.append(_inside(boxes_from_copy(by_sensitivity[inner.min_neighbors], matrix, angle), gray, roll))
         weak.append(boxes_from_copy(by_sensitivity[1], matrix, angle))

@@ -28,6 +28,7 @@ from core.detector import (
     one_turned_box_per_face,
     search_between,
     search_copies,
+    search_turned_copies,
 )
 from core.geometry import CropTransform, crop_around_points, crop_from_box, moved_px, shift_onto_points
 from core.model import KeypointPredictor, ModelError
@@ -172,6 +173,13 @@ class FacePipeline:
         more = search_between(self.detector, gray, weak, settings, roll)
         if len(more):
             found, scores = np.vstack([found, more]), np.r_[scores, self.verifier.score_boxes(gray, more[:, :4], more[:, 4])]
+        if roll.whole_between_when_no_face and roll.between_angles_deg and \
+                not len(self.verify_any_roll(gray, found, scores).boxes_xywh):
+            whole, _ = search_turned_copies(self.detector, gray, roll.between_angles_deg,
+                                            settings or self.detector.settings, roll)
+            if len(whole):
+                found = np.vstack([found, whole])
+                scores = np.r_[scores, self.verifier.score_boxes(gray, whole[:, :4], whole[:, 4])]
         return found, scores
 
     @property

@@ -18,6 +18,7 @@ from core.detector import (
     outside_share,
     search_around,
     search_copies,
+    search_turned_copies,
     turned_box_iou,
     turned_copy,
 )
@@ -191,6 +192,34 @@ def test_a_turned_box_reaching_out_of_the_image_is_no_candidate(shared_data, pip
     anywhere = any_roll.detect(gray)
     outside = outside_share(np.hstack([anywhere.boxes_xywh, anywhere.angles_deg[:, None]]), gray.shape)
     assert len(anywhere.boxes_xywh) == 2 and outside.max() > 0.2
+
+
+def test_where_no_face_is_found_the_in_between_copies_are_searched_whole(shared_data, photos, pipelines,
+                                                                         monkeypatch):
+    """A validation person's frame turned -15 deg: neither the copies nor the windows around their weak boxes
+    find her face, the copy turned -22.5 deg does; a frame with a face found searches no more copies."""
+    import core.pipeline
+
+    _, any_roll = pipelines
+    gray, face_points = rotate_frame(*_frame_and_its_face(shared_data, "JK_Rowling_22.jpg"), -15.0)
+    found = any_roll.detect(gray)
+    assert (label_ious(found.boxes_xywh, face_points, found.angles_deg) >= 0.5).tolist() == [True]
+    assert found.angles_deg.tolist() == [-22.5]
+    monkeypatch.setattr(any_roll, "roll", replace(any_roll.roll, whole_between_when_no_face=False))
+    assert len(any_roll.detect(gray).boxes_xywh) == 0
+    monkeypatch.undo()
+    searched = []
+
+    def spy(detector, gray, angles_deg, settings, roll):
+        searched.append(angles_deg)
+        return search_turned_copies(detector, gray, angles_deg, settings, roll)
+
+    monkeypatch.setattr(core.pipeline, "search_turned_copies", spy)
+    any_roll.detect(gray)
+    assert searched == [any_roll.roll.between_angles_deg]
+    searched.clear()
+    assert len(any_roll.detect(load_image(photos / "james.jpg")).boxes_xywh) == 1
+    assert searched == []
 
 
 @pytest.fixture(scope="module")
