@@ -386,8 +386,9 @@ class LiveProcessor:
                 if process.alive:
                     if not turned or roll is None:
                         return _with_angles(self.pipeline.verify(gray, process.detect(gray, settings)))
-                    # no second look there: with no verifier in the process to leave the faces found out
-                    # (RollSearch.skip_found_faces), it would look around every weak box, on the frames' CPU
+                    # no second look there (the in-between windows keep the copies' scale step): with no verifier
+                    # in the process to leave the faces found out (RollSearch.skip_found_faces), it would look
+                    # around every weak box, on the frames' CPU
                     search = replace(roll, second_look_scale_factor=None)
                     candidates = process.detect(gray, settings, search)
                     return _with_angles(self.pipeline.verify_any_roll(gray, candidates))
