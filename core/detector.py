@@ -147,7 +147,8 @@ class RollSearch:
     copy_smallest_face: int = 26
     sensitivity_boost: int = 3
     #: copies half a step between (and beyond) `angles_deg`, searched only around the weakest boxes (min_neighbors
-    #: 1) of the copies within `between_reach_deg`: the cascade misses some faces on the copy at their angle and
+    #: 1) of the copies within `between_reach_deg` (whole where no face is found: `whole_between_when_no_face`):
+    #: the cascade misses some faces on the copy at their angle and
     #: finds them 7.5 deg off, and where it misses a face outright it usually leaves a weak box on it. None at
     #: +-7.5: in a replay on validation people those copies put boxes that hold no face on upright frames, and the
     #: verifier let them through.
@@ -176,7 +177,7 @@ class RollSearch:
     #: with a verifier (FacePipeline.detect), an image on which all of the above finds no face has its in-between
     #: copies searched whole as well, like the six copies: some faces the cascade misses at the copies' angles
     #: leave no weak box near them, yet stand out on a copy turned half a step further. Images with a face found
-    #: cost nothing more.
+    #: cost no more search.
     whole_between_when_no_face: bool = True
     #: a box from a turned copy is a candidate only when no more than this share of its area lies outside the
     #: image: the copy's windows there see the turned canvas's repeated border, not the picture (the upright pass
@@ -205,7 +206,9 @@ def detect_any_roll(detector: FaceDetector, gray: np.ndarray, settings: Detector
     `gray`'s pixels: search_copies's candidates, then search_between's around every one of the copies' weak boxes.
     One face usually comes back from two neighbouring angles: the caller scores every candidate (the verifier, on
     its de-rotated crop) and keeps one per face (one_turned_box_per_face). FacePipeline.detect searches between
-    only where the first candidates hold no face yet (RollSearch.skip_found_faces)."""
+    only where the first candidates hold no face yet (RollSearch.skip_found_faces), and searches the in-between
+    copies whole where it finds no face at all (RollSearch.whole_between_when_no_face); this search never does
+    (no verdict here: the webcam's detection process)."""
     roll = roll or RollSearch()
     found, weak = search_copies(detector, gray, settings, roll)
     return np.vstack([found, search_between(detector, gray, weak, settings, roll)])
@@ -227,14 +230,17 @@ def search_copies(detector: FaceDetector, gray: np.ndarray, settings: DetectorSe
 
 
 def search_turned_copies(detector: FaceDetector, gray: np.ndarray, angles_deg: tuple[float, ...],
-                         settings: DetectorSettings, roll: RollSearch) -> tuple[np.ndarray, np.ndarray]:
+                         settings: DetectorSettings | None = None, roll: RollSearch | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """The candidates (N, 5) of whole copies turned by each of `angles_deg` (0 skipped: the upright pass's) at
     the copies' sensitivity, and their weak boxes (M, 5: at min_neighbors 1)."""
+    s = settings or detector.settings
+    roll = roll or RollSearch()
     found, weak = [np.zeros((0, 5))], [np.zeros((0, 5))]
     for angle in angles_deg:
         if angle == 0:
             continue
-        copy, matrix, inner = turned_copy(gray, angle, settings, roll)
+        copy, matrix, inner = turned_copy(gray, angle, s, roll)
         by_sensitivity = detector.detect_at_sensitivities(copy, (inner.min_neighbors, 1), inner)
         found.append(_inside(boxes_from_copy(by_sensitivity[inner.min_neighbors], matrix, angle), gray, roll))
         weak.append(boxes_from_copy(by_sensitivity[1], matrix, angle))

@@ -153,33 +153,41 @@ class FacePipeline:
 
     def candidates_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None = None) -> np.ndarray:
         """`detect`'s candidates (N, 5: x, y, w, h, angle_deg): core.detector.detect_any_roll's, less the windows
-        around the copies' weak boxes on faces the verifier already accepts (RollSearch.skip_found_faces)."""
+        around the copies' weak boxes on faces the verifier already accepts (RollSearch.skip_found_faces), plus
+        the whole in-between copies' where it accepts none (RollSearch.whole_between_when_no_face)."""
         return self._search_any_roll(gray, settings)[0]
 
     def _search_any_roll(self, gray: np.ndarray, settings: DetectorSettings | None
                          ) -> tuple[np.ndarray, np.ndarray | None]:
         """The candidates and the verifier's scores of them (None without a verifier): a first verdict on the
-        upright pass's and the copies' candidates says which weak boxes lie on a face already; the final verdict
-        reuses its scores and its flip-check readings (read_both_ways)."""
+        upright pass's and the copies' candidates says which weak boxes lie on a face already, a second one on
+        everything found so far whether the in-between copies are searched whole; each verdict reuses the scores
+        and the flip-check readings (read_both_ways) of the one before."""
         roll = self.roll or RollSearch()
         found, weak = search_copies(self.detector, gray, settings, roll)
         if self.verifier is None:
             return np.vstack([found, search_between(self.detector, gray, weak, settings, roll)]), None
-        scores = self.verifier.score_boxes(gray, found[:, :4], found[:, 4]) if len(found) else np.zeros(0)
+        verifier = self.verifier
+
+        def scored(candidates: np.ndarray, scores: np.ndarray, more: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if not len(more):
+                return candidates, scores
+            return np.vstack([candidates, more]), np.r_[scores, verifier.score_boxes(gray, more[:, :4], more[:, 4])]
+
+        found, scores = scored(np.zeros((0, 5)), np.zeros(0), found)
+        verdict = None
         looks_between = bool(roll.between_angles_deg) or roll.second_look_scale_factor is not None
         if roll.skip_found_faces and looks_between and len(weak):
-            first = self.verify_any_roll(gray, found, scores)
-            weak = weak[~centres_inside(weak, np.hstack([first.boxes_xywh, first.angles_deg[:, None]]))]
+            verdict = self.verify_any_roll(gray, found, scores)
+            weak = weak[~centres_inside(weak, np.hstack([verdict.boxes_xywh, verdict.angles_deg[:, None]]))]
         more = search_between(self.detector, gray, weak, settings, roll)
-        if len(more):
-            found, scores = np.vstack([found, more]), np.r_[scores, self.verifier.score_boxes(gray, more[:, :4], more[:, 4])]
-        if roll.whole_between_when_no_face and roll.between_angles_deg and \
-                not len(self.verify_any_roll(gray, found, scores).boxes_xywh):
-            whole, _ = search_turned_copies(self.detector, gray, roll.between_angles_deg,
-                                            settings or self.detector.settings, roll)
-            if len(whole):
-                found = np.vstack([found, whole])
-                scores = np.r_[scores, self.verifier.score_boxes(gray, whole[:, :4], whole[:, 4])]
+        found, scores = scored(found, scores, more)
+        if roll.whole_between_when_no_face and roll.between_angles_deg:
+            if verdict is None or len(more):
+                verdict = self.verify_any_roll(gray, found, scores)
+            if not len(verdict.boxes_xywh):
+                whole, _ = search_turned_copies(self.detector, gray, roll.between_angles_deg, settings, roll)
+                found, scores = scored(found, scores, whole)
         return found, scores
 
     @property
