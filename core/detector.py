@@ -148,10 +148,9 @@ class RollSearch:
     sensitivity_boost: int = 3
     #: copies half a step between (and beyond) `angles_deg`, searched only around the weakest boxes (min_neighbors
     #: 1) of the copies within `between_reach_deg` (whole where no face is found: `whole_between_when_no_face`):
-    #: the cascade misses some faces on the copy at their angle and
-    #: finds them 7.5 deg off, and where it misses a face outright it usually leaves a weak box on it. None at
-    #: +-7.5: in a replay on validation people those copies put boxes that hold no face on upright frames, and the
-    #: verifier let them through.
+    #: the cascade misses some faces on the copy at their angle and finds them 7.5 deg off, and where it misses a
+    #: face outright it usually leaves a weak box on it. None at +-7.5: in a replay on validation people those
+    #: copies put boxes that hold no face on upright frames, and the verifier let them through.
     between_angles_deg: tuple[float, ...] = (-52.5, -37.5, -22.5, 22.5, 37.5, 52.5)
     between_reach_deg: float = 7.5
     #: an in-between copy is searched in a window this many box sides around each weak box's centre (overlapping
