@@ -162,7 +162,7 @@ class FacePipeline:
         """The candidates and the verifier's scores of them (None without a verifier): a first verdict on the
         upright pass's and the copies' candidates says which weak boxes lie on a face already, a second one on
         everything found so far whether the in-between copies are searched whole; each verdict reuses the scores
-        and the flip-check readings (read_both_ways) of the one before."""
+        and the flip-check readings (read_both_ways) of the one before, so a verdict again costs little."""
         roll = self.roll or RollSearch()
         found, weak = search_copies(self.detector, gray, settings, roll)
         if self.verifier is None:
@@ -175,19 +175,15 @@ class FacePipeline:
             return np.vstack([candidates, more]), np.r_[scores, verifier.score_boxes(gray, more[:, :4], more[:, 4])]
 
         found, scores = scored(np.zeros((0, 5)), np.zeros(0), found)
-        verdict = None
         looks_between = bool(roll.between_angles_deg) or roll.second_look_scale_factor is not None
         if roll.skip_found_faces and looks_between and len(weak):
-            verdict = self.verify_any_roll(gray, found, scores)
-            weak = weak[~centres_inside(weak, np.hstack([verdict.boxes_xywh, verdict.angles_deg[:, None]]))]
-        more = search_between(self.detector, gray, weak, settings, roll)
-        found, scores = scored(found, scores, more)
-        if roll.whole_between_when_no_face and roll.between_angles_deg:
-            if verdict is None or len(more):
-                verdict = self.verify_any_roll(gray, found, scores)
-            if not len(verdict.boxes_xywh):
-                whole, _ = search_turned_copies(self.detector, gray, roll.between_angles_deg, settings, roll)
-                found, scores = scored(found, scores, whole)
+            first = self.verify_any_roll(gray, found, scores)
+            weak = weak[~centres_inside(weak, np.hstack([first.boxes_xywh, first.angles_deg[:, None]]))]
+        found, scores = scored(found, scores, search_between(self.detector, gray, weak, settings, roll))
+        if roll.whole_between_when_no_face and roll.between_angles_deg and \
+                not len(self.verify_any_roll(gray, found, scores).boxes_xywh):
+            whole, _ = search_turned_copies(self.detector, gray, roll.between_angles_deg, settings, roll)
+            found, scores = scored(found, scores, whole)
         return found, scores
 
     @property
